@@ -1,0 +1,1 @@
+//! benchfarm-engine (placeholder, being written).

@@ -1,0 +1,1 @@
+//! benchfarm-modelfile (placeholder, being written).

@@ -1,0 +1,1 @@
+//! benchfarm-report (placeholder, being written).

@@ -1,0 +1,1 @@
+//! benchfarm-suite (placeholder, being written).

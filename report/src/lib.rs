@@ -1,1 +1,28 @@
-//! benchfarm-report (placeholder, being written).
+//! benchfarm-report: pure aggregation and rendering of benchmark runs.
+//!
+//! A run is models × a suite of tasks × repetitions; every job is graded pass / partial / fail
+//! (score 1 / ½ / 0). [`aggregate`] turns the run's description ([`RunInfo`]) and its graded
+//! jobs ([`Outcome`]s) into a [`Report`] — counts, scores with a 95 % cluster-bootstrap interval,
+//! timing summaries, per-task, per-category and per-hardware breakdowns — and [`render`] prints a
+//! report as a terminal table, Markdown, CSV, JSON or raw JSONL.
+//!
+//! Everything here is a pure function of its arguments: no I/O, no clock, no threads, and the
+//! only randomness (the bootstrap) is seeded from the run id, so the same inputs give the same
+//! bytes. No input makes these functions panic: empty runs, NaN timings and zero durations all
+//! have a defined output (documented where they are handled).
+
+mod aggregate;
+pub mod bootstrap;
+mod format;
+mod outcome;
+mod render;
+mod report;
+pub mod stats;
+
+pub use aggregate::aggregate;
+pub use format::{Format, UnknownFormat};
+pub use outcome::{FailedJob, ModelInfo, Outcome, RunInfo, TaskInfo, Verdict};
+pub use render::render;
+pub use report::{
+    CategoryReport, CiMethod, HardwareReport, ModelReport, Report, SuiteRef, TaskReport, Timing,
+};

@@ -1,0 +1,304 @@
+//! `aggregate`: turns a run's description and its graded outcomes into a [`Report`].
+//!
+//! Ordering is part of the output and is fully determined by the inputs: models in plan order,
+//! tasks in suite order, then anything the plan or suite did not mention (in first-seen order
+//! over outcomes, then failed jobs) so that no data is silently dropped. Duplicate plan or suite
+//! entries keep their first occurrence. Duplicate outcomes (same model/task/repetition) are
+//! counted as given; deduplication is the coordinator's job, which knows which one is right.
+//!
+//! Timing hygiene: a timing that is NaN, infinite or negative is treated as "not measured" and
+//! skipped (see `stats::valid_ms`); throughputs only use jobs with a positive duration for that
+//! phase, so a zero-duration job neither divides by zero nor inflates the rate with its tokens.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use crate::bootstrap::{self, Cluster};
+use crate::outcome::{Outcome, RunInfo};
+use crate::report::{
+    CategoryReport, CiMethod, HardwareReport, ModelReport, Report, SuiteRef, TaskReport, Timing,
+};
+use crate::stats::{self, Counts};
+
+/// Aggregates `outcomes` of the run described by `info`. Total: any input gives a report.
+pub fn aggregate(info: &RunInfo, outcomes: &[Outcome]) -> Report {
+    let models = ordered(
+        info.models.iter().map(|m| m.name.as_str()),
+        outcomes.iter().map(|o| o.model.as_str()),
+        info.failed_jobs.iter().map(|f| f.model.as_str()),
+    );
+    let tasks = ordered(
+        info.tasks.iter().map(|t| t.id.as_str()),
+        outcomes.iter().map(|o| o.task_id.as_str()),
+        info.failed_jobs.iter().map(|f| f.task_id.as_str()),
+    );
+    let category_of: HashMap<&str, &str> = info
+        .tasks
+        .iter()
+        .rev() // so that the first of duplicate ids wins
+        .map(|t| (t.id.as_str(), t.category.as_str()))
+        .collect();
+    let task_list: Vec<(&str, &str)> = tasks
+        .iter()
+        .map(|id| (*id, category_of.get(id).copied().unwrap_or("")))
+        .collect();
+
+    let mut by_model: HashMap<&str, Vec<&Outcome>> = HashMap::new();
+    for o in outcomes {
+        by_model.entry(o.model.as_str()).or_default().push(o);
+    }
+
+    let model_reports: Vec<ModelReport> = models
+        .iter()
+        .map(|name| {
+            let outs = by_model.get(name).map(Vec::as_slice).unwrap_or(&[]);
+            model_report(info, name, outs, &task_list)
+        })
+        .collect();
+
+    let hardware = hardware_reports(&models, outcomes);
+    let jobs_graded = outcomes.len() as u64;
+    let jobs_failed = info.failed_jobs.len() as u64;
+
+    Report {
+        run: info.run_id.clone(),
+        suite: SuiteRef {
+            name: info.suite_name.clone(),
+            version: info.suite_version.clone(),
+        },
+        repetitions: info.repetitions,
+        state: info.state.clone(),
+        jobs_total: info.jobs_total,
+        jobs_done: jobs_graded.saturating_add(jobs_failed),
+        jobs_graded,
+        jobs_failed,
+        ci: CiMethod {
+            method: "cluster-bootstrap-tasks".to_string(),
+            resamples: bootstrap::RESAMPLES as u64,
+            confidence: bootstrap::CONFIDENCE,
+        },
+        models: model_reports,
+        hardware,
+        failed_jobs: info.failed_jobs.clone(),
+    }
+}
+
+/// The declared names first, then names only seen in the two other streams, each kept once.
+fn ordered<'a>(
+    declared: impl Iterator<Item = &'a str>,
+    seen: impl Iterator<Item = &'a str>,
+    also_seen: impl Iterator<Item = &'a str>,
+) -> Vec<&'a str> {
+    let mut known = std::collections::HashSet::new();
+    declared
+        .chain(seen)
+        .chain(also_seen)
+        .filter(|name| known.insert(*name))
+        .collect()
+}
+
+fn model_report(
+    info: &RunInfo,
+    name: &str,
+    outs: &[&Outcome],
+    task_list: &[(&str, &str)],
+) -> ModelReport {
+    let plan = info.models.iter().find(|m| m.name == name);
+    let counts = count(outs);
+
+    let mut by_task: HashMap<&str, Vec<&Outcome>> = HashMap::new();
+    for o in outs {
+        by_task.entry(o.task_id.as_str()).or_default().push(o);
+    }
+    let mut errors_by_task: HashMap<&str, u64> = HashMap::new();
+    for f in info.failed_jobs.iter().filter(|f| f.model == name) {
+        *errors_by_task.entry(f.task_id.as_str()).or_default() += 1;
+    }
+
+    let tasks: Vec<TaskReport> = task_list
+        .iter()
+        .map(|(id, category)| {
+            let touts = by_task.get(id).map(Vec::as_slice).unwrap_or(&[]);
+            let c = count(touts);
+            let job_scores: Vec<f64> = touts.iter().map(|o| o.verdict.score()).collect();
+            TaskReport {
+                id: (*id).to_string(),
+                category: (*category).to_string(),
+                n: c.n(),
+                pass: c.pass,
+                partial: c.partial,
+                fail: c.fail,
+                score: c.score(),
+                score_stddev: stats::sample_stddev(&job_scores),
+                errors: errors_by_task.get(id).copied().unwrap_or(0),
+                timing: timing(touts),
+            }
+        })
+        .collect();
+
+    let clusters: Vec<Cluster> = tasks
+        .iter()
+        .map(|t| Cluster {
+            half_points: 2 * t.pass + t.partial,
+            jobs: t.n,
+        })
+        .collect();
+    let seed = bootstrap::seed_for(&info.run_id, name);
+
+    // Per-repetition suite scores: how much the headline number moves between repeats.
+    let mut by_rep: BTreeMap<u32, Counts> = BTreeMap::new();
+    for o in outs {
+        by_rep.entry(o.repetition).or_default().add(o.verdict);
+    }
+    let rep_scores: Vec<f64> = by_rep.values().map(Counts::score).collect();
+
+    ModelReport {
+        name: name.to_string(),
+        size_bytes: plan.map_or(0, |m| m.size_bytes),
+        kind: plan.map(|m| m.kind.clone()).unwrap_or_default(),
+        sha256: plan.map(|m| m.sha256.clone()).unwrap_or_default(),
+        n: counts.n(),
+        pass: counts.pass,
+        partial: counts.partial,
+        fail: counts.fail,
+        score: counts.score(),
+        score_ci95: bootstrap::ci95(&clusters, seed),
+        score_stddev: stats::sample_stddev(&rep_scores),
+        errors: errors_by_task.values().sum(),
+        timing: timing(outs),
+        workers: distinct_workers(outs),
+        threads: distinct_threads(outs),
+        categories: categories(&tasks),
+        tasks,
+    }
+}
+
+fn count(outs: &[&Outcome]) -> Counts {
+    let mut c = Counts::default();
+    for o in outs {
+        c.add(o.verdict);
+    }
+    c
+}
+
+fn categories(tasks: &[TaskReport]) -> Vec<CategoryReport> {
+    let mut out: Vec<CategoryReport> = Vec::new();
+    for t in tasks {
+        let idx = match out.iter().position(|c| c.category == t.category) {
+            Some(i) => i,
+            None => {
+                out.push(CategoryReport {
+                    category: t.category.clone(),
+                    tasks: 0,
+                    n: 0,
+                    pass: 0,
+                    partial: 0,
+                    fail: 0,
+                    score: 0.0,
+                });
+                out.len() - 1
+            }
+        };
+        if let Some(c) = out.get_mut(idx) {
+            c.tasks += 1;
+            c.n += t.n;
+            c.pass += t.pass;
+            c.partial += t.partial;
+            c.fail += t.fail;
+        }
+    }
+    for c in &mut out {
+        c.score = Counts {
+            pass: c.pass,
+            partial: c.partial,
+            fail: c.fail,
+        }
+        .score();
+    }
+    out
+}
+
+fn hardware_reports(models: &[&str], outcomes: &[Outcome]) -> Vec<HardwareReport> {
+    let mut by_class: BTreeMap<&str, HashMap<&str, Vec<&Outcome>>> = BTreeMap::new();
+    for o in outcomes {
+        by_class
+            .entry(o.hardware_class.as_str())
+            .or_default()
+            .entry(o.model.as_str())
+            .or_default()
+            .push(o);
+    }
+    let mut out = Vec::new();
+    for (class, per_model) in &by_class {
+        for model in models {
+            let Some(outs) = per_model.get(model) else {
+                continue;
+            };
+            let c = count(outs);
+            out.push(HardwareReport {
+                class: (*class).to_string(),
+                model: (*model).to_string(),
+                n: c.n(),
+                pass: c.pass,
+                partial: c.partial,
+                fail: c.fail,
+                score: c.score(),
+                timing: timing(outs),
+                workers: distinct_workers(outs),
+                threads: distinct_threads(outs),
+            });
+        }
+    }
+    out
+}
+
+fn distinct_workers(outs: &[&Outcome]) -> Vec<String> {
+    let set: BTreeSet<&str> = outs.iter().map(|o| o.worker_name.as_str()).collect();
+    set.into_iter().map(str::to_string).collect()
+}
+
+fn distinct_threads(outs: &[&Outcome]) -> Vec<u32> {
+    let set: BTreeSet<u32> = outs.iter().map(|o| o.threads).collect();
+    set.into_iter().collect()
+}
+
+/// Timing summary of a slice of outcomes (see the module docs for what is skipped and why).
+pub fn timing(outs: &[&Outcome]) -> Timing {
+    let wall_s: Vec<f64> = outs
+        .iter()
+        .map(|o| o.wall_ms)
+        .filter(|&ms| stats::valid_ms(ms))
+        .map(|ms| ms / 1000.0)
+        .collect();
+    let ttft: Vec<f64> = outs
+        .iter()
+        .map(|o| o.ttft_ms)
+        .filter(|&ms| stats::valid_ms(ms))
+        .collect();
+    let cold: Vec<&&Outcome> = outs.iter().filter(|o| o.cold).collect();
+    let load: Vec<f64> = cold
+        .iter()
+        .map(|o| o.load_ms)
+        .filter(|&ms| stats::valid_ms(ms))
+        .collect();
+
+    Timing {
+        mean_seconds: stats::mean(&wall_s),
+        median_seconds: stats::quantile(&wall_s, 0.5),
+        p90_seconds: stats::quantile(&wall_s, 0.9),
+        gen_tokens_per_second: throughput(outs.iter().map(|o| (o.gen_tokens, o.gen_ms))),
+        prompt_tokens_per_second: throughput(outs.iter().map(|o| (o.prompt_tokens, o.prompt_ms))),
+        mean_ttft_ms: stats::mean(&ttft),
+        cold_loads: cold.len() as u64,
+        mean_load_ms: stats::mean(&load),
+    }
+}
+
+/// Σ tokens / Σ seconds over the jobs whose duration is finite and positive.
+fn throughput(samples: impl Iterator<Item = (u32, f64)>) -> Option<f64> {
+    let (tokens, ms) = samples
+        .filter(|&(_, ms)| ms.is_finite() && ms > 0.0)
+        .fold((0u64, 0.0f64), |(t, m), (tok, ms)| {
+            (t.saturating_add(u64::from(tok)), m + ms)
+        });
+    stats::rate(tokens, ms)
+}

@@ -1,0 +1,97 @@
+//! Output formats and their command-line names.
+//!
+//! The names are what a user types after `--format`, so parsing is case-insensitive and accepts
+//! the obvious long spelling `markdown` besides `md`; `Display` gives back the canonical name.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// A rendering of a report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// Aligned pipe table with a one-line footer, for terminals.
+    Table,
+    /// A full write-up: summary, per-task matrix, per-category, per-hardware, failed jobs.
+    Markdown,
+    /// One row per model × task.
+    Csv,
+    /// The `Report` itself, pretty-printed.
+    Json,
+    /// One line per outcome, every field.
+    Jsonl,
+}
+
+impl Format {
+    /// Every format, in the order help texts list them.
+    pub const ALL: [Format; 5] = [
+        Format::Table,
+        Format::Markdown,
+        Format::Csv,
+        Format::Json,
+        Format::Jsonl,
+    ];
+
+    /// The canonical name, as accepted by `FromStr`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Table => "table",
+            Format::Markdown => "md",
+            Format::Csv => "csv",
+            Format::Json => "json",
+            Format::Jsonl => "jsonl",
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A format name that is not one of [`Format::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown report format {0:?} (expected one of: table, md, csv, json, jsonl)")]
+pub struct UnknownFormat(pub String);
+
+impl FromStr for Format {
+    type Err = UnknownFormat;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "table" => Ok(Format::Table),
+            "md" | "markdown" => Ok(Format::Markdown),
+            "csv" => Ok(Format::Csv),
+            "json" => Ok(Format::Json),
+            "jsonl" => Ok(Format::Jsonl),
+            _ => Err(UnknownFormat(s.to_string())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for f in Format::ALL {
+            assert_eq!(f.to_string().parse::<Format>(), Ok(f));
+        }
+    }
+
+    #[test]
+    fn parses_aliases_and_case() {
+        assert_eq!("md".parse::<Format>(), Ok(Format::Markdown));
+        assert_eq!("Markdown".parse::<Format>(), Ok(Format::Markdown));
+        assert_eq!(" JSONL ".parse::<Format>(), Ok(Format::Jsonl));
+    }
+
+    #[test]
+    fn rejects_unknown() {
+        let err = "xml".parse::<Format>().unwrap_err();
+        assert_eq!(err, UnknownFormat("xml".to_string()));
+        assert!(err.to_string().contains("table, md, csv, json, jsonl"));
+        assert!("".parse::<Format>().is_err());
+    }
+}

@@ -1,0 +1,80 @@
+//! The `csv` format: one row per model × task, for spreadsheets and scripts.
+//!
+//! RFC 4180 quoting, written by hand because it is ten lines and a `csv` dependency would be
+//! larger than this renderer: a field containing a comma, a double quote, CR or LF is wrapped in
+//! double quotes with inner quotes doubled. Records end with "\n" (every CSV reader accepts it).
+//! Values that do not exist — the score of a cell with no graded job, a timing never measured —
+//! are empty fields rather than 0, so averaging a column does not count missing data as failure.
+//! Numbers are written with Rust's shortest round-trip formatting (full precision).
+
+use crate::report::Report;
+
+const HEADER: &str =
+    "model,task,category,n,pass,partial,fail,score,mean_seconds,gen_tokens_per_second\n";
+
+pub(crate) fn render(report: &Report) -> String {
+    let mut out = String::from(HEADER);
+    for m in &report.models {
+        for t in &m.tasks {
+            let fields = [
+                quote(&m.name),
+                quote(&t.id),
+                quote(&t.category),
+                t.n.to_string(),
+                t.pass.to_string(),
+                t.partial.to_string(),
+                t.fail.to_string(),
+                if t.n == 0 {
+                    String::new()
+                } else {
+                    number(Some(t.score))
+                },
+                number(t.timing.mean_seconds),
+                number(t.timing.gen_tokens_per_second),
+            ];
+            out.push_str(&fields.join(","));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Quotes a field when (and only when) it needs it.
+pub(crate) fn quote(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// A finite number, or an empty field.
+fn number(x: Option<f64>) -> String {
+    match x {
+        Some(x) if x.is_finite() => x.to_string(),
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(quote("plain"), "plain");
+        assert_eq!(quote("a,b"), "\"a,b\"");
+        assert_eq!(quote("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(quote("two\nlines"), "\"two\nlines\"");
+        assert_eq!(quote("cr\r"), "\"cr\r\"");
+        assert_eq!(quote(""), "");
+    }
+
+    #[test]
+    fn numbers() {
+        assert_eq!(number(Some(0.5)), "0.5");
+        assert_eq!(number(Some(2.0)), "2");
+        assert_eq!(number(None), "");
+        assert_eq!(number(Some(f64::NAN)), "");
+    }
+}

@@ -1,0 +1,144 @@
+//! Output types: the aggregated report, whose JSON form is a contract read by other tools.
+//!
+//! The contract fields (`run`, `suite`, `repetitions`, `models[].{name,size_bytes,n,pass,partial,
+//! fail,score,score_ci95,mean_seconds,tasks[]}`) keep their names and meaning; everything else is
+//! additive. Conventions shared by every number here:
+//! - `score` is (pass + ½·partial) / n in 0..=1, and 0 when n is 0 (renderers then show "—");
+//! - timing fields are `null` (`None`) when no valid sample exists, never NaN or a made-up 0;
+//! - throughputs are Σtokens / Σseconds over jobs with a measured positive duration, i.e. a
+//!   token-weighted rate, not a mean of per-job rates (which would over-weight short answers).
+
+use serde::{Deserialize, Serialize};
+
+use crate::outcome::FailedJob;
+
+/// The whole run, aggregated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub run: String,
+    pub suite: SuiteRef,
+    pub repetitions: u32,
+    pub state: String,
+    pub jobs_total: u64,
+    /// Jobs that have ended, graded or failed: `jobs_graded + jobs_failed`.
+    pub jobs_done: u64,
+    /// Jobs with a verdict (the outcomes given to `aggregate`).
+    pub jobs_graded: u64,
+    /// Jobs that ended without an answer.
+    pub jobs_failed: u64,
+    /// How `score_ci95` was computed, so readers need not guess.
+    pub ci: CiMethod,
+    /// Plan order first, then models only seen in outcomes or failed jobs (first-seen order).
+    pub models: Vec<ModelReport>,
+    /// One row per (hardware class, model) that has outcomes; classes sorted by name, models in
+    /// the order of `models`.
+    pub hardware: Vec<HardwareReport>,
+    pub failed_jobs: Vec<FailedJob>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SuiteRef {
+    pub name: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CiMethod {
+    /// `"cluster-bootstrap-tasks"`.
+    pub method: String,
+    pub resamples: u64,
+    pub confidence: f64,
+}
+
+/// Timing summaries, flattened into the model, task and hardware objects.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timing {
+    /// Mean wall-clock seconds per job.
+    pub mean_seconds: Option<f64>,
+    pub median_seconds: Option<f64>,
+    pub p90_seconds: Option<f64>,
+    /// Σ gen_tokens / Σ gen seconds.
+    pub gen_tokens_per_second: Option<f64>,
+    /// Σ prompt_tokens / Σ prompt seconds.
+    pub prompt_tokens_per_second: Option<f64>,
+    pub mean_ttft_ms: Option<f64>,
+    /// Jobs that had to load the model first.
+    pub cold_loads: u64,
+    /// Mean load time over cold jobs.
+    pub mean_load_ms: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelReport {
+    pub name: String,
+    pub size_bytes: u64,
+    /// `"gguf"`, `"scripted"`, or `""` for a model not in the plan.
+    pub kind: String,
+    pub sha256: String,
+    pub n: u64,
+    pub pass: u64,
+    pub partial: u64,
+    pub fail: u64,
+    pub score: f64,
+    pub score_ci95: [f64; 2],
+    /// Sample standard deviation, across repetitions, of the model's per-repetition suite score.
+    pub score_stddev: f64,
+    /// Failed jobs (no answer) of this model.
+    pub errors: u64,
+    #[serde(flatten)]
+    pub timing: Timing,
+    /// Distinct worker names, sorted.
+    pub workers: Vec<String>,
+    /// Distinct thread counts, ascending.
+    pub threads: Vec<u32>,
+    /// Suite order, then tasks only seen in outcomes; every suite task appears (n may be 0).
+    pub tasks: Vec<TaskReport>,
+    /// Categories in order of first appearance in `tasks`.
+    pub categories: Vec<CategoryReport>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskReport {
+    pub id: String,
+    /// `""` for a task not in the suite.
+    pub category: String,
+    pub n: u64,
+    pub pass: u64,
+    pub partial: u64,
+    pub fail: u64,
+    pub score: f64,
+    /// Sample standard deviation of the job scores (1, ½, 0) across repetitions.
+    pub score_stddev: f64,
+    pub errors: u64,
+    #[serde(flatten)]
+    pub timing: Timing,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CategoryReport {
+    pub category: String,
+    /// Tasks of this category in the suite (or seen in outcomes).
+    pub tasks: u64,
+    pub n: u64,
+    pub pass: u64,
+    pub partial: u64,
+    pub fail: u64,
+    pub score: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HardwareReport {
+    pub class: String,
+    pub model: String,
+    pub n: u64,
+    pub pass: u64,
+    pub partial: u64,
+    pub fail: u64,
+    pub score: f64,
+    #[serde(flatten)]
+    pub timing: Timing,
+    /// Distinct worker names, sorted.
+    pub workers: Vec<String>,
+    /// Distinct thread counts, ascending.
+    pub threads: Vec<u32>,
+}

@@ -1,0 +1,222 @@
+//! Renderers on the shared fixture: exact output where a human checked it, structure elsewhere.
+
+mod common;
+
+use benchfarm_report::{Format, Outcome, Report, RunInfo, Verdict, aggregate, render};
+use common::{info, outcome, outcomes};
+
+fn fixture() -> (Report, Vec<Outcome>) {
+    let outs = outcomes();
+    (aggregate(&info(), &outs), outs)
+}
+
+#[test]
+fn table_exact() {
+    // beta 17/18 = 94.4%, CI [5/6, 1] → ±(1 − 5/6)/2 = ±8.3 points, 1 s/job, 100 tok / 0.5 s;
+    // alpha 50.0%, CI [0, 1] → ±50.0, mean wall 5 s; script has no graded job → "—" and goes last.
+    // Footer: 18 graded + 2 failed = 20 of 27 jobs.
+    let (r, o) = fixture();
+    let expected = "\
+| Model  |     Size | Score |  ±95% |   Time | tg tok/s | Workers    |
+| ------ | -------: | ----: | ----: | -----: | -------: | ---------- |
+| beta   |   1.8 GB | 94.4% |  ±8.3 | 1.00 s |    200.0 | 2 (w2, w3) |
+| alpha  |    98 MB | 50.0% | ±50.0 | 5.00 s |    200.0 | 1 (w1)     |
+| script | scripted |     — |     — |      — |        — | —          |
+run r1 · suite smoke v1.0 · 3 reps · 20/27 jobs · 2 failed
+";
+    assert_eq!(render(&r, &o, Format::Table), expected);
+}
+
+#[test]
+fn table_ties_keep_plan_order_and_footer_shows_unfinished_state() {
+    let mut i = info();
+    i.state = "running".into();
+    i.repetitions = 1;
+    // alpha and beta both 1/1: tie, so plan order (alpha first) decides
+    let outs = [
+        outcome("alpha", "t1", 0, Verdict::Pass),
+        outcome("beta", "t1", 0, Verdict::Pass),
+    ];
+    let text = render(&aggregate(&i, &outs), &outs, Format::Table);
+    let rows: Vec<&str> = text.lines().skip(2).collect();
+    assert!(rows[0].starts_with("| alpha "), "{text}");
+    assert!(rows[1].starts_with("| beta "), "{text}");
+    assert!(rows[2].starts_with("| script "), "{text}");
+    assert!(
+        text.ends_with("· 1 rep · 4/27 jobs · 2 failed · running\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn table_many_workers_shows_count_only() {
+    let outs: Vec<Outcome> = (0..4)
+        .map(|k| {
+            let mut o = outcome("alpha", "t1", k, Verdict::Pass);
+            o.worker_name = format!("w{k}");
+            o
+        })
+        .collect();
+    let text = render(&aggregate(&info(), &outs), &outs, Format::Table);
+    let alpha = text.lines().nth(2).unwrap();
+    // the Workers column is 7 wide ("Workers"), so the cell is "4" padded to 7
+    assert!(alpha.ends_with("| 4       |"), "{alpha}");
+    assert!(!alpha.contains("w0"), "{alpha}");
+}
+
+#[test]
+fn markdown_sections() {
+    let (r, o) = fixture();
+    let md = render(&r, &o, Format::Markdown);
+    assert!(md.starts_with("# benchfarm run r1\n"));
+    for section in [
+        "## Summary",
+        "## Per task",
+        "## Per category",
+        "## Per hardware",
+        "## Failed jobs",
+    ] {
+        assert!(md.contains(section), "missing {section}\n{md}");
+    }
+    assert!(
+        md.contains("| t2   | edit     | 1/3 · 1 partial | 3/3 ✓           | — · 1 err |"),
+        "{md}"
+    );
+    // edit for beta: 6/6 = 100.0%; fix for beta 2.5/3 = 83.3%
+    assert!(
+        md.contains("| edit     |     2 | 75.0% | 100.0% |      — |"),
+        "{md}"
+    );
+    assert!(md.contains("| gpu-h100 | beta  |    3 |  83.3% |"), "{md}");
+    // the reason's line break is flattened so the list item stays one item
+    assert!(
+        md.contains("- `script` · `t1` · rep 0: worker crashed segfault\n"),
+        "{md}"
+    );
+}
+
+#[test]
+fn markdown_empty_run() {
+    let md = render(&aggregate(&RunInfo::default(), &[]), &[], Format::Markdown);
+    assert!(md.contains("No models."));
+    assert!(md.contains("No graded jobs yet."));
+    assert!(md.contains("## Failed jobs\n\nNone.\n"));
+}
+
+#[test]
+fn csv_exact() {
+    // alpha's walls are 1..9 s in task order, so t1 = mean(1,2,3) = 2, t2 = 5, t3 = 8;
+    // beta t3 = 2.5/3 = 0.8333…; script has no graded job, so its score and timings are empty.
+    let (r, o) = fixture();
+    let expected = "\
+model,task,category,n,pass,partial,fail,score,mean_seconds,gen_tokens_per_second
+alpha,t1,edit,3,3,0,0,1,2,200
+alpha,t2,edit,3,1,1,1,0.5,5,200
+alpha,t3,fix,3,0,0,3,0,8,200
+beta,t1,edit,3,3,0,0,1,1,200
+beta,t2,edit,3,3,0,0,1,1,200
+beta,t3,fix,3,2,1,0,0.8333333333333334,1,200
+script,t1,edit,0,0,0,0,,,
+script,t2,edit,0,0,0,0,,,
+script,t3,fix,0,0,0,0,,,
+";
+    assert_eq!(render(&r, &o, Format::Csv), expected);
+}
+
+#[test]
+fn csv_quotes_awkward_names() {
+    let mut i = info();
+    i.models[0].name = "a,\"b\"\nc".into();
+    i.tasks[0].category = "x,y".into();
+    let outs = [outcome("a,\"b\"\nc", "t1", 0, Verdict::Pass)];
+    let csv = render(&aggregate(&i, &outs), &outs, Format::Csv);
+    assert!(
+        csv.contains("\n\"a,\"\"b\"\"\nc\",t1,\"x,y\",1,1,0,0,1,1,200\n"),
+        "{csv}"
+    );
+}
+
+#[test]
+fn json_contract_fields() {
+    let (r, o) = fixture();
+    let text = render(&r, &o, Format::Json);
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["run"], "r1");
+    assert_eq!(v["suite"]["name"], "smoke");
+    assert_eq!(v["suite"]["version"], "1.0");
+    assert_eq!(v["repetitions"], 3);
+    let m = &v["models"][1];
+    for key in [
+        "name",
+        "size_bytes",
+        "n",
+        "pass",
+        "partial",
+        "fail",
+        "score",
+        "score_ci95",
+        "mean_seconds",
+        "tasks",
+        "errors",
+        "score_stddev",
+        "gen_tokens_per_second",
+        "workers",
+        "threads",
+        "categories",
+    ] {
+        assert!(m.get(key).is_some(), "model lacks {key}");
+    }
+    assert_eq!(m["name"], "beta");
+    assert_eq!(m["size_bytes"], 1_800_000_000u64);
+    assert_eq!(m["score_ci95"].as_array().unwrap().len(), 2);
+    let t = &m["tasks"][2];
+    for key in [
+        "id",
+        "category",
+        "n",
+        "pass",
+        "partial",
+        "fail",
+        "score",
+        "score_stddev",
+    ] {
+        assert!(t.get(key).is_some(), "task lacks {key}");
+    }
+    let h = &v["hardware"][0];
+    for key in [
+        "class",
+        "model",
+        "n",
+        "score",
+        "gen_tokens_per_second",
+        "mean_seconds",
+        "workers",
+    ] {
+        assert!(h.get(key).is_some(), "hardware lacks {key}");
+    }
+    for key in ["state", "jobs_total", "jobs_done", "jobs_failed"] {
+        assert!(v.get(key).is_some(), "report lacks {key}");
+    }
+    // missing values are null, not 0
+    assert!(v["models"][2]["mean_seconds"].is_null());
+    // and it reads back into the same report (all numbers here are short decimals)
+    let back: Report = serde_json::from_str(&text).unwrap();
+    assert_eq!(back.models.len(), 3);
+    assert_eq!(back.models[1].score_ci95, r.models[1].score_ci95);
+    assert_eq!(back.hardware, r.hardware);
+}
+
+#[test]
+fn jsonl_one_line_per_outcome() {
+    let (r, mut o) = fixture();
+    o[0].worker_name = "multi\nline".into();
+    let text = render(&r, &o, Format::Jsonl);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 18);
+    let first: Outcome = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(first, o[0]);
+    let v: serde_json::Value = serde_json::from_str(lines[17]).unwrap();
+    assert_eq!(v["verdict"], "partial");
+    assert_eq!(v.as_object().unwrap().len(), 16, "every Outcome field");
+    assert_eq!(render(&r, &[], Format::Jsonl), "");
+}

@@ -1,1 +1,268 @@
-//! benchfarm-engine (placeholder, being written).
+//! benchfarm-engine: the worker's local side of a benchmark job — turn a prompt into a
+//! generation with honest timings.
+//!
+//! This file is the seam the worker is written against: the [`Engine`] trait, the request and
+//! result types, and [`Engines`], which dispatches a request to the scripted engine or to
+//! llama.cpp according to its [`ModelSource`]. This is the only crate in the workspace that links
+//! llama.cpp (through `llama-cpp-2`); everything llama-specific stays in [`llama`].
+//!
+//! Also here: [`hardware`] (what machine a result was measured on) and [`models`] (which GGUF
+//! files a worker can offer).
+
+pub mod hardware;
+mod llama;
+pub mod models;
+mod scripted;
+mod utf8;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use benchfarm_modelfile::ScriptedModel;
+use serde::{Deserialize, Serialize};
+
+pub use benchfarm_modelfile;
+pub use llama::{LlamaEngine, builtin_template_for};
+pub use scripted::{ScriptedEngine, estimate_tokens};
+
+/// Something that can run one generation at a time.
+pub trait Engine: Send {
+    fn generate(&mut self, req: &GenerateRequest) -> Result<Generation, EngineError>;
+}
+
+/// Which model a request runs on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ModelSource {
+    /// A GGUF file run by llama.cpp. `sha256` identifies the file (the engine keeps a loaded model
+    /// for as long as requests name the same path and digest); it is computed by the caller, e.g.
+    /// with [`models::discover`], and not re-verified on every load.
+    Gguf { path: PathBuf, sha256: String },
+    /// A scripted model answering from its table.
+    Scripted(Arc<ScriptedModel>),
+}
+
+/// One generation job.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GenerateRequest {
+    pub model: ModelSource,
+    pub task_id: String,
+    pub repetition: u32,
+    /// System message; empty means none.
+    pub system: String,
+    /// The user message.
+    pub prompt: String,
+    /// Upper bound on generated tokens; must be at least 1.
+    pub max_tokens: u32,
+    /// 0 (or less) means greedy decoding.
+    pub temperature: f32,
+    pub seed: u64,
+    /// CPU threads for llama.cpp; 0 means the machine's effective CPU count.
+    pub threads: u32,
+    /// Set to stop the generation early; it then ends with [`StopReason::Cancelled`].
+    #[serde(skip)]
+    pub cancel: Arc<AtomicBool>,
+}
+
+/// Why a generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StopReason {
+    /// The model produced an end-of-generation token.
+    Eos,
+    /// `max_tokens` (or the context) ran out.
+    MaxTokens,
+    /// The request's cancel flag was set.
+    Cancelled,
+}
+
+/// The result of one generation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Generation {
+    pub text: String,
+    pub timings: Timings,
+    /// Which chat template formatted the prompt: "model" (the GGUF's own), "builtin:<name>"
+    /// (llama.cpp's built-in template, for models without one) or "scripted".
+    pub chat_template: String,
+    pub stop: StopReason,
+}
+
+/// Where the time went, in milliseconds, measured with a monotonic clock.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    /// Model load time; 0 when the model was already loaded.
+    pub load_ms: f64,
+    /// Whether this job loaded the model.
+    pub cold: bool,
+    pub prompt_tokens: u32,
+    /// Evaluation of the prompt.
+    pub prompt_ms: f64,
+    /// From the start of prompt evaluation to the first sampled token.
+    pub ttft_ms: f64,
+    /// Generated tokens (the end-of-generation token is not counted: it is not output).
+    pub gen_tokens: u32,
+    /// From the first sampled token to the end of generation.
+    pub gen_ms: f64,
+    /// The whole `generate` call, load included.
+    pub wall_ms: f64,
+}
+
+impl Timings {
+    /// Generation speed; 0 when no generation time was measured.
+    pub fn gen_tokens_per_second(&self) -> f64 {
+        rate(self.gen_tokens, self.gen_ms)
+    }
+    /// Prompt evaluation speed; 0 when no prompt time was measured.
+    pub fn prompt_tokens_per_second(&self) -> f64 {
+        rate(self.prompt_tokens, self.prompt_ms)
+    }
+}
+
+fn rate(tokens: u32, ms: f64) -> f64 {
+    if ms > 0.0 {
+        f64::from(tokens) / (ms / 1000.0)
+    } else {
+        0.0
+    }
+}
+
+/// Why a generation failed. Messages name the model file and, for llama.cpp failures, include
+/// llama.cpp's own last warning/error lines.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The request itself is unusable.
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// The file is not a usable GGUF (checked before llama.cpp sees it).
+    #[error("bad model file: {0}")]
+    BadModel(#[from] benchfarm_modelfile::GgufError),
+    /// llama.cpp's backend could not be initialised.
+    #[error("llama.cpp backend init failed: {0}")]
+    Backend(String),
+    /// llama.cpp refused to load the model.
+    #[error("{}: llama.cpp failed to load the model: {reason}", path.display())]
+    Load { path: PathBuf, reason: String },
+    /// The prompt does not fit in the model's context.
+    #[error(
+        "prompt of {prompt_tokens} tokens does not fit the model's context of {context} tokens"
+    )]
+    PromptTooLong { prompt_tokens: u32, context: u32 },
+    /// Any other llama.cpp failure (context creation, template, tokenizing, decoding).
+    #[error("llama.cpp: {0}")]
+    Llama(String),
+}
+
+/// What runs the models on this worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineInfo {
+    pub name: String,
+    /// The llama.cpp binding versions this worker was built with.
+    pub llama_cpp_build: String,
+    /// ggml backends with devices present, e.g. ["CPU"].
+    pub backends: Vec<String>,
+}
+
+/// Describes the engine (initialising llama.cpp's backend if needed to list devices).
+pub fn engine_info() -> EngineInfo {
+    llama::engine_info()
+}
+
+/// The engine a worker uses: scripted models are answered in process, GGUF models go to a
+/// llama.cpp engine created on first use (so a worker serving only scripted models never
+/// initialises llama.cpp).
+#[derive(Debug, Default)]
+pub struct Engines {
+    scripted: ScriptedEngine,
+    llama: Option<LlamaEngine>,
+}
+
+impl Engines {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl Engine for Engines {
+    fn generate(&mut self, req: &GenerateRequest) -> Result<Generation, EngineError> {
+        match &req.model {
+            ModelSource::Scripted(_) => self.scripted.generate(req),
+            ModelSource::Gguf { .. } => {
+                let llama = match self.llama.take() {
+                    Some(engine) => engine,
+                    None => LlamaEngine::new()?,
+                };
+                self.llama.insert(llama).generate(req)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_are_zero_without_time() {
+        let t = Timings {
+            gen_tokens: 10,
+            gen_ms: 0.0,
+            prompt_tokens: 5,
+            prompt_ms: 0.0,
+            ..Timings::default()
+        };
+        assert_eq!(t.gen_tokens_per_second(), 0.0);
+        assert_eq!(t.prompt_tokens_per_second(), 0.0);
+        let t = Timings {
+            gen_tokens: 10,
+            gen_ms: 500.0,
+            prompt_tokens: 30,
+            prompt_ms: 100.0,
+            ..t
+        };
+        assert_eq!(t.gen_tokens_per_second(), 20.0);
+        assert_eq!(t.prompt_tokens_per_second(), 300.0);
+    }
+
+    #[test]
+    fn request_round_trips_through_json_without_the_cancel_flag() {
+        let model = ScriptedModel::parse("name = \"m\"\n[answers]\nt = [\"a\"]", "m").unwrap();
+        let req = GenerateRequest {
+            model: ModelSource::Scripted(Arc::new(model)),
+            task_id: "t".into(),
+            repetition: 2,
+            system: "s".into(),
+            prompt: "p".into(),
+            max_tokens: 8,
+            temperature: 0.0,
+            seed: 1,
+            threads: 1,
+            cancel: Arc::new(AtomicBool::new(true)),
+        };
+        let json = serde_json::to_string(&req).unwrap();
+        let back: GenerateRequest = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.model, req.model);
+        assert_eq!(back.repetition, 2);
+        assert!(!back.cancel.load(std::sync::atomic::Ordering::Relaxed));
+    }
+
+    #[test]
+    fn engines_dispatch_scripted_without_llama() {
+        let model = ScriptedModel::parse("name = \"m\"\n[answers]\nt = [\"hello\"]", "m").unwrap();
+        let mut engines = Engines::new();
+        let req = GenerateRequest {
+            model: ModelSource::Scripted(Arc::new(model)),
+            task_id: "t".into(),
+            repetition: 0,
+            system: String::new(),
+            prompt: "p".into(),
+            max_tokens: 8,
+            temperature: 0.0,
+            seed: 0,
+            threads: 1,
+            cancel: Arc::default(),
+        };
+        let g = engines.generate(&req).unwrap();
+        assert_eq!(g.text, "hello");
+        assert_eq!(g.chat_template, "scripted");
+        assert!(engines.llama.is_none());
+    }
+}

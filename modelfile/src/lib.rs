@@ -1,1 +1,15 @@
-//! benchfarm-modelfile (placeholder, being written).
+//! benchfarm-modelfile: everything the farm knows about model files without linking llama.cpp.
+//!
+//! - [`gguf`]: a pure-Rust GGUF header reader and validator (catches truncated downloads).
+//! - [`scripted`]: the scripted (canned-answer) model format used in tests, demos and load tests.
+//! - [`hash`]: streaming SHA-256 used to identify model files.
+//!
+//! The coordinator depends on this crate, so it must stay free of native dependencies.
+
+pub mod gguf;
+pub mod hash;
+pub mod scripted;
+
+pub use gguf::{GgufError, GgufInfo, GgufType, GgufValue, TensorInfo, parse_gguf, read_gguf};
+pub use hash::{sha256_bytes, sha256_file};
+pub use scripted::{ModelFileError, ScriptedModel};

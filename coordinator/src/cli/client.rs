@@ -1,0 +1,147 @@
+//! Client verbs over gRPC: submit (and wait), status, workers, report, cancel, regrade.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use benchfarm_proto::v1 as pb;
+use benchfarm_proto::v1::farm_service_client::FarmServiceClient;
+use tonic::transport::Channel;
+
+use super::print;
+
+/// A connected FarmService client.
+pub async fn connect(url: &str) -> Result<FarmServiceClient<Channel>> {
+    let endpoint = tonic::transport::Endpoint::from_shared(url.to_string())
+        .with_context(|| format!("invalid coordinator URL {url:?}"))?
+        .connect_timeout(std::time::Duration::from_secs(5));
+    let channel = endpoint.connect().await.with_context(|| format!("cannot reach the coordinator at {url}"))?;
+    Ok(FarmServiceClient::new(channel).max_decoding_message_size(64 << 20))
+}
+
+/// `coordinator submit PLAN [--wait]`: resolves the plan locally (nothing is sent if it is wrong),
+/// submits it, prints the run id; with `wait`, follows progress and prints the table at the end.
+/// Returns the process exit code.
+pub async fn submit(url: &str, plan_path: &Path, wait: bool, format: &str) -> Result<i32> {
+    let plan = match crate::plan::load(plan_path) {
+        Ok(plan) => plan,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return Ok(2);
+        }
+    };
+    let mut client = connect(url).await?;
+    let response = client.submit_run(plan.request).await.context("submit failed")?.into_inner();
+    println!("{}", response.run_id);
+    eprintln!("submitted run {} ({} jobs)", response.run_id, response.jobs);
+    if !wait {
+        return Ok(0);
+    }
+    let state = watch(&mut client, &response.run_id).await?;
+    let report = client
+        .get_report(pb::GetReportRequest { run_id: response.run_id.clone(), format: format.into() })
+        .await?
+        .into_inner();
+    print!("{}", report.body);
+    if !report.body.ends_with('\n') {
+        println!();
+    }
+    Ok(if state == "finished" { 0 } else { 1 })
+}
+
+/// Follows a run until it is over, printing one line per finished job to stderr. Returns the final
+/// state. Reconnects the watch if the coordinator drops a lagging watcher.
+pub async fn watch(client: &mut FarmServiceClient<Channel>, run_id: &str) -> Result<String> {
+    loop {
+        let mut stream = client.watch_run(pb::WatchRunRequest { run_id: run_id.into() }).await?.into_inner();
+        let mut last_state = String::from("running");
+        loop {
+            match stream.message().await {
+                Ok(Some(event)) => {
+                    if let Some(line) = print::progress_line(&event) {
+                        eprintln!("{line}");
+                    }
+                    if let Some(status) = &event.status {
+                        last_state.clone_from(&status.state);
+                        if status.state != "running" {
+                            return Ok(last_state);
+                        }
+                    }
+                }
+                Ok(None) => break,
+                Err(status) if status.code() == tonic::Code::ResourceExhausted => break,
+                Err(status) => bail!("watching run {run_id} failed: {}", status.message()),
+            }
+        }
+        // The stream ended without a final state (dropped as a slow watcher): look and go again.
+        let status = client.get_run(pb::GetRunRequest { run_id: run_id.into() }).await?.into_inner();
+        if status.state != "running" {
+            return Ok(status.state);
+        }
+    }
+}
+
+/// `coordinator status [RUN]`.
+pub async fn status(url: &str, run: Option<&str>) -> Result<i32> {
+    let mut client = connect(url).await?;
+    let mut out = std::io::stdout().lock();
+    match run {
+        Some(run_id) => {
+            let s = client.get_run(pb::GetRunRequest { run_id: run_id.into() }).await?.into_inner();
+            write!(out, "{}", print::run_detail(&s))?;
+        }
+        None => {
+            let runs = client.list_runs(pb::ListRunsRequest {}).await?.into_inner().runs;
+            write!(out, "{}", print::run_list(&runs))?;
+        }
+    }
+    Ok(0)
+}
+
+/// `coordinator workers`.
+pub async fn workers(url: &str) -> Result<i32> {
+    let mut client = connect(url).await?;
+    let workers = client.list_workers(pb::ListWorkersRequest {}).await?.into_inner().workers;
+    print!("{}", print::worker_table(&workers));
+    Ok(0)
+}
+
+/// `coordinator report RUN --format F`.
+pub async fn report(url: &str, run_id: &str, format: &str) -> Result<i32> {
+    let mut client = connect(url).await?;
+    let r = client.get_report(pb::GetReportRequest { run_id: run_id.into(), format: format.into() }).await?.into_inner();
+    print!("{}", r.body);
+    if !r.body.ends_with('\n') {
+        println!();
+    }
+    Ok(0)
+}
+
+/// `coordinator cancel RUN`.
+pub async fn cancel(url: &str, run_id: &str) -> Result<i32> {
+    let mut client = connect(url).await?;
+    let r = client.cancel_run(pb::CancelRunRequest { run_id: run_id.into() }).await?.into_inner();
+    println!("cancelled {} jobs of run {run_id}", r.jobs_cancelled);
+    Ok(0)
+}
+
+/// `coordinator regrade RUN [--suite FILE|NAME]`.
+pub async fn regrade(url: &str, run_id: &str, suite: Option<&str>) -> Result<i32> {
+    let suite_toml = match suite {
+        None => String::new(),
+        Some(name_or_path) => match benchfarm_suite::resolve(name_or_path) {
+            Ok((_, text)) => text,
+            Err(err) => {
+                eprintln!("error: {err}");
+                return Ok(2);
+            }
+        },
+    };
+    let mut client = connect(url).await?;
+    let r = client.regrade_run(pb::RegradeRunRequest { run_id: run_id.into(), suite_toml }).await?.into_inner();
+    println!("regraded {} results with suite version {}: {} changed", r.results, r.suite_version, r.changed);
+    for line in &r.changes {
+        println!("  {line}");
+    }
+    Ok(0)
+}

@@ -1,0 +1,158 @@
+//! Text the client verbs print: run lists, run details, worker tables, progress lines.
+//!
+//! Pure functions from wire messages to strings, so their shape is tested without a server.
+
+use std::fmt::Write;
+
+use benchfarm_proto::v1 as pb;
+
+/// One line per job that finished or failed, for `submit --wait`; `None` for other events.
+pub fn progress_line(event: &pb::RunEvent) -> Option<String> {
+    let status = event.status.as_ref()?;
+    if event.job_id.is_empty() {
+        return match status.state.as_str() {
+            "running" => Some(format!(
+                "run {}: {} jobs, {} done, {} queued, {} running",
+                status.run_id, status.jobs_total, status.jobs_done, status.jobs_queued, status.jobs_running
+            )),
+            state => Some(format!("run {} {state}", status.run_id)),
+        };
+    }
+    let verdict = match pb::Verdict::try_from(event.verdict) {
+        Ok(pb::Verdict::Pass) => "pass",
+        Ok(pb::Verdict::Partial) => "partial",
+        Ok(pb::Verdict::Fail) => "fail",
+        _ => "",
+    };
+    match event.job_state.as_str() {
+        "done" | "failed" => Some(format!(
+            "[{:>4}/{}] {:<7} {} {} #{} on {}",
+            status.jobs_done + status.jobs_failed,
+            status.jobs_total,
+            if event.job_state == "failed" { "FAILED" } else { verdict },
+            event.model,
+            event.task_id,
+            event.repetition,
+            event.worker
+        )),
+        _ => None,
+    }
+}
+
+/// `coordinator status RUN`.
+pub fn run_detail(s: &pb::RunStatus) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "run      {}", s.run_id);
+    let _ = writeln!(out, "state    {}", s.state);
+    let _ = writeln!(out, "label    {}", s.label);
+    let _ = writeln!(out, "suite    {} v{} × {} reps", s.suite_name, s.suite_version, s.repetitions);
+    let _ = writeln!(out, "models   {}", s.models.join(", "));
+    let _ = writeln!(
+        out,
+        "jobs     {} total: {} done, {} failed, {} running, {} queued, {} cancelled",
+        s.jobs_total, s.jobs_done, s.jobs_failed, s.jobs_running, s.jobs_queued, s.jobs_cancelled
+    );
+    for line in &s.waiting {
+        let _ = writeln!(out, "         {line}");
+    }
+    out
+}
+
+/// `coordinator status`: one line per run.
+pub fn run_list(runs: &[pb::RunStatus]) -> String {
+    if runs.is_empty() {
+        return "no runs\n".into();
+    }
+    let mut out = String::new();
+    let _ = writeln!(out, "{:<36}  {:<9}  {:>11}  {:<16}  label", "run", "state", "done/total", "suite");
+    for r in runs {
+        let _ = writeln!(
+            out,
+            "{:<36}  {:<9}  {:>11}  {:<16}  {}",
+            r.run_id,
+            r.state,
+            format!("{}/{}", r.jobs_done, r.jobs_total),
+            format!("{} v{}", r.suite_name, r.suite_version),
+            r.label
+        );
+        for line in &r.waiting {
+            let _ = writeln!(out, "    {line}");
+        }
+    }
+    out
+}
+
+/// `coordinator workers`.
+pub fn worker_table(workers: &[pb::WorkerStatus]) -> String {
+    if workers.is_empty() {
+        return "no workers have joined\n".into();
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<20}  {:<9}  {:>7}  {:>9}  {:>6}  {:<40}  models",
+        "worker", "state", "threads", "ram GB", "done", "class"
+    );
+    for w in workers {
+        let hw = w.hardware.clone().unwrap_or_default();
+        let models: Vec<&str> = w.models.iter().map(|m| m.name.as_str()).collect();
+        let state = match (w.connected, w.running_jobs.len()) {
+            (false, _) => "gone".to_string(),
+            (true, 0) => "idle".to_string(),
+            (true, n) => format!("busy({n})"),
+        };
+        let _ = writeln!(
+            out,
+            "{:<20}  {:<9}  {:>7}  {:>9.1}  {:>6}  {:<40}  {}",
+            w.name,
+            state,
+            w.threads,
+            hw.ram_total_bytes as f64 / 1e9,
+            w.jobs_done,
+            w.hardware_class,
+            if models.is_empty() { "(scripted only)".to_string() } else { models.join(", ") }
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(state: &str) -> pb::RunStatus {
+        pb::RunStatus {
+            run_id: "r1".into(),
+            state: state.into(),
+            jobs_total: 60,
+            jobs_done: 11,
+            jobs_failed: 1,
+            waiting: vec!["waiting: 3 jobs of m: no connected worker has the model (sha256 abc)".into()],
+            ..pb::RunStatus::default()
+        }
+    }
+
+    #[test]
+    fn progress_lines_for_finished_jobs_only() {
+        let mut e = pb::RunEvent {
+            status: Some(status("running")),
+            job_id: "r1-00001".into(),
+            job_state: "done".into(),
+            model: "m".into(),
+            task_id: "parse-json".into(),
+            repetition: 2,
+            worker: "w1".into(),
+            verdict: pb::Verdict::Partial as i32,
+        };
+        assert_eq!(progress_line(&e).unwrap(), "[  12/60] partial m parse-json #2 on w1");
+        e.job_state = "assigned".into();
+        assert_eq!(progress_line(&e), None);
+    }
+
+    #[test]
+    fn status_detail_lists_why_jobs_wait() {
+        let text = run_detail(&status("running"));
+        assert!(text.contains("60 total: 11 done, 1 failed"), "{text}");
+        assert!(text.contains("no connected worker has the model"), "{text}");
+    }
+}

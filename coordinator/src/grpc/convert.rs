@@ -1,0 +1,240 @@
+//! Conversions between wire types (`benchfarm-proto`) and the coordinator's domain types.
+//!
+//! Wire input is untrusted: a missing required field is a `Status::invalid_argument` naming the
+//! field, never a panic or a silently defaulted record.
+
+use benchfarm_proto::v1 as pb;
+use benchfarm_suite::{CheckOutcome, Grade, Verdict};
+use tonic::Status;
+
+use crate::hardware_class::hardware_class;
+use crate::records::{Hardware, ModelKind, RunModel, Timings, WorkerModel, WorkerRecord};
+use crate::scheduler::{IncomingResult, Joining, RunProgress, WorkerSummary};
+
+pub fn verdict_to_wire(v: Verdict) -> pb::Verdict {
+    match v {
+        Verdict::Pass => pb::Verdict::Pass,
+        Verdict::Partial => pb::Verdict::Partial,
+        Verdict::Fail => pb::Verdict::Fail,
+    }
+}
+
+pub fn verdict_from_wire(v: i32) -> Result<Verdict, Status> {
+    match pb::Verdict::try_from(v) {
+        Ok(pb::Verdict::Pass) => Ok(Verdict::Pass),
+        Ok(pb::Verdict::Partial) => Ok(Verdict::Partial),
+        Ok(pb::Verdict::Fail) => Ok(Verdict::Fail),
+        _ => Err(Status::invalid_argument(format!("result.grade.verdict: unknown value {v}"))),
+    }
+}
+
+pub fn grade_from_wire(g: pb::Grade) -> Result<Grade, Status> {
+    Ok(Grade {
+        verdict: verdict_from_wire(g.verdict)?,
+        score: g.score,
+        extracted: g.extracted,
+        checks: g
+            .checks
+            .into_iter()
+            .map(|c| CheckOutcome { group: c.group, check: c.check, held: c.held })
+            .collect(),
+    })
+}
+
+pub fn model_ref(model: &RunModel) -> pb::ModelRef {
+    pb::ModelRef {
+        name: model.name.clone(),
+        sha256: model.sha256.clone(),
+        size_bytes: model.size_bytes,
+        source: Some(match &model.kind {
+            ModelKind::Gguf { file_name } => {
+                pb::model_ref::Source::Gguf(pb::GgufModel { file_name: file_name.clone() })
+            }
+            ModelKind::Scripted { toml } => pb::model_ref::Source::ScriptedToml(toml.clone()),
+        }),
+    }
+}
+
+pub fn run_model(m: pb::ModelRef, index: usize) -> Result<RunModel, Status> {
+    let field = |f: &str| format!("models[{index}].{f}");
+    if m.name.trim().is_empty() {
+        return Err(Status::invalid_argument(format!("{}: empty", field("name"))));
+    }
+    if m.sha256.len() != 64 || !m.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Status::invalid_argument(format!("{}: not a sha256 hex digest", field("sha256"))));
+    }
+    let kind = match m.source {
+        Some(pb::model_ref::Source::Gguf(g)) => ModelKind::Gguf { file_name: g.file_name },
+        Some(pb::model_ref::Source::ScriptedToml(toml)) => ModelKind::Scripted { toml },
+        None => return Err(Status::invalid_argument(format!("{}: missing", field("source")))),
+    };
+    Ok(RunModel { name: m.name, sha256: m.sha256.to_ascii_lowercase(), size_bytes: m.size_bytes, kind })
+}
+
+fn hardware_from_wire(h: pb::Hardware) -> Hardware {
+    Hardware {
+        cpu_model: h.cpu_model,
+        arch: h.arch,
+        physical_cores: h.physical_cores,
+        logical_cores: h.logical_cores,
+        simd: h.simd,
+        ram_total_bytes: h.ram_total_bytes,
+        ram_available_bytes: h.ram_available_bytes,
+        os: h.os,
+        kernel: h.kernel,
+        board: h.board,
+        cgroup_cpu_limit: h.cgroup_cpu_limit,
+        cgroup_memory_limit_bytes: h.cgroup_memory_limit_bytes,
+    }
+}
+
+fn hardware_to_wire(h: &Hardware) -> pb::Hardware {
+    pb::Hardware {
+        cpu_model: h.cpu_model.clone(),
+        arch: h.arch.clone(),
+        physical_cores: h.physical_cores,
+        logical_cores: h.logical_cores,
+        simd: h.simd.clone(),
+        ram_total_bytes: h.ram_total_bytes,
+        ram_available_bytes: h.ram_available_bytes,
+        os: h.os.clone(),
+        kernel: h.kernel.clone(),
+        board: h.board.clone(),
+        cgroup_cpu_limit: h.cgroup_cpu_limit,
+        cgroup_memory_limit_bytes: h.cgroup_memory_limit_bytes,
+    }
+}
+
+/// A worker's hello as the scheduler's [`Joining`].
+pub fn joining(hello: pb::Hello) -> Result<Joining, Status> {
+    if hello.worker_id.trim().is_empty() {
+        return Err(Status::invalid_argument("hello.worker_id: empty"));
+    }
+    let hardware = hardware_from_wire(hello.hardware.unwrap_or_default());
+    let engine = hello.engine.unwrap_or_default();
+    let labels: std::collections::BTreeMap<_, _> = hello.labels.into_iter().collect();
+    let class = hardware_class(&hardware, &labels, &engine.backends);
+    Ok(Joining {
+        running: hello.running.into_iter().map(|k| (k.job_id, k.attempt)).collect(),
+        record: WorkerRecord {
+            name: if hello.name.is_empty() { hello.worker_id.clone() } else { hello.name },
+            id: hello.worker_id,
+            hardware,
+            labels,
+            models: hello
+                .models
+                .into_iter()
+                .map(|m| WorkerModel {
+                    sha256: m.sha256.to_ascii_lowercase(),
+                    name: m.name,
+                    size_bytes: m.size_bytes,
+                    file_name: m.file_name,
+                })
+                .collect(),
+            engine: engine.name,
+            llama_cpp_build: engine.llama_cpp_build,
+            backends: engine.backends,
+            slots: hello.slots.max(1),
+            threads: hello.threads,
+            hardware_class: class,
+            last_seen_unix_ms: 0,
+            jobs_done: 0,
+            jobs_failed: 0,
+        },
+    })
+}
+
+pub fn incoming_result(r: pb::JobResult) -> Result<IncomingResult, Status> {
+    let key = r.key.ok_or_else(|| Status::invalid_argument("result.key: missing"))?;
+    let grade = grade_from_wire(r.grade.ok_or_else(|| Status::invalid_argument("result.grade: missing"))?)?;
+    let t = r.timings.unwrap_or_default();
+    Ok(IncomingResult {
+        job_id: key.job_id,
+        attempt: key.attempt,
+        answer: r.answer,
+        grade,
+        timings: Timings {
+            load_ms: t.load_ms,
+            cold: t.cold,
+            prompt_tokens: t.prompt_tokens,
+            prompt_ms: t.prompt_ms,
+            ttft_ms: t.ttft_ms,
+            gen_tokens: t.gen_tokens,
+            gen_ms: t.gen_ms,
+            wall_ms: t.wall_ms,
+        },
+        threads: r.threads,
+        chat_template: r.chat_template,
+        stop: r.stop,
+    })
+}
+
+impl From<RunProgress> for pb::RunStatus {
+    fn from(p: RunProgress) -> Self {
+        pb::RunStatus {
+            run_id: p.run_id,
+            state: p.state,
+            suite_name: p.suite_name,
+            suite_version: p.suite_version,
+            repetitions: p.repetitions,
+            jobs_total: p.total,
+            jobs_queued: p.queued,
+            jobs_running: p.running,
+            jobs_done: p.done,
+            jobs_failed: p.failed,
+            waiting: p.waiting,
+            label: p.label,
+            created_unix_ms: p.created_unix_ms,
+            models: p.models,
+            jobs_cancelled: p.cancelled,
+        }
+    }
+}
+
+impl From<WorkerSummary> for pb::WorkerStatus {
+    fn from(w: WorkerSummary) -> Self {
+        let r = w.record;
+        pb::WorkerStatus {
+            worker_id: r.id,
+            name: r.name,
+            connected: w.connected,
+            hardware: Some(hardware_to_wire(&r.hardware)),
+            labels: r.labels.into_iter().collect(),
+            models: r
+                .models
+                .into_iter()
+                .map(|m| pb::ModelInfo {
+                    sha256: m.sha256,
+                    name: m.name,
+                    size_bytes: m.size_bytes,
+                    file_name: m.file_name,
+                    ..pb::ModelInfo::default()
+                })
+                .collect(),
+            engine: Some(pb::EngineInfo {
+                name: r.engine,
+                llama_cpp_build: r.llama_cpp_build,
+                backends: r.backends,
+            }),
+            slots: r.slots,
+            threads: r.threads,
+            running_jobs: w.running,
+            jobs_done: r.jobs_done,
+            jobs_failed: r.jobs_failed,
+            last_seen_unix_ms: r.last_seen_unix_ms,
+            hardware_class: r.hardware_class,
+        }
+    }
+}
+
+/// Maps scheduler errors to the status a client should see.
+impl From<crate::scheduler::SchedulerError> for Status {
+    fn from(err: crate::scheduler::SchedulerError) -> Self {
+        use crate::scheduler::SchedulerError as E;
+        match err {
+            E::NoSuchRun(_) => Status::not_found(err.to_string()),
+            E::Store(_) => Status::internal(err.to_string()),
+            E::Stopped => Status::unavailable(err.to_string()),
+        }
+    }
+}

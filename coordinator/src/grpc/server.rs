@@ -1,0 +1,121 @@
+//! Starts the coordinator's gRPC server and stops it gracefully.
+//!
+//! One server hosts `WorkerService`, `FarmService`, the standard `grpc.health.v1` service and server
+//! reflection (both `v1` and `v1alpha`, so every grpcurl version can list and call it). Shutdown
+//! follows mini-redis: one broadcast tells every task to stop; each holds a clone of an mpsc sender
+//! and the server waits until all are dropped, which means the scheduler has flushed sled.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use benchfarm_proto::v1::farm_service_server::FarmServiceServer;
+use benchfarm_proto::v1::worker_service_server::WorkerServiceServer;
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+use tracing::{info, warn};
+
+use super::farm_service::FarmServiceImpl;
+use super::worker_service::WorkerServiceImpl;
+use crate::scheduler;
+use crate::store::Store;
+
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    pub data: PathBuf,
+    pub scheduler: scheduler::Config,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Scheduler(#[from] scheduler::SchedulerError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("reflection service: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("grpc server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// A running server: its address, and the means to stop it.
+#[derive(Debug)]
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    shutdown: broadcast::Sender<()>,
+    done: mpsc::Receiver<()>,
+    server: JoinHandle<Result<(), tonic::transport::Error>>,
+}
+
+/// Opens the store, starts the scheduler and serves on `config.listen` (port 0 picks a free port).
+pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
+    std::fs::create_dir_all(&config.data).map_err(|source| ServeError::Bind { addr: config.listen, source })?;
+    let store = Store::open(&config.data)?;
+    let (shutdown, _) = broadcast::channel(1);
+    let (done_tx, done) = mpsc::channel(1);
+    let scheduler = scheduler::spawn(store.clone(), config.scheduler.clone(), shutdown.subscribe(), done_tx)?;
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<FarmServiceServer<FarmServiceImpl>>().await;
+    health.set_serving::<WorkerServiceServer<WorkerServiceImpl>>().await;
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(benchfarm_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection().build_v1()?;
+    let reflection_v1alpha = reflection().build_v1alpha()?;
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServeError::Bind { addr: config.listen, source })?;
+    let addr = listener.local_addr().map_err(|source| ServeError::Bind { addr: config.listen, source })?;
+
+    let mut stop = shutdown.subscribe();
+    let router = tonic::transport::Server::builder()
+        // Dead peers are noticed even when a worker stream is idle.
+        .http2_keepalive_interval(Some(Duration::from_secs(10)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(WorkerServiceServer::new(WorkerServiceImpl::new(scheduler.clone())))
+        .add_service(FarmServiceServer::new(FarmServiceImpl::new(scheduler, store, shutdown.clone())));
+    let server = tokio::spawn(router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+        let _ = stop.recv().await;
+    }));
+    info!(%addr, data = %config.data.display(), "coordinator listening");
+    Ok(RunningServer { addr, shutdown, done, server })
+}
+
+impl RunningServer {
+    /// Stops accepting work, lets the scheduler flush the store and waits for the server to end.
+    pub async fn shutdown(mut self) -> Result<(), ServeError> {
+        info!("coordinator shutting down");
+        let _ = self.shutdown.send(());
+        // Every task that must finish holds a `done` sender; recv returns None once all are dropped.
+        let _ = self.done.recv().await;
+        match tokio::time::timeout(Duration::from_secs(10), &mut self.server).await {
+            Ok(Ok(result)) => result?,
+            Ok(Err(join)) => warn!(error = %join, "server task failed"),
+            Err(_) => {
+                warn!("connections did not close within 10 s; closing them");
+                self.server.abort();
+            }
+        }
+        info!("coordinator stopped");
+        Ok(())
+    }
+
+    /// Waits until the server ends by itself (it only does on error).
+    pub async fn wait(&mut self) -> Result<(), ServeError> {
+        match (&mut self.server).await {
+            Ok(result) => Ok(result?),
+            Err(_) => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! `WorkerService.Connect`: one bidirectional stream per worker, translated to scheduler commands.
+//!
+//! The first message must be a `Hello`. After that, each inbound message becomes a
+//! [`Command::Event`]; the scheduler's replies go out through an mpsc channel that is the worker's
+//! outbox. When the inbound stream ends or breaks, the scheduler hears [`Command::Leave`]. Each
+//! connection carries a number so that a late `Leave` of an old stream cannot unregister a worker that
+//! already reconnected on a new one.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use benchfarm_proto::v1::worker_message::Kind as In;
+use benchfarm_proto::v1::worker_service_server::WorkerService;
+use benchfarm_proto::v1::{CoordinatorMessage, WorkerMessage, coordinator_message};
+use futures::{Stream, StreamExt};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+use tracing::{debug, warn};
+
+use super::convert;
+use crate::scheduler::{Command, SchedulerHandle, WorkerEvent};
+
+/// Messages queued for one worker before the scheduler considers it stuck.
+const OUTBOX_CAPACITY: usize = 256;
+
+#[derive(Debug)]
+pub struct WorkerServiceImpl {
+    scheduler: SchedulerHandle,
+    next_conn: AtomicU64,
+}
+
+impl WorkerServiceImpl {
+    pub fn new(scheduler: SchedulerHandle) -> Self {
+        WorkerServiceImpl { scheduler, next_conn: AtomicU64::new(1) }
+    }
+}
+
+type OutStream = Pin<Box<dyn Stream<Item = Result<CoordinatorMessage, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl WorkerService for WorkerServiceImpl {
+    type ConnectStream = OutStream;
+
+    async fn connect(
+        &self,
+        request: Request<Streaming<WorkerMessage>>,
+    ) -> Result<Response<Self::ConnectStream>, Status> {
+        let mut inbound = request.into_inner();
+        let hello = match inbound.message().await? {
+            Some(WorkerMessage { kind: Some(In::Hello(hello)) }) => hello,
+            Some(_) => return Err(Status::invalid_argument("the first message on Connect must be a hello")),
+            None => return Err(Status::cancelled("stream closed before hello")),
+        };
+        let joining = convert::joining(hello)?;
+        let worker_id = joining.record.id.clone();
+        let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        let (outbox, rx) = mpsc::channel(OUTBOX_CAPACITY);
+        let welcome = self
+            .scheduler
+            .ask(|reply| Command::Join { worker: Box::new(joining), conn, outbox: outbox.clone(), reply })
+            .await?;
+        // The welcome goes first; the scheduler may already have queued assignments behind it, so it
+        // is chained in front of the outbox stream rather than sent through it.
+        let first = CoordinatorMessage { kind: Some(coordinator_message::Kind::Welcome(welcome)) };
+
+        let scheduler = self.scheduler.clone();
+        tokio::spawn(async move {
+            let reason = loop {
+                match inbound.message().await {
+                    Ok(Some(message)) => {
+                        let Some(event) = to_event(message, &worker_id) else { continue };
+                        if scheduler.send(Command::Event { worker_id: worker_id.clone(), conn, event }).await.is_err() {
+                            break "coordinator shutting down".to_string();
+                        }
+                    }
+                    Ok(None) => break "stream closed".to_string(),
+                    Err(status) => break format!("stream error: {}", status.message()),
+                }
+            };
+            debug!(worker = %worker_id, conn, reason = %reason, "worker stream ended");
+            let _ = scheduler.send(Command::Leave { worker_id, conn, reason }).await;
+        });
+
+        let stream = futures::stream::iter([Ok(first)]).chain(ReceiverStream::new(rx).map(Ok));
+        drop(outbox);
+        Ok(Response::new(Box::pin(stream)))
+    }
+}
+
+/// One inbound message as a scheduler event; malformed ones are logged and dropped (the worker
+/// re-sends what was not acknowledged).
+fn to_event(message: WorkerMessage, worker_id: &str) -> Option<WorkerEvent> {
+    let event = match message.kind? {
+        In::Hello(_) => {
+            warn!(worker = %worker_id, "second hello on one stream ignored");
+            return None;
+        }
+        In::Heartbeat(h) => {
+            WorkerEvent::Heartbeat {
+                running: h.running.into_iter().map(|k| (k.job_id, k.attempt)).collect(),
+                draining: h.draining,
+            }
+        }
+        In::Started(s) => {
+            let key = s.key?;
+            WorkerEvent::Started { job_id: key.job_id, attempt: key.attempt }
+        }
+        In::Progress(_) => return None,
+        In::Result(r) => match convert::incoming_result(r) {
+            Ok(result) => WorkerEvent::Result(Box::new(result)),
+            Err(status) => {
+                warn!(worker = %worker_id, error = %status.message(), "malformed result dropped");
+                return None;
+            }
+        },
+        In::Failed(f) => {
+            let key = f.key?;
+            WorkerEvent::Failed { job_id: key.job_id, attempt: key.attempt, reason: f.reason }
+        }
+    };
+    Some(event)
+}

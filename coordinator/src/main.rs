@@ -1,0 +1,145 @@
+//! `coordinator`: serve the farm, or talk to a running one.
+//!
+//! `coordinator serve` runs the gRPC server until Ctrl-C or SIGTERM, then flushes sled and exits.
+//! Every other verb is a client of a running server (`--coordinator URL`, env
+//! `BENCHFARM_COORDINATOR`), except `suite`, which works offline.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Result;
+use benchfarm_coordinator::{cli, grpc, scheduler, telemetry};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "coordinator", version, about = "benchfarm coordinator: schedules LLM benchmark jobs on workers")]
+struct Args {
+    /// The coordinator to talk to (client verbs).
+    #[arg(long, global = true, env = "BENCHFARM_COORDINATOR", default_value = "http://127.0.0.1:50051")]
+    coordinator: String,
+    #[command(subcommand)]
+    command: Verb,
+}
+
+#[derive(Subcommand, Debug)]
+enum Verb {
+    /// Run the coordinator server.
+    Serve {
+        /// Address to listen on (port 0 picks a free one; the chosen address is logged).
+        #[arg(long, default_value = "127.0.0.1:50051")]
+        listen: SocketAddr,
+        /// Directory of the sled store (created if missing).
+        #[arg(long, default_value = ".data/coordinator")]
+        data: PathBuf,
+        /// A worker silent this long (ms) is lost and its jobs are requeued.
+        #[arg(long, default_value_t = 30_000)]
+        lease_ms: u64,
+        /// Attempts per job before it fails.
+        #[arg(long, default_value_t = 3)]
+        max_attempts: u32,
+        /// Hard limit of one attempt (ms).
+        #[arg(long, default_value_t = 600_000)]
+        job_timeout_ms: u64,
+    },
+    /// Submit a plan file; prints the run id.
+    Submit {
+        plan: PathBuf,
+        /// Follow the run and print the report when it is over.
+        #[arg(long)]
+        wait: bool,
+        /// Report format for --wait.
+        #[arg(long, default_value = "table")]
+        format: String,
+    },
+    /// Show all runs, or one run and why its queued jobs wait.
+    Status { run: Option<String> },
+    /// Show the workers that joined.
+    Workers,
+    /// Print a run's report.
+    Report {
+        run: String,
+        /// table | md | csv | json | jsonl
+        #[arg(long, default_value = "table")]
+        format: String,
+    },
+    /// Cancel a run's remaining jobs.
+    Cancel { run: String },
+    /// Recompute a finished run's grades from its stored answers.
+    Regrade {
+        run: String,
+        /// Grade with this suite (file or built-in name) instead of the run's own.
+        #[arg(long)]
+        suite: Option<String>,
+    },
+    /// Check or try a suite offline.
+    #[command(subcommand)]
+    Suite(SuiteVerb),
+}
+
+#[derive(Subcommand, Debug)]
+enum SuiteVerb {
+    /// Load a suite, grade all its examples, list disagreements.
+    Check { suite: String },
+    /// Grade one answer for one task and show each check.
+    Grade {
+        suite: String,
+        task: String,
+        /// The answer; read from stdin when absent.
+        #[arg(long)]
+        answer: Option<String>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    let url = args.coordinator.as_str();
+    let code = match args.command {
+        Verb::Serve { listen, data, lease_ms, max_attempts, job_timeout_ms } => {
+            telemetry::init("info,benchfarm_coordinator=info,h2=warn,tower=warn");
+            let config = grpc::server::ServeConfig {
+                listen,
+                data,
+                scheduler: scheduler::Config {
+                    lease: Duration::from_millis(lease_ms),
+                    max_attempts: max_attempts.max(1),
+                    job_timeout: Duration::from_millis(job_timeout_ms),
+                    ..scheduler::Config::default()
+                },
+            };
+            serve(config).await?;
+            0
+        }
+        verb => {
+            telemetry::init("warn");
+            match verb {
+                Verb::Submit { plan, wait, format } => cli::client::submit(url, &plan, wait, &format).await?,
+                Verb::Status { run } => cli::client::status(url, run.as_deref()).await?,
+                Verb::Workers => cli::client::workers(url).await?,
+                Verb::Report { run, format } => cli::client::report(url, &run, &format).await?,
+                Verb::Cancel { run } => cli::client::cancel(url, &run).await?,
+                Verb::Regrade { run, suite } => cli::client::regrade(url, &run, suite.as_deref()).await?,
+                Verb::Suite(SuiteVerb::Check { suite }) => cli::suite_cmd::check(&suite, &mut std::io::stdout())?,
+                Verb::Suite(SuiteVerb::Grade { suite, task, answer }) => {
+                    cli::suite_cmd::grade(&suite, &task, answer, &mut std::io::stdout())?
+                }
+                Verb::Serve { .. } => unreachable!("handled above"),
+            }
+        }
+    };
+    std::process::exit(code);
+}
+
+/// Serves until Ctrl-C or SIGTERM, then shuts down gracefully.
+async fn serve(config: grpc::server::ServeConfig) -> Result<()> {
+    let mut server = grpc::server::start(config).await?;
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!(signal = "SIGINT", "shutdown requested"),
+        _ = sigterm.recv() => tracing::info!(signal = "SIGTERM", "shutdown requested"),
+        result = server.wait() => { result?; return Ok(()); }
+    }
+    server.shutdown().await?;
+    Ok(())
+}

@@ -1,0 +1,206 @@
+//! The plan file: what to benchmark. Read on the client, sent to the server as content.
+//!
+//! ```toml
+//! suite = "agent-coding"            # a built-in suite name, or a path to a suite file
+//! repetitions = 3
+//! seed = 42                          # optional; job seed = f(seed, task, repetition)
+//! [[models]]
+//! path = "models/SmolLM2-135M-Instruct.Q4_1.gguf"   # matched to workers by sha256
+//! name = "SmolLM2-135M"             # optional display name (default: GGUF general.name, else file stem)
+//! [[models]]
+//! scripted = "oracle.toml"
+//! ```
+//! Paths are relative to the plan file. The client reads the suite and every model file (hashing GGUF
+//! files, parsing scripted ones) so the server never needs the client's files, and a mistake is
+//! reported here with the file, line, column and field before anything is submitted.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use benchfarm_proto::v1 as pb;
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A plan error: where and what.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}:{column}: {field}: {message}")]
+pub struct PlanError {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub field: String,
+    pub message: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlanFile {
+    suite: Spanned<String>,
+    #[serde(default = "one")]
+    repetitions: Spanned<u32>,
+    #[serde(default)]
+    seed: u64,
+    #[serde(default)]
+    label: Option<String>,
+    models: Spanned<Vec<ModelEntry>>,
+}
+
+fn one() -> Spanned<u32> {
+    Spanned::new(0..0, 1)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModelEntry {
+    #[serde(default)]
+    path: Option<Spanned<String>>,
+    #[serde(default)]
+    scripted: Option<Spanned<String>>,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// A plan, resolved: the suite text and every model with its identity, ready to submit.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub request: pb::SubmitRunRequest,
+    pub suite: benchfarm_suite::Suite,
+}
+
+/// Reads and resolves the plan at `path`.
+pub fn load(path: &Path) -> Result<Plan, PlanError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| PlanError {
+        file: file.clone(),
+        line: 0,
+        column: 0,
+        field: "(file)".into(),
+        message: format!("cannot read: {e}"),
+    })?;
+    resolve(&text, &file, path.parent().unwrap_or(Path::new(".")))
+}
+
+/// Parses plan `text` (named `file` in errors) with paths relative to `base`.
+pub fn resolve(text: &str, file: &str, base: &Path) -> Result<Plan, PlanError> {
+    let at = |span: Range<usize>, field: &str, message: String| {
+        let (line, column) = line_col(text, span.start);
+        PlanError { file: file.to_string(), line, column, field: field.to_string(), message }
+    };
+    let plan: PlanFile = toml::from_str(text).map_err(|e| {
+        let span = e.span().unwrap_or(0..0);
+        at(span, &field_of(e.message()), e.message().to_string())
+    })?;
+    if *plan.repetitions.get_ref() == 0 {
+        return Err(at(plan.repetitions.span(), "repetitions", "must be at least 1".into()));
+    }
+    if plan.models.get_ref().is_empty() {
+        return Err(at(plan.models.span(), "models", "a plan needs at least one [[models]] entry".into()));
+    }
+
+    let suite_ref = plan.suite.get_ref();
+    let (suite, suite_toml) = match benchfarm_suite::builtin_source(suite_ref) {
+        Some(source) => {
+            let suite = benchfarm_suite::Suite::parse(source, &format!("builtin:{suite_ref}"))
+                .map_err(|e| at(plan.suite.span(), "suite", e.to_string()))?;
+            (suite, source.to_string())
+        }
+        None => {
+            let suite_path = base.join(suite_ref);
+            if !suite_path.is_file() {
+                let names = benchfarm_suite::builtin_names().join(", ");
+                return Err(at(
+                    plan.suite.span(),
+                    "suite",
+                    format!("{suite_ref:?} is neither a built-in suite ({names}) nor a file ({})", suite_path.display()),
+                ));
+            }
+            let suite_text = std::fs::read_to_string(&suite_path)
+                .map_err(|e| at(plan.suite.span(), "suite", format!("cannot read {}: {e}", suite_path.display())))?;
+            // The suite's own errors already name its file, line and column.
+            let suite = benchfarm_suite::Suite::parse(&suite_text, &suite_path.display().to_string())
+                .map_err(|e| at(plan.suite.span(), "suite", format!("invalid suite:\n{e}")))?;
+            (suite, suite_text)
+        }
+    };
+
+    let mut models = Vec::new();
+    for (i, entry) in plan.models.get_ref().iter().enumerate() {
+        let field = |f: &str| format!("models[{i}].{f}");
+        let model = match (&entry.path, &entry.scripted) {
+            (Some(p), None) => gguf_model(&base.join(p.get_ref()), entry.name.as_deref())
+                .map_err(|m| at(p.span(), &field("path"), m))?,
+            (None, Some(s)) => scripted_model(&base.join(s.get_ref()), entry.name.as_deref())
+                .map_err(|m| at(s.span(), &field("scripted"), m))?,
+            _ => {
+                return Err(at(
+                    plan.models.span(),
+                    &format!("models[{i}]"),
+                    "each model needs exactly one of `path` (a GGUF file) or `scripted` (a scripted model)".into(),
+                ));
+            }
+        };
+        if let Some(prev) = models.iter().position(|m: &pb::ModelRef| m.name == model.name) {
+            let span = entry.path.as_ref().or(entry.scripted.as_ref()).map_or(0..0, |s| s.span());
+            return Err(at(span, &field("name"), format!("{:?} is also the name of models[{prev}]", model.name)));
+        }
+        models.push(model);
+    }
+
+    Ok(Plan {
+        request: pb::SubmitRunRequest {
+            suite_toml,
+            models,
+            repetitions: *plan.repetitions.get_ref(),
+            seed: plan.seed,
+            label: plan.label.unwrap_or_else(|| file.to_string()),
+        },
+        suite,
+    })
+}
+
+/// A GGUF model: header checked, hashed, named.
+fn gguf_model(path: &PathBuf, name: Option<&str>) -> Result<pb::ModelRef, String> {
+    if !path.is_file() {
+        return Err(format!("no such file: {}", path.display()));
+    }
+    let info = benchfarm_modelfile::read_gguf(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let sha256 = benchfarm_modelfile::sha256_file(path).map_err(|e| format!("cannot hash {}: {e}", path.display()))?;
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = name.map(str::to_string).or_else(|| info.name().map(str::to_string)).unwrap_or(stem);
+    Ok(pb::ModelRef {
+        name,
+        sha256,
+        size_bytes: info.file_len(),
+        source: Some(pb::model_ref::Source::Gguf(pb::GgufModel {
+            file_name: path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+        })),
+    })
+}
+
+/// A scripted model: parsed here so its errors point into its own file.
+fn scripted_model(path: &PathBuf, name: Option<&str>) -> Result<pb::ModelRef, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let model = benchfarm_modelfile::ScriptedModel::parse(&text, &path.display().to_string()).map_err(|e| e.to_string())?;
+    Ok(pb::ModelRef {
+        name: name.unwrap_or(model.name()).to_string(),
+        sha256: benchfarm_modelfile::sha256_bytes(text.as_bytes()),
+        size_bytes: 0,
+        source: Some(pb::model_ref::Source::ScriptedToml(text)),
+    })
+}
+
+/// 1-based line and column of byte `offset` in `text`.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// The field a toml error message is about, when it names one ("unknown field `x`", "missing field `y`").
+fn field_of(message: &str) -> String {
+    message.split('`').nth(1).map_or_else(|| "(syntax)".to_string(), str::to_string)
+}
+
+#[cfg(test)]
+mod tests;

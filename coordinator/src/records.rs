@@ -1,0 +1,229 @@
+//! What the coordinator keeps: runs, jobs (with every attempt), results and workers.
+//!
+//! These are the domain types the store persists (as JSON inside sled, so a human can read a dump and
+//! a later schema can add fields with `#[serde(default)]`) and the scheduler works on. Wire types from
+//! `benchfarm-proto` are converted to and from these at the gRPC edge only.
+
+use benchfarm_suite::Grade;
+use serde::{Deserialize, Serialize};
+
+use crate::job::JobState;
+
+/// Milliseconds since the Unix epoch; the store's clock unit.
+pub type UnixMs = i64;
+
+/// The wall clock in [`UnixMs`]. Only I/O code calls this; pure code takes times as arguments.
+pub fn now_ms() -> UnixMs {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// How a model reaches a worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelKind {
+    /// A GGUF file the worker must already have, matched by sha256.
+    Gguf { file_name: String },
+    /// A scripted model; its TOML text travels in every job so any worker can run it.
+    Scripted { toml: String },
+}
+
+/// One model of a run, as the client described it at submit time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunModel {
+    pub name: String,
+    pub sha256: String,
+    pub size_bytes: u64,
+    pub kind: ModelKind,
+}
+
+impl RunModel {
+    /// Whether any worker can run this model without having a file for it.
+    pub fn is_scripted(&self) -> bool {
+        matches!(self.kind, ModelKind::Scripted { .. })
+    }
+}
+
+/// A task of the run's suite, as much as reports need.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunTask {
+    pub id: String,
+    pub category: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    Running,
+    Finished,
+    Cancelled,
+}
+
+impl RunState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Running => "running",
+            RunState::Finished => "finished",
+            RunState::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// A submitted run: models × tasks × repetitions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub id: String,
+    pub created_unix_ms: UnixMs,
+    pub label: String,
+    pub suite_name: String,
+    pub suite_version: String,
+    /// The exact suite text the jobs were graded with; `regrade` may replace it (the old one is kept in
+    /// `suite_history`).
+    pub suite_toml: String,
+    pub models: Vec<RunModel>,
+    pub tasks: Vec<RunTask>,
+    pub repetitions: u32,
+    pub seed: u64,
+    pub jobs_total: u32,
+    pub state: RunState,
+    #[serde(default)]
+    pub finished_unix_ms: Option<UnixMs>,
+    #[serde(default)]
+    pub suite_history: Vec<String>,
+}
+
+/// How one attempt of a job ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "reason")]
+pub enum AttemptEnd {
+    Succeeded,
+    /// The engine or the worker reported an error.
+    Failed(String),
+    /// The worker went away (lease expired, disconnected, coordinator restarted) before reporting.
+    Lost(String),
+    /// The user cancelled the run.
+    Cancelled,
+}
+
+/// One try of a job on one worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub attempt: u32,
+    pub worker_id: String,
+    pub assigned_unix_ms: UnixMs,
+    #[serde(default)]
+    pub ended_unix_ms: Option<UnixMs>,
+    #[serde(default)]
+    pub end: Option<AttemptEnd>,
+}
+
+/// One (model, task, repetition) of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobRecord {
+    /// `{run_id}-{index:05}`: sorts by run, then by expansion order.
+    pub id: String,
+    pub run_id: String,
+    pub index: u32,
+    pub model_index: u32,
+    pub task_id: String,
+    pub repetition: u32,
+    pub seed: u64,
+    pub state: JobState,
+    pub attempts: Vec<Attempt>,
+}
+
+impl JobRecord {
+    /// The attempt record with this number, if the job got that far.
+    pub fn attempt_mut(&mut self, attempt: u32) -> Option<&mut Attempt> {
+        self.attempts.iter_mut().find(|a| a.attempt == attempt)
+    }
+}
+
+/// Measured timings of one job, as the worker reported them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    pub load_ms: f64,
+    pub cold: bool,
+    pub prompt_tokens: u32,
+    pub prompt_ms: f64,
+    pub ttft_ms: f64,
+    pub gen_tokens: u32,
+    pub gen_ms: f64,
+    pub wall_ms: f64,
+}
+
+/// The answer of one attempt, its grade and its timings. Keyed by (job, attempt) so a re-sent result
+/// is recognised and stored once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResultRecord {
+    pub job_id: String,
+    pub attempt: u32,
+    pub run_id: String,
+    pub worker_id: String,
+    pub worker_name: String,
+    pub hardware_class: String,
+    pub threads: u32,
+    pub answer: String,
+    pub grade: Grade,
+    pub timings: Timings,
+    pub chat_template: String,
+    pub stop: String,
+    pub received_unix_ms: UnixMs,
+    /// False for a result of a superseded attempt (the job was already done): kept, never counted.
+    pub counted: bool,
+    /// Earlier grades of this same answer, oldest first, with the suite version that gave them.
+    #[serde(default)]
+    pub grade_history: Vec<PastGrade>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PastGrade {
+    pub suite_version: String,
+    pub regraded_unix_ms: UnixMs,
+    pub grade: Grade,
+}
+
+/// What a worker said about itself, kept across its reconnects and the coordinator's restarts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerRecord {
+    pub id: String,
+    pub name: String,
+    pub hardware: Hardware,
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub models: Vec<WorkerModel>,
+    pub engine: String,
+    pub llama_cpp_build: String,
+    pub backends: Vec<String>,
+    pub slots: u32,
+    pub threads: u32,
+    pub hardware_class: String,
+    pub last_seen_unix_ms: UnixMs,
+    pub jobs_done: u64,
+    pub jobs_failed: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Hardware {
+    pub cpu_model: String,
+    pub arch: String,
+    pub physical_cores: u32,
+    pub logical_cores: u32,
+    pub simd: Vec<String>,
+    pub ram_total_bytes: u64,
+    pub ram_available_bytes: u64,
+    pub os: String,
+    pub kernel: String,
+    pub board: String,
+    pub cgroup_cpu_limit: f64,
+    pub cgroup_memory_limit_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerModel {
+    pub sha256: String,
+    pub name: String,
+    pub size_bytes: u64,
+    pub file_name: String,
+}

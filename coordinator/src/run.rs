@@ -1,0 +1,121 @@
+//! A submitted run expanded into jobs: model × task × repetition, each with its own seed.
+//!
+//! Pure: the caller gives the id and the clock. The job seed depends on (run seed, task, repetition)
+//! and not on the model, so every model answers a repetition under the same seed: a fair comparison,
+//! and a rerun of the same plan reproduces every sampled answer.
+
+use crate::job::JobState;
+use crate::records::{JobRecord, RunRecord};
+
+/// The id of job `index` of `run_id`: sorts by run and then by expansion order in the store.
+pub fn job_id(run_id: &str, index: u32) -> String {
+    format!("{run_id}-{index:05}")
+}
+
+/// The run id a job id belongs to.
+pub fn run_of_job(job_id: &str) -> Option<&str> {
+    job_id.rsplit_once('-').map(|(run, _)| run)
+}
+
+/// `f(seed, task, repetition)`: FNV-1a over the task id, mixed with the seed and repetition by
+/// SplitMix64 so nearby inputs give unrelated seeds.
+pub fn job_seed(seed: u64, task_id: &str, repetition: u32) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in task_id.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    splitmix64(seed ^ splitmix64(h ^ u64::from(repetition).rotate_left(32)))
+}
+
+fn splitmix64(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Every job of `run`, in the order models × tasks × repetitions. The order matters: the scheduler
+/// takes jobs in this order, so one model's jobs are grouped and a worker keeps its model loaded.
+pub fn expand(run: &RunRecord) -> Vec<JobRecord> {
+    let mut jobs = Vec::with_capacity(run.models.len() * run.tasks.len() * run.repetitions as usize);
+    for (model_index, _) in run.models.iter().enumerate() {
+        for task in &run.tasks {
+            for repetition in 0..run.repetitions {
+                let index = jobs.len() as u32;
+                jobs.push(JobRecord {
+                    id: job_id(&run.id, index),
+                    run_id: run.id.clone(),
+                    index,
+                    model_index: model_index as u32,
+                    task_id: task.id.clone(),
+                    repetition,
+                    seed: job_seed(run.seed, &task.id, repetition),
+                    state: JobState::Queued,
+                    attempts: Vec::new(),
+                });
+            }
+        }
+    }
+    jobs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::{ModelKind, RunModel, RunState, RunTask};
+
+    fn run(models: usize, tasks: usize, reps: u32) -> RunRecord {
+        RunRecord {
+            id: "0190-run".into(),
+            created_unix_ms: 0,
+            label: String::new(),
+            suite_name: "s".into(),
+            suite_version: "1".into(),
+            suite_toml: String::new(),
+            models: (0..models)
+                .map(|i| RunModel {
+                    name: format!("m{i}"),
+                    sha256: format!("{i:064}"),
+                    size_bytes: 1,
+                    kind: ModelKind::Scripted { toml: String::new() },
+                })
+                .collect(),
+            tasks: (0..tasks).map(|i| RunTask { id: format!("t{i}"), category: "c".into() }).collect(),
+            repetitions: reps,
+            seed: 42,
+            jobs_total: 0,
+            state: RunState::Running,
+            finished_unix_ms: None,
+            suite_history: vec![],
+        }
+    }
+
+    #[test]
+    fn expands_models_tasks_repetitions_in_order() {
+        let jobs = expand(&run(2, 3, 4));
+        assert_eq!(jobs.len(), 24);
+        let mut seen = std::collections::HashSet::new();
+        for j in &jobs {
+            assert!(seen.insert((j.model_index, j.task_id.clone(), j.repetition)));
+            assert_eq!(run_of_job(&j.id), Some("0190-run"));
+        }
+        assert_eq!(jobs[0].model_index, 0);
+        assert_eq!(jobs[12].model_index, 1);
+        assert_eq!((jobs[5].task_id.as_str(), jobs[5].repetition), ("t1", 1));
+        // Ids sort in expansion order (the store relies on it for prefix scans).
+        let mut ids: Vec<_> = jobs.iter().map(|j| j.id.clone()).collect();
+        ids.sort();
+        assert_eq!(ids, jobs.iter().map(|j| j.id.clone()).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn seeds_are_shared_across_models_and_distinct_across_repetitions() {
+        let jobs = expand(&run(2, 2, 3));
+        assert_eq!(jobs[0].seed, jobs[6].seed, "same task+rep on two models");
+        assert_ne!(jobs[0].seed, jobs[1].seed);
+        assert_ne!(job_seed(42, "a", 0), job_seed(43, "a", 0));
+        assert_ne!(job_seed(42, "a", 0), job_seed(42, "b", 0));
+        assert_eq!(job_seed(42, "a", 7), job_seed(42, "a", 7));
+    }
+}

@@ -1,0 +1,90 @@
+//! Store round trips on a temporary sled database.
+
+use super::*;
+use crate::job::JobState;
+use crate::records::*;
+use benchfarm_suite::{Grade, Verdict};
+
+fn run(id: &str) -> RunRecord {
+    RunRecord {
+        id: id.into(),
+        created_unix_ms: 1,
+        label: "plan.toml".into(),
+        suite_name: "s".into(),
+        suite_version: "1".into(),
+        suite_toml: "name = 's'".into(),
+        models: vec![RunModel {
+            name: "m".into(),
+            sha256: "0".repeat(64),
+            size_bytes: 0,
+            kind: ModelKind::Scripted { toml: String::new() },
+        }],
+        tasks: vec![RunTask { id: "t".into(), category: "c".into() }],
+        repetitions: 2,
+        seed: 1,
+        jobs_total: 2,
+        state: RunState::Running,
+        finished_unix_ms: None,
+        suite_history: vec![],
+    }
+}
+
+fn result(job_id: &str, attempt: u32) -> ResultRecord {
+    ResultRecord {
+        job_id: job_id.into(),
+        attempt,
+        run_id: crate::run::run_of_job(job_id).unwrap_or_default().into(),
+        worker_id: "w".into(),
+        worker_name: "w".into(),
+        hardware_class: "x".into(),
+        threads: 1,
+        answer: "ok".into(),
+        grade: Grade { verdict: Verdict::Pass, score: 1.0, extracted: "ok".into(), checks: vec![] },
+        timings: Timings::default(),
+        chat_template: "scripted".into(),
+        stop: "eos".into(),
+        received_unix_ms: 2,
+        counted: true,
+        grade_history: vec![],
+    }
+}
+
+#[test]
+fn runs_jobs_and_results_round_trip_and_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let r = run("r1");
+        let jobs = crate::run::expand(&r);
+        store.put_jobs(&jobs).unwrap();
+        store.put_run(&r).unwrap();
+        store.put_run(&run("r10")).unwrap();
+        store.put_jobs(&crate::run::expand(&run("r10"))).unwrap();
+        assert!(store.insert_result(&result(&jobs[0].id, 1)).unwrap());
+        // The same (job, attempt) again is recognised and not stored twice.
+        assert!(!store.insert_result(&result(&jobs[0].id, 1)).unwrap());
+        assert!(store.insert_result(&result(&jobs[0].id, 2)).unwrap());
+        store.flush().unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.runs().unwrap().len(), 2);
+    // Prefix scans do not mix run r1 with run r10.
+    assert_eq!(store.jobs_of_run("r1").unwrap().len(), 2);
+    assert_eq!(store.results_of_run("r1").unwrap().len(), 2);
+    assert_eq!(store.results_of_run("r10").unwrap().len(), 0);
+    let job = store.job("r1-00000").unwrap().unwrap();
+    assert_eq!(job.state, JobState::Queued);
+    assert_eq!(store.results_of_job("r1-00000").unwrap().len(), 2);
+}
+
+#[test]
+fn newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        store.db.open_tree("meta").unwrap().insert("schema_version", "99").unwrap();
+        store.flush().unwrap();
+    }
+    let err = Store::open(dir.path()).unwrap_err();
+    assert!(err.to_string().contains("schema version 99"), "{err}");
+}

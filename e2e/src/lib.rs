@@ -1,0 +1,1 @@
+//! End-to-end tests of benchfarm; see `tests/`. This library is empty on purpose.

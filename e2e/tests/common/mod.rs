@@ -1,0 +1,143 @@
+//! The test farm: a real coordinator server on 127.0.0.1:0 and real workers, in this process.
+//!
+//! Workers are the same `benchfarm_worker::join` the binary runs, talking gRPC over loopback; only
+//! the process boundary is missing. Each test gets its own temporary data and state directories.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use benchfarm_coordinator::grpc::server::{self, RunningServer, ServeConfig};
+use benchfarm_coordinator::scheduler;
+use benchfarm_proto::v1 as pb;
+use benchfarm_proto::v1::farm_service_client::FarmServiceClient;
+use benchfarm_worker::{JoinConfig, Stop};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+/// Starts a coordinator on a free loopback port with its store in `data`.
+pub async fn start_server(data: &Path, lease: Duration) -> RunningServer {
+    start_server_on(data, lease, "127.0.0.1:0".parse().unwrap()).await
+}
+
+pub async fn start_server_on(data: &Path, lease: Duration, listen: std::net::SocketAddr) -> RunningServer {
+    server::start(ServeConfig {
+        listen,
+        data: data.to_path_buf(),
+        scheduler: scheduler::Config {
+            lease,
+            tick: Duration::from_millis(100),
+            ..scheduler::Config::default()
+        },
+    })
+    .await
+    .expect("coordinator starts")
+}
+
+/// A worker running in this process until `stop` is sent.
+pub struct TestWorker {
+    pub stop: watch::Sender<Stop>,
+    pub task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl TestWorker {
+    /// Drains the worker and waits for it to leave.
+    pub async fn leave(self) {
+        let _ = self.stop.send(Stop::Drain);
+        tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .expect("worker leaves within 30 s")
+            .expect("worker task")
+            .expect("worker ran without error");
+    }
+}
+
+/// Starts a worker for `url` with GGUF models from `models` (an empty directory: scripted only).
+pub fn start_worker(url: &str, name: &str, models: &Path, state: &Path) -> TestWorker {
+    let (stop, rx) = watch::channel(Stop::Run);
+    let config = JoinConfig {
+        coordinator: url.to_string(),
+        models_dir: models.to_path_buf(),
+        labels: [("site".to_string(), "test".to_string())].into(),
+        threads: Some(1),
+        state_dir: state.to_path_buf(),
+        name: Some(name.to_string()),
+        slots: 1,
+    };
+    let task = tokio::spawn(benchfarm_worker::join(config, rx));
+    TestWorker { stop, task }
+}
+
+pub async fn client(url: &str) -> FarmServiceClient<Channel> {
+    benchfarm_coordinator::cli::client::connect(url).await.expect("client connects")
+}
+
+pub fn url(server: &RunningServer) -> String {
+    format!("http://{}", server.addr)
+}
+
+/// Waits until `n` workers are connected.
+pub async fn wait_workers(client: &mut FarmServiceClient<Channel>, n: usize) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let workers = client.list_workers(pb::ListWorkersRequest {}).await.unwrap().into_inner().workers;
+        if workers.iter().filter(|w| w.connected).count() >= n {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{n} workers did not join within 60 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until the run is over and returns its final status.
+pub async fn wait_run(client: &mut FarmServiceClient<Channel>, run_id: &str, limit: Duration) -> pb::RunStatus {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let status = client.get_run(pb::GetRunRequest { run_id: run_id.into() }).await.unwrap().into_inner();
+        if status.state != "running" {
+            return status;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "run not over within {limit:?}: {status:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Writes a plan file into `dir` and resolves it as `coordinator submit` would.
+pub fn plan(dir: &Path, text: &str) -> pb::SubmitRunRequest {
+    let path = dir.join("plan.toml");
+    std::fs::write(&path, text).unwrap();
+    benchfarm_coordinator::plan::load(&path).expect("plan resolves").request
+}
+
+/// The report of a run as JSON.
+pub async fn report_json(client: &mut FarmServiceClient<Channel>, run_id: &str) -> serde_json::Value {
+    let body = client
+        .get_report(pb::GetReportRequest { run_id: run_id.into(), format: "json".into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .body;
+    serde_json::from_str(&body).unwrap()
+}
+
+/// The workspace root (for `models/`).
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// The default model, or `None` (test skipped) when it is absent outside CI. In CI a missing model
+/// is a failure: the test command fetches it first.
+pub fn default_model() -> Option<PathBuf> {
+    let path = std::env::var_os("BENCHFARM_TEST_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("models/SmolLM2-135M-Instruct.Q4_1.gguf"));
+    if path.is_file() {
+        return Some(path);
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("{} is missing; run scripts/fetch-models.sh (the test command does)", path.display());
+    }
+    eprintln!("skipping: {} is missing (run scripts/fetch-models.sh)", path.display());
+    None
+}

@@ -1,0 +1,307 @@
+//! The worker's connection to the coordinator: hello, heartbeats, jobs in, results out.
+//!
+//! One `Connect` stream at a time. When it breaks (or the coordinator is not there yet) the worker
+//! retries with exponential backoff and says so. Results and failures stay in the [`Outbox`] until the
+//! coordinator acknowledges them and are sent again on every reconnect, so a result is never lost to
+//! a broken connection; the coordinator recognises a re-sent one by (job, attempt).
+//!
+//! Shutdown: the first signal makes the worker drain (it tells the coordinator, takes no new jobs,
+//! finishes and reports the running ones, then leaves); a second abandons the running jobs.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use benchfarm_proto::v1 as pb;
+use benchfarm_proto::v1::coordinator_message::Kind as Down;
+use benchfarm_proto::v1::worker_message::Kind as Up;
+use benchfarm_proto::v1::worker_service_client::WorkerServiceClient;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tracing::{debug, info, warn};
+
+use crate::outbox::Outbox;
+use crate::runner::{Job, Runner, RunnerEvent};
+
+/// Backoff between connection attempts: doubles from the first to the last value.
+const BACKOFF_START: Duration = Duration::from_millis(250);
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// Heartbeat interval until the coordinator's welcome says otherwise.
+const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(5);
+
+/// How far the worker is in shutting down; driven by signals in `main`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stop {
+    Run,
+    Drain,
+    Abandon,
+}
+
+/// A job this worker is running now, with the means to stop it.
+#[derive(Debug)]
+struct Running {
+    cancel: Arc<AtomicBool>,
+    reason: Arc<Mutex<Option<String>>>,
+}
+
+/// The worker's live state across connections.
+pub struct Session {
+    pub url: String,
+    pub hello: pb::Hello,
+    runner: Runner,
+    events: mpsc::Receiver<RunnerEvent>,
+    running: BTreeMap<(String, u32), Running>,
+    outbox: Outbox,
+    heartbeat: Duration,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").field("url", &self.url).field("running", &self.running.len()).finish()
+    }
+}
+
+/// How one connection ended.
+enum Ended {
+    /// Broken or refused: reconnect after a backoff.
+    Lost(String),
+    /// Drained (or abandoned): leave.
+    Done,
+}
+
+impl Session {
+    pub fn new(url: String, hello: pb::Hello, runner: Runner, events: mpsc::Receiver<RunnerEvent>) -> Session {
+        Session {
+            url,
+            hello,
+            runner,
+            events,
+            running: BTreeMap::new(),
+            outbox: Outbox::default(),
+            heartbeat: DEFAULT_HEARTBEAT,
+        }
+    }
+
+    /// Connects and serves until `stop` says to leave. Never gives up on an absent coordinator.
+    pub async fn run(mut self, mut stop: watch::Receiver<Stop>) {
+        let mut backoff = BACKOFF_START;
+        let mut attempt = 0u32;
+        loop {
+            if *stop.borrow() == Stop::Abandon || (*stop.borrow() == Stop::Drain && self.idle()) {
+                break;
+            }
+            attempt += 1;
+            match self.connect_once(&mut stop).await {
+                Ok(Ended::Done) => break,
+                Ok(Ended::Lost(reason)) => {
+                    warn!(coordinator = %self.url, reason = %reason, "connection to coordinator lost; reconnecting");
+                    backoff = BACKOFF_START;
+                    attempt = 0;
+                }
+                Err(reason) => {
+                    warn!(coordinator = %self.url, attempt, retry_in_ms = backoff.as_millis() as u64,
+                          reason = %reason, "coordinator unreachable; retrying");
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = stop.changed() => {}
+            }
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+        for running in self.running.values() {
+            running.cancel.store(true, Ordering::Relaxed);
+        }
+        info!(unacknowledged = self.outbox.len(), "worker left");
+    }
+
+    fn idle(&self) -> bool {
+        self.running.is_empty() && self.outbox.is_empty()
+    }
+
+    /// One connection: hello, replay of unacknowledged messages, then the message loop.
+    /// `Err` means the connection could not be established.
+    async fn connect_once(&mut self, stop: &mut watch::Receiver<Stop>) -> Result<Ended, String> {
+        let endpoint = tonic::transport::Endpoint::from_shared(self.url.clone())
+            .map_err(|e| format!("invalid coordinator URL: {e}"))?
+            .connect_timeout(Duration::from_secs(5))
+            .http2_keep_alive_interval(Duration::from_secs(10))
+            .keep_alive_timeout(Duration::from_secs(20));
+        let channel = endpoint.connect().await.map_err(|e| error_chain(&e))?;
+        let mut client = WorkerServiceClient::new(channel);
+        let (tx, rx) = mpsc::channel::<pb::WorkerMessage>(256);
+        let mut hello = self.hello.clone();
+        hello.running = self.running.keys().map(|(job_id, attempt)| key(job_id, *attempt)).collect();
+        send(&tx, Up::Hello(hello)).await;
+        let mut inbound = client.connect(ReceiverStream::new(rx)).await.map_err(|s| s.message().to_string())?.into_inner();
+        info!(coordinator = %self.url, "connected to coordinator");
+        for message in self.outbox.pending() {
+            let _ = tx.send(message).await;
+        }
+        let mut heartbeat = tokio::time::interval(self.heartbeat);
+        loop {
+            if *stop.borrow() == Stop::Abandon || (*stop.borrow() == Stop::Drain && self.idle()) {
+                return Ok(Ended::Done);
+            }
+            tokio::select! {
+                message = inbound.message() => match message {
+                    Ok(Some(message)) => {
+                        let now = *stop.borrow();
+                        if let Some(kind) = message.kind
+                            && let Some(new_interval) = self.on_message(kind, &tx, now).await
+                        {
+                            heartbeat = tokio::time::interval(new_interval);
+                        }
+                    }
+                    Ok(None) => return Ok(Ended::Lost("coordinator closed the stream".into())),
+                    Err(status) => return Ok(Ended::Lost(status.message().to_string())),
+                },
+                Some(event) = self.events.recv() => self.on_event(event, &tx).await,
+                _ = heartbeat.tick() => {
+                    let draining = *stop.borrow() != Stop::Run;
+                    send(&tx, Up::Heartbeat(pb::Heartbeat {
+                        running: self.running.keys().map(|(j, a)| key(j, *a)).collect(),
+                        free_slots: self.hello.slots.saturating_sub(self.running.len() as u32),
+                        ram_available_bytes: 0,
+                        draining,
+                    })).await;
+                }
+                _ = stop.changed() => {
+                    let now = *stop.borrow();
+                    info!(stop = ?now, running = self.running.len(), "stop requested");
+                    // Tell the coordinator at once, so it sends nothing new.
+                    send(&tx, Up::Heartbeat(pb::Heartbeat {
+                        running: self.running.keys().map(|(j, a)| key(j, *a)).collect(),
+                        free_slots: 0,
+                        ram_available_bytes: 0,
+                        draining: true,
+                    })).await;
+                    if now == Stop::Abandon {
+                        for r in self.running.values() {
+                            set_reason(r, "worker abandoned the job on a second stop signal");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Handles one coordinator message; returns a new heartbeat interval when the welcome sets one.
+    async fn on_message(&mut self, kind: Down, tx: &mpsc::Sender<pb::WorkerMessage>, stop: Stop) -> Option<Duration> {
+        match kind {
+            Down::Welcome(w) => {
+                info!(lease_ms = w.lease_ms, heartbeat_ms = w.heartbeat_ms, "welcomed by coordinator");
+                if w.heartbeat_ms > 0 {
+                    self.heartbeat = Duration::from_millis(u64::from(w.heartbeat_ms));
+                    return Some(self.heartbeat);
+                }
+            }
+            Down::Assign(assignment) => {
+                let Some(k) = assignment.key.clone() else { return None };
+                if stop != Stop::Run {
+                    // Sent before the coordinator saw our drain notice: give it back at once.
+                    send(tx, Up::Failed(pb::JobFailed { key: Some(k), reason: "worker is draining".into() })).await;
+                    return None;
+                }
+                let running = Running { cancel: Arc::new(AtomicBool::new(false)), reason: Arc::new(Mutex::new(None)) };
+                let job = Job {
+                    assignment: assignment.clone(),
+                    key: k.clone(),
+                    cancel: Arc::clone(&running.cancel),
+                    cancel_reason: Arc::clone(&running.reason),
+                };
+                if assignment.timeout_ms > 0 {
+                    let cancel = Arc::clone(&running.cancel);
+                    let reason = Arc::clone(&running.reason);
+                    let limit = Duration::from_millis(u64::from(assignment.timeout_ms));
+                    tokio::spawn(async move {
+                        tokio::time::sleep(limit).await;
+                        if !cancel.load(Ordering::Relaxed) {
+                            if let Ok(mut r) = reason.lock() {
+                                r.get_or_insert_with(|| format!("timed out after {} ms", limit.as_millis()));
+                            }
+                            cancel.store(true, Ordering::Relaxed);
+                        }
+                    });
+                }
+                debug!(job = %k.job_id, attempt = k.attempt, task = %assignment.task_id, "job received");
+                self.running.insert((k.job_id.clone(), k.attempt), running);
+                if let Err(reason) = self.runner.submit(job) {
+                    self.running.remove(&(k.job_id.clone(), k.attempt));
+                    self.finish(pb::WorkerMessage { kind: Some(Up::Failed(pb::JobFailed { key: Some(k), reason })) }, tx).await;
+                }
+            }
+            Down::Ack(ack) => {
+                if let Some(k) = ack.key {
+                    self.outbox.acknowledge(&k.job_id, k.attempt);
+                }
+            }
+            Down::Cancel(c) => {
+                if let Some(k) = c.key
+                    && let Some(r) = self.running.get(&(k.job_id.clone(), k.attempt))
+                {
+                    info!(job = %k.job_id, reason = %c.reason, "job cancelled by coordinator");
+                    set_reason(r, &format!("cancelled: {}", c.reason));
+                }
+            }
+            Down::Drain(d) => info!(reason = %d.reason, "coordinator asked to drain"),
+        }
+        None
+    }
+
+    async fn on_event(&mut self, event: RunnerEvent, tx: &mpsc::Sender<pb::WorkerMessage>) {
+        match event {
+            RunnerEvent::Started(k) => send(tx, Up::Started(pb::JobStarted { key: Some(k) })).await,
+            RunnerEvent::Finished(k, outcome) => {
+                self.running.remove(&(k.job_id.clone(), k.attempt));
+                let kind = match outcome {
+                    Ok(result) => Up::Result(*result),
+                    Err(reason) => {
+                        warn!(job = %k.job_id, attempt = k.attempt, reason = %reason, "job failed");
+                        Up::Failed(pb::JobFailed { key: Some(k), reason })
+                    }
+                };
+                self.finish(pb::WorkerMessage { kind: Some(kind) }, tx).await;
+            }
+        }
+    }
+
+    /// Keeps a result or failure until acknowledged, and sends it now.
+    async fn finish(&mut self, message: pb::WorkerMessage, tx: &mpsc::Sender<pb::WorkerMessage>) {
+        self.outbox.insert(message.clone());
+        let _ = tx.send(message).await;
+    }
+}
+
+fn set_reason(running: &Running, reason: &str) {
+    if let Ok(mut r) = running.reason.lock() {
+        r.get_or_insert_with(|| reason.to_string());
+    }
+    running.cancel.store(true, Ordering::Relaxed);
+}
+
+fn key(job_id: &str, attempt: u32) -> pb::JobKey {
+    pb::JobKey { job_id: job_id.to_string(), attempt }
+}
+
+async fn send(tx: &mpsc::Sender<pb::WorkerMessage>, kind: Up) {
+    let _ = tx.send(pb::WorkerMessage { kind: Some(kind) }).await;
+}
+
+/// An error with its sources, since tonic's top-level "transport error" says little.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// sha256 → path of every local GGUF model.
+pub fn model_paths(models: &[benchfarm_engine::models::LocalModel]) -> HashMap<String, std::path::PathBuf> {
+    models.iter().map(|m| (m.sha256.clone(), m.path.clone())).collect()
+}

@@ -1,0 +1,87 @@
+//! The benchfarm worker as a library: join a coordinator and run its jobs.
+//!
+//! - [`join`]: discover the machine and its models, start the runner, connect.
+//! - [`client`]: the `Connect` stream (hello, heartbeats, reconnect with backoff, outbox).
+//! - [`runner`]: slot threads that run the engine and grade answers.
+//! - [`outbox`], [`identity`], [`convert`]: unacknowledged results, the stable id, wire mapping.
+
+pub mod client;
+pub mod convert;
+pub mod identity;
+pub mod outbox;
+pub mod runner;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use benchfarm_proto::v1 as pb;
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+
+pub use client::Stop;
+
+/// `worker join` options.
+#[derive(Debug, Clone)]
+pub struct JoinConfig {
+    pub coordinator: String,
+    pub models_dir: PathBuf,
+    pub labels: BTreeMap<String, String>,
+    /// CPU threads per job; default: the usable cores divided among the slots.
+    pub threads: Option<u32>,
+    pub state_dir: PathBuf,
+    pub name: Option<String>,
+    pub slots: u32,
+}
+
+/// Joins the farm and serves until `stop` says to leave.
+pub async fn join(config: JoinConfig, stop: watch::Receiver<Stop>) -> Result<()> {
+    let worker_id = identity::load_or_create(&config.state_dir)
+        .with_context(|| format!("state directory {}", config.state_dir.display()))?;
+    let hardware = tokio::task::spawn_blocking(benchfarm_engine::hardware::detect).await?;
+    let models_dir = config.models_dir.clone();
+    let cache = config.state_dir.join("sha256-cache.json");
+    let discovery = tokio::task::spawn_blocking(move || benchfarm_engine::models::discover_all(&models_dir, &cache))
+        .await?
+        .with_context(|| format!("models directory {}", config.models_dir.display()))?;
+    for skipped in &discovery.skipped {
+        warn!(path = %skipped.path.display(), reason = %skipped.reason, "model file skipped");
+    }
+    let slots = config.slots.max(1);
+    let threads = config.threads.unwrap_or_else(|| (hardware.effective_cpus() / slots).max(1)).max(1);
+    let engine = tokio::task::spawn_blocking(benchfarm_engine::engine_info).await?;
+    let name = config.name.clone().unwrap_or_else(|| default_name(&worker_id));
+    info!(worker = %worker_id, name = %name, cpu = %hardware.cpu_model, cores = hardware.effective_cpus(),
+          threads, slots, models = discovery.models.len(), "worker starting");
+    for m in &discovery.models {
+        info!(model = %m.name, file = %m.file_name, size = m.size_bytes, sha256 = %m.sha256, "model available");
+    }
+    let hello = pb::Hello {
+        worker_id,
+        name,
+        hardware: Some(convert::hardware_to_wire(&hardware)),
+        labels: config.labels.clone().into_iter().collect(),
+        models: discovery.models.iter().map(convert::model_to_wire).collect(),
+        engine: Some(pb::EngineInfo {
+            name: engine.name,
+            llama_cpp_build: engine.llama_cpp_build,
+            backends: engine.backends,
+        }),
+        slots,
+        threads,
+        running: Vec::new(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    let (events_tx, events_rx) = mpsc::channel(64);
+    let runner = runner::Runner::start(slots, threads, client::model_paths(&discovery.models), events_tx)
+        .context("starting job threads")?;
+    client::Session::new(config.coordinator.clone(), hello, runner, events_rx).run(stop).await;
+    Ok(())
+}
+
+/// `hostname-xxxx`: readable, and distinct for two workers on one machine.
+fn default_name(worker_id: &str) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
+    let suffix = worker_id.get(worker_id.len().saturating_sub(4)..).unwrap_or(worker_id);
+    if host.is_empty() { format!("worker-{suffix}") } else { format!("{host}-{suffix}") }
+}

@@ -1,0 +1,203 @@
+//! The job loop: assignment in, graded result out. Model work runs on dedicated threads.
+//!
+//! Each slot is one OS thread that owns its [`Engines`] (so a loaded llama.cpp model stays loaded
+//! for the next job of the same model) and never touches the async runtime: it takes jobs from a
+//! channel, runs the engine, grades the answer with the suite crate and sends a [`RunnerEvent`]
+//! back. A panic inside a job is caught and reported as that job's failure; the slot carries on.
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use benchfarm_engine::{Engine, Engines, GenerateRequest, ModelSource, StopReason};
+use benchfarm_modelfile::ScriptedModel;
+use benchfarm_proto::v1 as pb;
+use benchfarm_suite::Suite;
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+/// A job handed to a slot.
+#[derive(Debug)]
+pub struct Job {
+    pub assignment: pb::JobAssignment,
+    pub key: pb::JobKey,
+    /// Set by the client to stop the generation (cancel from the coordinator, or timeout).
+    pub cancel: Arc<AtomicBool>,
+    /// Why `cancel` was set, for the failure message.
+    pub cancel_reason: Arc<Mutex<Option<String>>>,
+}
+
+/// What a slot reports.
+#[derive(Debug)]
+pub enum RunnerEvent {
+    Started(pb::JobKey),
+    Finished(pb::JobKey, Result<Box<pb::JobResult>, String>),
+}
+
+/// Everything a slot needs besides the job: the local models, thread count, caches.
+#[derive(Debug)]
+struct Context {
+    /// sha256 → GGUF path, from model discovery.
+    models: HashMap<String, PathBuf>,
+    threads: u32,
+    /// Parsed suites and scripted models by their text: a run's jobs all carry the same text.
+    suites: Mutex<HashMap<String, Arc<Suite>>>,
+    scripted: Mutex<HashMap<String, Arc<ScriptedModel>>>,
+}
+
+/// The slots, and the channel that feeds them.
+#[derive(Debug)]
+pub struct Runner {
+    jobs: std::sync::mpsc::Sender<Job>,
+}
+
+impl Runner {
+    /// Starts `slots` threads; each job gets `threads` CPU threads.
+    pub fn start(
+        slots: u32,
+        threads: u32,
+        models: HashMap<String, PathBuf>,
+        events: mpsc::Sender<RunnerEvent>,
+    ) -> std::io::Result<Runner> {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        let context = Arc::new(Context {
+            models,
+            threads,
+            suites: Mutex::new(HashMap::new()),
+            scripted: Mutex::new(HashMap::new()),
+        });
+        for slot in 0..slots.max(1) {
+            let rx = Arc::clone(&rx);
+            let context = Arc::clone(&context);
+            let events = events.clone();
+            std::thread::Builder::new().name(format!("slot-{slot}")).spawn(move || {
+                let mut engines = Engines::new();
+                loop {
+                    // The lock is held only while waiting for the next job.
+                    let job = match rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok(job) = job else { return };
+                    if events.blocking_send(RunnerEvent::Started(job.key.clone())).is_err() {
+                        return;
+                    }
+                    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| execute(&job, &context, &mut engines)))
+                        .unwrap_or_else(|panic| {
+                            let what = panic
+                                .downcast_ref::<String>()
+                                .cloned()
+                                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                                .unwrap_or_else(|| "unknown panic".into());
+                            // The engine may be in any state after a panic: start afresh.
+                            engines = Engines::new();
+                            Err(format!("engine panicked: {what}"))
+                        });
+                    if events.blocking_send(RunnerEvent::Finished(job.key.clone(), outcome)).is_err() {
+                        return;
+                    }
+                }
+            })?;
+        }
+        Ok(Runner { jobs: tx })
+    }
+
+    /// Queues a job for the next free slot.
+    pub fn submit(&self, job: Job) -> Result<(), String> {
+        self.jobs.send(job).map_err(|_| "the job runner has stopped".to_string())
+    }
+}
+
+/// Runs one job to a graded result, or a reason it could not.
+fn execute(job: &Job, context: &Context, engines: &mut Engines) -> Result<Box<pb::JobResult>, String> {
+    let a = &job.assignment;
+    let suite = cached(&context.suites, &a.suite_toml, |text| {
+        Suite::parse(text, &format!("suite {} v{}", a.suite_name, a.suite_version)).map_err(|e| e.to_string())
+    })?;
+    let task = suite.task(&a.task_id).ok_or_else(|| format!("suite {} has no task {:?}", suite.name, a.task_id))?;
+    let model_ref = a.model.as_ref().ok_or("assignment without a model")?;
+    let model = match &model_ref.source {
+        Some(pb::model_ref::Source::ScriptedToml(text)) => ModelSource::Scripted(cached(&context.scripted, text, |t| {
+            ScriptedModel::parse(t, &format!("scripted model {}", model_ref.name)).map_err(|e| e.to_string())
+        })?),
+        Some(pb::model_ref::Source::Gguf(_)) => {
+            let path = context
+                .models
+                .get(&model_ref.sha256)
+                .ok_or_else(|| format!("model {} (sha256 {}) is not on this worker", model_ref.name, model_ref.sha256))?;
+            ModelSource::Gguf { path: path.clone(), sha256: model_ref.sha256.clone() }
+        }
+        None => return Err("assignment model has no source".into()),
+    };
+    let request = GenerateRequest {
+        model,
+        task_id: a.task_id.clone(),
+        repetition: a.repetition,
+        system: task.system.clone(),
+        prompt: task.prompt.clone(),
+        max_tokens: task.max_tokens,
+        temperature: task.temperature,
+        seed: a.seed,
+        threads: context.threads,
+        cancel: Arc::clone(&job.cancel),
+    };
+    debug!(job = %a.task_id, model = %model_ref.name, "generating");
+    let generation = engines.generate(&request).map_err(|e| e.to_string())?;
+    if generation.stop == StopReason::Cancelled || job.cancel.load(Ordering::Relaxed) {
+        let reason = job.cancel_reason.lock().ok().and_then(|r| r.clone()).unwrap_or_else(|| "cancelled".into());
+        return Err(reason);
+    }
+    let grade = task.grade(&generation.text);
+    let t = &generation.timings;
+    info!(task = %a.task_id, model = %model_ref.name, rep = a.repetition, verdict = %grade.verdict,
+          gen_tokens = t.gen_tokens, wall_ms = t.wall_ms as u64, "job graded");
+    Ok(Box::new(pb::JobResult {
+        key: Some(job.key.clone()),
+        answer: generation.text,
+        grade: Some(crate::convert::grade_to_wire(&grade)),
+        timings: Some(pb::Timings {
+            load_ms: t.load_ms,
+            cold: t.cold,
+            prompt_tokens: t.prompt_tokens,
+            prompt_ms: t.prompt_ms,
+            ttft_ms: t.ttft_ms,
+            gen_tokens: t.gen_tokens,
+            gen_ms: t.gen_ms,
+            wall_ms: t.wall_ms,
+        }),
+        threads: context.threads,
+        chat_template: generation.chat_template,
+        stop: match generation.stop {
+            StopReason::Eos => "eos",
+            StopReason::MaxTokens => "max_tokens",
+            StopReason::Cancelled => "cancelled",
+        }
+        .into(),
+    }))
+}
+
+/// Parses `text` once and shares the result with later jobs carrying the same text.
+fn cached<T>(
+    cache: &Mutex<HashMap<String, Arc<T>>>,
+    text: &str,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<Arc<T>, String> {
+    if let Some(hit) = cache.lock().ok().and_then(|c| c.get(text).cloned()) {
+        return Ok(hit);
+    }
+    let value = Arc::new(parse(text)?);
+    match cache.lock() {
+        Ok(mut c) => {
+            // A run brings one suite and a few models; a long-lived worker sees many runs, so bound it.
+            if c.len() > 64 {
+                c.clear();
+            }
+            c.insert(text.to_string(), Arc::clone(&value));
+        }
+        Err(_) => warn!("parse cache poisoned; not caching"),
+    }
+    Ok(value)
+}

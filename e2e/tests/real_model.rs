@@ -1,0 +1,101 @@
+//! The farm with the real default model through llama.cpp: 2 tasks × 1 repetition, run twice on
+//! two workers. Answers are non-empty, timings positive and consistent, and the same greedy job
+//! gives the same text both times.
+
+mod common;
+
+use std::time::Duration;
+
+use benchfarm_coordinator::records::ResultRecord;
+use benchfarm_coordinator::store::Store;
+use common::*;
+
+const SUITE: &str = r#"
+name = "smoke"
+version = "1"
+
+[defaults]
+system = "You are a coding assistant working in a Linux shell. Answer with only what is asked."
+max_tokens = 48
+
+[[tasks]]
+id = "list-files"
+category = "shell"
+prompt = "Write a shell command that lists all files in the current directory, including hidden ones. Reply with only the command."
+pass = [{ regex = '\bls\b' }, { contains = "-a" }]
+partial = [{ regex = '\bls\b' }]
+
+[[tasks]]
+id = "count-lines"
+category = "shell"
+prompt = "Write a shell command that counts the lines of the file notes.txt. Reply with only the command."
+pass = [{ contains = "wc" }, { contains = "notes.txt" }]
+partial = [{ contains = "wc" }]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_model_end_to_end_is_deterministic_and_timed() {
+    let Some(model) = default_model() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let models = dir.path().join("models");
+    std::fs::create_dir_all(&models).unwrap();
+    std::os::unix::fs::symlink(&model, models.join("SmolLM2-135M-Instruct.Q4_1.gguf")).unwrap();
+    std::fs::write(dir.path().join("smoke.toml"), SUITE).unwrap();
+    let plan_text = format!(
+        "suite = \"smoke.toml\"\nrepetitions = 1\n[[models]]\npath = \"{}\"\nname = \"SmolLM2-135M\"\n",
+        models.join("SmolLM2-135M-Instruct.Q4_1.gguf").display()
+    );
+
+    let server = start_server(&dir.path().join("data"), Duration::from_secs(60)).await;
+    let url = url(&server);
+    let w1 = start_worker(&url, "w1", &models, &dir.path().join("w1"));
+    let w2 = start_worker(&url, "w2", &models, &dir.path().join("w2"));
+    let mut client = client(&url).await;
+    wait_workers(&mut client, 2).await;
+
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let run = client.submit_run(plan(dir.path(), &plan_text)).await.unwrap().into_inner();
+        let status = wait_run(&mut client, &run.run_id, Duration::from_secs(300)).await;
+        assert_eq!((status.state.as_str(), status.jobs_done), ("finished", 2), "{status:?}");
+        runs.push(run.run_id);
+    }
+    let report = report_json(&mut client, &runs[0]).await;
+    w1.leave().await;
+    w2.leave().await;
+    server.shutdown().await.unwrap();
+
+    let store = Store::open(&dir.path().join("data")).unwrap();
+    let answers = |run: &str| -> Vec<ResultRecord> {
+        let jobs = store.jobs_of_run(run).unwrap();
+        let mut results: Vec<ResultRecord> = store.results_of_run(run).unwrap().into_iter().filter(|r| r.counted).collect();
+        results.sort_by_key(|r| jobs.iter().position(|j| j.id == r.job_id));
+        results
+    };
+    let first = answers(&runs[0]);
+    let second = answers(&runs[1]);
+    assert_eq!(first.len(), 2);
+    for r in first.iter().chain(&second) {
+        let t = &r.timings;
+        assert!(!r.answer.trim().is_empty(), "empty answer for {}", r.job_id);
+        assert!(t.prompt_tokens > 0 && t.prompt_ms > 0.0 && t.ttft_ms > 0.0, "{t:?}");
+        assert!(t.gen_tokens > 0 && t.gen_ms > 0.0 && t.gen_tokens <= 48, "{t:?}");
+        assert!(t.wall_ms >= t.prompt_ms + t.gen_ms, "wall {} < prompt {} + gen {}", t.wall_ms, t.prompt_ms, t.gen_ms);
+        assert_eq!(t.cold, t.load_ms > 0.0, "cold iff the job loaded the model: {t:?}");
+        assert_eq!(r.threads, 1);
+        assert_eq!(r.chat_template, "model", "SmolLM2 carries its own chat template");
+    }
+    // A worker keeps its model loaded: the second run's jobs did not load it again.
+    assert!(second.iter().all(|r| !r.timings.cold), "second run reloaded the model");
+    // Greedy decoding is deterministic: the same job gives the same text, on whichever worker.
+    for (a, b) in first.iter().zip(&second) {
+        assert_eq!(a.answer, b.answer);
+        assert_eq!(a.timings.gen_tokens, b.timings.gen_tokens);
+    }
+    // The report's speed is the stored tokens over the stored generation seconds.
+    let tokens: u32 = first.iter().map(|r| r.timings.gen_tokens).sum();
+    let seconds: f64 = first.iter().map(|r| r.timings.gen_ms / 1000.0).sum();
+    let reported = report["models"][0]["gen_tokens_per_second"].as_f64().unwrap();
+    assert!((reported - f64::from(tokens) / seconds).abs() < 1e-6, "{reported} vs {}", f64::from(tokens) / seconds);
+    assert_eq!(report["models"][0]["n"], 2);
+}

@@ -23,9 +23,23 @@ pub fn hardware_class(
     if hardware.cgroup_memory_limit_bytes > 0 {
         ram = ram.min(hardware.cgroup_memory_limit_bytes);
     }
-    let backend = backends.iter().find(|b| b.as_str() != "cpu").map_or("cpu", |b| b.as_str());
-    let cpu = if hardware.cpu_model.is_empty() { "unknown-cpu" } else { &hardware.cpu_model };
-    slug(&format!("{} {} {}c {}g {}", hardware.arch, cpu, cores, ram_bucket_gb(ram), backend))
+    let backend = backends
+        .iter()
+        .find(|b| b.as_str() != "cpu")
+        .map_or("cpu", |b| b.as_str());
+    let cpu = if hardware.cpu_model.is_empty() {
+        "unknown-cpu"
+    } else {
+        &hardware.cpu_model
+    };
+    slug(&format!(
+        "{} {} {}c {}g {}",
+        hardware.arch,
+        cpu,
+        cores,
+        ram_bucket_gb(ram),
+        backend
+    ))
 }
 
 /// RAM rounded to a power-of-two bucket in GB (1, 2, 4, 8, ...), so a machine reporting 15.6 GB and one
@@ -69,7 +83,10 @@ mod tests {
         let a = hardware_class(&hw(2, 15.6), &BTreeMap::new(), &["cpu".into()]);
         let b = hardware_class(&hw(2, 16.0), &BTreeMap::new(), &[]);
         assert_eq!(a, b);
-        assert_eq!(a, "x86_64-intel-r-xeon-r-platinum-8375c-cpu-2-90ghz-2c-16g-cpu");
+        assert_eq!(
+            a,
+            "x86_64-intel-r-xeon-r-platinum-8375c-cpu-2-90ghz-2c-16g-cpu"
+        );
         assert_ne!(a, hardware_class(&hw(4, 16.0), &BTreeMap::new(), &[]));
     }
 

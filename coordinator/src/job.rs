@@ -39,15 +39,17 @@ impl JobState {
 
     /// Done, failed or cancelled: nothing will change it again.
     pub fn is_terminal(&self) -> bool {
-        matches!(self, JobState::Done { .. } | JobState::Failed | JobState::Cancelled)
+        matches!(
+            self,
+            JobState::Done { .. } | JobState::Failed | JobState::Cancelled
+        )
     }
 
     /// The worker and attempt holding the job, when one does.
     pub fn holder(&self) -> Option<(&str, u32)> {
         match self {
-            JobState::Assigned { worker_id, attempt } | JobState::Running { worker_id, attempt } => {
-                Some((worker_id.as_str(), *attempt))
-            }
+            JobState::Assigned { worker_id, attempt }
+            | JobState::Running { worker_id, attempt } => Some((worker_id.as_str(), *attempt)),
             _ => None,
         }
     }
@@ -64,7 +66,11 @@ pub enum JobEvent {
     Succeed { attempt: u32 },
     /// `attempt` ended without an answer (engine error, worker lost, timeout).
     /// `attempts_made` counts every attempt so far, this one included.
-    Fail { attempt: u32, attempts_made: u32, max_attempts: u32 },
+    Fail {
+        attempt: u32,
+        attempts_made: u32,
+        max_attempts: u32,
+    },
     /// The run was cancelled.
     Cancel,
 }
@@ -76,32 +82,45 @@ pub enum TransitionError {
     /// The event is about an attempt that is no longer the job's current one (a late message from a
     /// worker the job was taken from). Not an error for the farm, but nothing changes.
     #[error("attempt {got} is not current (job is {state}, current attempt {current:?})")]
-    Stale { state: &'static str, got: u32, current: Option<u32> },
+    Stale {
+        state: &'static str,
+        got: u32,
+        current: Option<u32>,
+    },
 }
 
 /// Applies `event` to `state`. Pure: the caller persists the new state.
 pub fn transition(state: &JobState, event: &JobEvent) -> Result<JobState, TransitionError> {
     use JobEvent as E;
     use JobState as S;
-    let invalid = || TransitionError::Invalid { state: state.name(), event: format!("{event:?}") };
+    let invalid = || TransitionError::Invalid {
+        state: state.name(),
+        event: format!("{event:?}"),
+    };
     let stale = |got: u32| TransitionError::Stale {
         state: state.name(),
         got,
         current: state.holder().map(|(_, a)| a),
     };
     match (state, event) {
-        (S::Queued, E::Assign { worker_id, attempt }) => {
-            Ok(S::Assigned { worker_id: worker_id.clone(), attempt: *attempt })
-        }
+        (S::Queued, E::Assign { worker_id, attempt }) => Ok(S::Assigned {
+            worker_id: worker_id.clone(),
+            attempt: *attempt,
+        }),
         (S::Assigned { worker_id, attempt }, E::Start { attempt: got }) => {
             if got == attempt {
-                Ok(S::Running { worker_id: worker_id.clone(), attempt: *attempt })
+                Ok(S::Running {
+                    worker_id: worker_id.clone(),
+                    attempt: *attempt,
+                })
             } else {
                 Err(stale(*got))
             }
         }
         // A start for the running attempt again (re-sent after a reconnect) changes nothing.
-        (S::Running { attempt, .. }, E::Start { attempt: got }) if got == attempt => Ok(state.clone()),
+        (S::Running { attempt, .. }, E::Start { attempt: got }) if got == attempt => {
+            Ok(state.clone())
+        }
         (S::Assigned { attempt, .. } | S::Running { attempt, .. }, E::Succeed { attempt: got }) => {
             if got == attempt {
                 Ok(S::Done { attempt: *got })
@@ -114,7 +133,11 @@ pub fn transition(state: &JobState, event: &JobEvent) -> Result<JobState, Transi
         (S::Queued, E::Succeed { attempt }) => Ok(S::Done { attempt: *attempt }),
         (
             S::Assigned { attempt, .. } | S::Running { attempt, .. },
-            E::Fail { attempt: got, attempts_made, max_attempts },
+            E::Fail {
+                attempt: got,
+                attempts_made,
+                max_attempts,
+            },
         ) => {
             if got != attempt {
                 Err(stale(*got))
@@ -124,9 +147,10 @@ pub fn transition(state: &JobState, event: &JobEvent) -> Result<JobState, Transi
                 Ok(S::Queued)
             }
         }
-        (S::Done { .. } | S::Failed | S::Cancelled, E::Succeed { attempt } | E::Start { attempt }) => {
-            Err(stale(*attempt))
-        }
+        (
+            S::Done { .. } | S::Failed | S::Cancelled,
+            E::Succeed { attempt } | E::Start { attempt },
+        ) => Err(stale(*attempt)),
         (S::Done { .. } | S::Failed | S::Cancelled | S::Queued, E::Fail { attempt, .. }) => {
             Err(stale(*attempt))
         }
@@ -141,16 +165,31 @@ mod tests {
     use super::*;
 
     fn assigned(attempt: u32) -> JobState {
-        JobState::Assigned { worker_id: "w1".into(), attempt }
+        JobState::Assigned {
+            worker_id: "w1".into(),
+            attempt,
+        }
     }
 
     #[test]
     fn happy_path() {
-        let s = transition(&JobState::Queued, &JobEvent::Assign { worker_id: "w1".into(), attempt: 1 })
-            .unwrap();
+        let s = transition(
+            &JobState::Queued,
+            &JobEvent::Assign {
+                worker_id: "w1".into(),
+                attempt: 1,
+            },
+        )
+        .unwrap();
         assert_eq!(s, assigned(1));
         let s = transition(&s, &JobEvent::Start { attempt: 1 }).unwrap();
-        assert_eq!(s, JobState::Running { worker_id: "w1".into(), attempt: 1 });
+        assert_eq!(
+            s,
+            JobState::Running {
+                worker_id: "w1".into(),
+                attempt: 1
+            }
+        );
         let s = transition(&s, &JobEvent::Succeed { attempt: 1 }).unwrap();
         assert_eq!(s, JobState::Done { attempt: 1 });
         assert!(s.is_terminal());
@@ -167,22 +206,48 @@ mod tests {
 
     #[test]
     fn failure_requeues_until_max_attempts() {
-        let fail = |made| JobEvent::Fail { attempt: 1, attempts_made: made, max_attempts: 3 };
-        assert_eq!(transition(&assigned(1), &fail(1)).unwrap(), JobState::Queued);
-        assert_eq!(transition(&assigned(1), &fail(3)).unwrap(), JobState::Failed);
+        let fail = |made| JobEvent::Fail {
+            attempt: 1,
+            attempts_made: made,
+            max_attempts: 3,
+        };
+        assert_eq!(
+            transition(&assigned(1), &fail(1)).unwrap(),
+            JobState::Queued
+        );
+        assert_eq!(
+            transition(&assigned(1), &fail(3)).unwrap(),
+            JobState::Failed
+        );
     }
 
     #[test]
     fn stale_attempts_change_nothing() {
         let err = transition(&assigned(2), &JobEvent::Succeed { attempt: 1 }).unwrap_err();
-        assert!(matches!(err, TransitionError::Stale { got: 1, current: Some(2), .. }));
+        assert!(matches!(
+            err,
+            TransitionError::Stale {
+                got: 1,
+                current: Some(2),
+                ..
+            }
+        ));
         let done = JobState::Done { attempt: 2 };
         assert!(matches!(
             transition(&done, &JobEvent::Succeed { attempt: 2 }),
             Err(TransitionError::Stale { .. })
         ));
-        assert!(transition(&done, &JobEvent::Fail { attempt: 2, attempts_made: 1, max_attempts: 3 })
-            .is_err());
+        assert!(
+            transition(
+                &done,
+                &JobEvent::Fail {
+                    attempt: 2,
+                    attempts_made: 1,
+                    max_attempts: 3
+                }
+            )
+            .is_err()
+        );
     }
 
     #[test]
@@ -197,7 +262,10 @@ mod tests {
     fn cancel_is_final_and_idempotent() {
         let s = transition(&assigned(1), &JobEvent::Cancel).unwrap();
         assert_eq!(s, JobState::Cancelled);
-        assert_eq!(transition(&s, &JobEvent::Cancel).unwrap(), JobState::Cancelled);
+        assert_eq!(
+            transition(&s, &JobEvent::Cancel).unwrap(),
+            JobState::Cancelled
+        );
         assert_eq!(
             transition(&JobState::Done { attempt: 1 }, &JobEvent::Cancel).unwrap(),
             JobState::Done { attempt: 1 }
@@ -206,8 +274,14 @@ mod tests {
 
     #[test]
     fn cannot_assign_a_held_job() {
-        let err =
-            transition(&assigned(1), &JobEvent::Assign { worker_id: "w2".into(), attempt: 2 }).unwrap_err();
+        let err = transition(
+            &assigned(1),
+            &JobEvent::Assign {
+                worker_id: "w2".into(),
+                attempt: 2,
+            },
+        )
+        .unwrap_err();
         assert!(matches!(err, TransitionError::Invalid { .. }));
     }
 }

@@ -13,10 +13,19 @@ use benchfarm_coordinator::{cli, grpc, scheduler, telemetry};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "coordinator", version, about = "benchfarm coordinator: schedules LLM benchmark jobs on workers")]
+#[command(
+    name = "coordinator",
+    version,
+    about = "benchfarm coordinator: schedules LLM benchmark jobs on workers"
+)]
 struct Args {
     /// The coordinator to talk to (client verbs).
-    #[arg(long, global = true, env = "BENCHFARM_COORDINATOR", default_value = "http://127.0.0.1:50051")]
+    #[arg(
+        long,
+        global = true,
+        env = "BENCHFARM_COORDINATOR",
+        default_value = "http://127.0.0.1:50051"
+    )]
     coordinator: String,
     #[command(subcommand)]
     command: Verb,
@@ -96,7 +105,13 @@ async fn main() -> Result<()> {
     let args = Args::parse();
     let url = args.coordinator.as_str();
     let code = match args.command {
-        Verb::Serve { listen, data, lease_ms, max_attempts, job_timeout_ms } => {
+        Verb::Serve {
+            listen,
+            data,
+            lease_ms,
+            max_attempts,
+            job_timeout_ms,
+        } => {
             telemetry::init("info,benchfarm_coordinator=info,h2=warn,tower=warn");
             let config = grpc::server::ServeConfig {
                 listen,
@@ -114,16 +129,24 @@ async fn main() -> Result<()> {
         verb => {
             telemetry::init("warn");
             match verb {
-                Verb::Submit { plan, wait, format } => cli::client::submit(url, &plan, wait, &format).await?,
+                Verb::Submit { plan, wait, format } => {
+                    cli::client::submit(url, &plan, wait, &format).await?
+                }
                 Verb::Status { run } => cli::client::status(url, run.as_deref()).await?,
                 Verb::Workers => cli::client::workers(url).await?,
                 Verb::Report { run, format } => cli::client::report(url, &run, &format).await?,
                 Verb::Cancel { run } => cli::client::cancel(url, &run).await?,
-                Verb::Regrade { run, suite } => cli::client::regrade(url, &run, suite.as_deref()).await?,
-                Verb::Suite(SuiteVerb::Check { suite }) => cli::suite_cmd::check(&suite, &mut std::io::stdout())?,
-                Verb::Suite(SuiteVerb::Grade { suite, task, answer }) => {
-                    cli::suite_cmd::grade(&suite, &task, answer, &mut std::io::stdout())?
+                Verb::Regrade { run, suite } => {
+                    cli::client::regrade(url, &run, suite.as_deref()).await?
                 }
+                Verb::Suite(SuiteVerb::Check { suite }) => {
+                    cli::suite_cmd::check(&suite, &mut std::io::stdout())?
+                }
+                Verb::Suite(SuiteVerb::Grade {
+                    suite,
+                    task,
+                    answer,
+                }) => cli::suite_cmd::grade(&suite, &task, answer, &mut std::io::stdout())?,
                 Verb::Serve { .. } => unreachable!("handled above"),
             }
         }

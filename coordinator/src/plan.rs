@@ -15,7 +15,7 @@
 //! reported here with the file, line, column and field before anything is submitted.
 
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use benchfarm_proto::v1 as pb;
 use serde::Deserialize;
@@ -84,17 +84,31 @@ pub fn load(path: &Path) -> Result<Plan, PlanError> {
 pub fn resolve(text: &str, file: &str, base: &Path) -> Result<Plan, PlanError> {
     let at = |span: Range<usize>, field: &str, message: String| {
         let (line, column) = line_col(text, span.start);
-        PlanError { file: file.to_string(), line, column, field: field.to_string(), message }
+        PlanError {
+            file: file.to_string(),
+            line,
+            column,
+            field: field.to_string(),
+            message,
+        }
     };
     let plan: PlanFile = toml::from_str(text).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
         at(span, &field_of(e.message()), e.message().to_string())
     })?;
     if *plan.repetitions.get_ref() == 0 {
-        return Err(at(plan.repetitions.span(), "repetitions", "must be at least 1".into()));
+        return Err(at(
+            plan.repetitions.span(),
+            "repetitions",
+            "must be at least 1".into(),
+        ));
     }
     if plan.models.get_ref().is_empty() {
-        return Err(at(plan.models.span(), "models", "a plan needs at least one [[models]] entry".into()));
+        return Err(at(
+            plan.models.span(),
+            "models",
+            "a plan needs at least one [[models]] entry".into(),
+        ));
     }
 
     let suite_ref = plan.suite.get_ref();
@@ -111,14 +125,23 @@ pub fn resolve(text: &str, file: &str, base: &Path) -> Result<Plan, PlanError> {
                 return Err(at(
                     plan.suite.span(),
                     "suite",
-                    format!("{suite_ref:?} is neither a built-in suite ({names}) nor a file ({})", suite_path.display()),
+                    format!(
+                        "{suite_ref:?} is neither a built-in suite ({names}) nor a file ({})",
+                        suite_path.display()
+                    ),
                 ));
             }
-            let suite_text = std::fs::read_to_string(&suite_path)
-                .map_err(|e| at(plan.suite.span(), "suite", format!("cannot read {}: {e}", suite_path.display())))?;
+            let suite_text = std::fs::read_to_string(&suite_path).map_err(|e| {
+                at(
+                    plan.suite.span(),
+                    "suite",
+                    format!("cannot read {}: {e}", suite_path.display()),
+                )
+            })?;
             // The suite's own errors already name its file, line and column.
-            let suite = benchfarm_suite::Suite::parse(&suite_text, &suite_path.display().to_string())
-                .map_err(|e| at(plan.suite.span(), "suite", format!("invalid suite:\n{e}")))?;
+            let suite =
+                benchfarm_suite::Suite::parse(&suite_text, &suite_path.display().to_string())
+                    .map_err(|e| at(plan.suite.span(), "suite", format!("invalid suite:\n{e}")))?;
             (suite, suite_text)
         }
     };
@@ -139,9 +162,20 @@ pub fn resolve(text: &str, file: &str, base: &Path) -> Result<Plan, PlanError> {
                 ));
             }
         };
-        if let Some(prev) = models.iter().position(|m: &pb::ModelRef| m.name == model.name) {
-            let span = entry.path.as_ref().or(entry.scripted.as_ref()).map_or(0..0, |s| s.span());
-            return Err(at(span, &field("name"), format!("{:?} is also the name of models[{prev}]", model.name)));
+        if let Some(prev) = models
+            .iter()
+            .position(|m: &pb::ModelRef| m.name == model.name)
+        {
+            let span = entry
+                .path
+                .as_ref()
+                .or(entry.scripted.as_ref())
+                .map_or(0..0, |s| s.span());
+            return Err(at(
+                span,
+                &field("name"),
+                format!("{:?} is also the name of models[{prev}]", model.name),
+            ));
         }
         models.push(model);
     }
@@ -159,28 +193,41 @@ pub fn resolve(text: &str, file: &str, base: &Path) -> Result<Plan, PlanError> {
 }
 
 /// A GGUF model: header checked, hashed, named.
-fn gguf_model(path: &PathBuf, name: Option<&str>) -> Result<pb::ModelRef, String> {
+fn gguf_model(path: &Path, name: Option<&str>) -> Result<pb::ModelRef, String> {
     if !path.is_file() {
         return Err(format!("no such file: {}", path.display()));
     }
-    let info = benchfarm_modelfile::read_gguf(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let sha256 = benchfarm_modelfile::sha256_file(path).map_err(|e| format!("cannot hash {}: {e}", path.display()))?;
-    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    let name = name.map(str::to_string).or_else(|| info.name().map(str::to_string)).unwrap_or(stem);
+    let info =
+        benchfarm_modelfile::read_gguf(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let sha256 = benchfarm_modelfile::sha256_file(path)
+        .map_err(|e| format!("cannot hash {}: {e}", path.display()))?;
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = name
+        .map(str::to_string)
+        .or_else(|| info.name().map(str::to_string))
+        .unwrap_or(stem);
     Ok(pb::ModelRef {
         name,
         sha256,
         size_bytes: info.file_len(),
         source: Some(pb::model_ref::Source::Gguf(pb::GgufModel {
-            file_name: path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+            file_name: path
+                .file_name()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
         })),
     })
 }
 
 /// A scripted model: parsed here so its errors point into its own file.
-fn scripted_model(path: &PathBuf, name: Option<&str>) -> Result<pb::ModelRef, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let model = benchfarm_modelfile::ScriptedModel::parse(&text, &path.display().to_string()).map_err(|e| e.to_string())?;
+fn scripted_model(path: &Path, name: Option<&str>) -> Result<pb::ModelRef, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let model = benchfarm_modelfile::ScriptedModel::parse(&text, &path.display().to_string())
+        .map_err(|e| e.to_string())?;
     Ok(pb::ModelRef {
         name: name.unwrap_or(model.name()).to_string(),
         sha256: benchfarm_modelfile::sha256_bytes(text.as_bytes()),
@@ -199,7 +246,10 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
 
 /// The field a toml error message is about, when it names one ("unknown field `x`", "missing field `y`").
 fn field_of(message: &str) -> String {
-    message.split('`').nth(1).map_or_else(|| "(syntax)".to_string(), str::to_string)
+    message
+        .split('`')
+        .nth(1)
+        .map_or_else(|| "(syntax)".to_string(), str::to_string)
 }
 
 #[cfg(test)]

@@ -33,17 +33,32 @@ pub fn regrade(
     let mut summary = RegradeSummary::default();
     let mut updated = Vec::with_capacity(results.len());
     for result in results {
-        let Some(job) = by_id.get(result.job_id.as_str()) else { continue };
-        let model = run.models.get(job.model_index as usize).map_or("?", |m| m.name.as_str());
+        let Some(job) = by_id.get(result.job_id.as_str()) else {
+            continue;
+        };
+        let model = run
+            .models
+            .get(job.model_index as usize)
+            .map_or("?", |m| m.name.as_str());
         let Some(task) = suite.task(&job.task_id) else {
-            *changes.entry(format!("{model} {}: task not in suite {} v{}; grade kept", job.task_id, suite.name, suite.version)).or_default() += 1;
+            *changes
+                .entry(format!(
+                    "{model} {}: task not in suite {} v{}; grade kept",
+                    job.task_id, suite.name, suite.version
+                ))
+                .or_default() += 1;
             continue;
         };
         let grade: Grade = task.grade(&result.answer);
         summary.results += 1;
         if grade.verdict != result.grade.verdict && result.counted {
             summary.changed += 1;
-            *changes.entry(format!("{model} {}: {} -> {}", job.task_id, result.grade.verdict, grade.verdict)).or_default() += 1;
+            *changes
+                .entry(format!(
+                    "{model} {}: {} -> {}",
+                    job.task_id, result.grade.verdict, grade.verdict
+                ))
+                .or_default() += 1;
         }
         let mut next = result.clone();
         next.grade_history.push(PastGrade {
@@ -54,6 +69,9 @@ pub fn regrade(
         next.grade = grade;
         updated.push(next);
     }
-    summary.changes = changes.into_iter().map(|(line, n)| format!("{line} x{n}")).collect();
+    summary.changes = changes
+        .into_iter()
+        .map(|(line, n)| format!("{line} x{n}"))
+        .collect();
     (updated, summary)
 }

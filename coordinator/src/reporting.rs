@@ -17,11 +17,19 @@ pub fn load(store: &Store, run: &RunRecord) -> Result<(RunInfo, Vec<Outcome>), S
 }
 
 /// Pure mapping of records to report inputs.
-pub fn inputs(run: &RunRecord, jobs: &[JobRecord], results: &[ResultRecord]) -> (RunInfo, Vec<Outcome>) {
+pub fn inputs(
+    run: &RunRecord,
+    jobs: &[JobRecord],
+    results: &[ResultRecord],
+) -> (RunInfo, Vec<Outcome>) {
     let model_name = |job: &JobRecord| {
-        run.models.get(job.model_index as usize).map(|m| m.name.clone()).unwrap_or_default()
+        run.models
+            .get(job.model_index as usize)
+            .map(|m| m.name.clone())
+            .unwrap_or_default()
     };
-    let by_id: std::collections::HashMap<&str, &JobRecord> = jobs.iter().map(|j| (j.id.as_str(), j)).collect();
+    let by_id: std::collections::HashMap<&str, &JobRecord> =
+        jobs.iter().map(|j| (j.id.as_str(), j)).collect();
     let outcomes = results
         .iter()
         .filter(|r| r.counted)
@@ -62,7 +70,9 @@ pub fn inputs(run: &RunRecord, jobs: &[JobRecord], results: &[ResultRecord]) -> 
                 .attempts
                 .iter()
                 .filter_map(|a| match &a.end {
-                    Some(AttemptEnd::Failed(r) | AttemptEnd::Lost(r)) => Some(format!("attempt {}: {r}", a.attempt)),
+                    Some(AttemptEnd::Failed(r) | AttemptEnd::Lost(r)) => {
+                        Some(format!("attempt {}: {r}", a.attempt))
+                    }
                     _ => None,
                 })
                 .collect::<Vec<_>>()
@@ -88,7 +98,14 @@ pub fn inputs(run: &RunRecord, jobs: &[JobRecord], results: &[ResultRecord]) -> 
                 },
             })
             .collect(),
-        tasks: run.tasks.iter().map(|t| TaskInfo { id: t.id.clone(), category: t.category.clone() }).collect(),
+        tasks: run
+            .tasks
+            .iter()
+            .map(|t| TaskInfo {
+                id: t.id.clone(),
+                category: t.category.clone(),
+            })
+            .collect(),
         jobs_total: u64::from(run.jobs_total),
         failed_jobs,
     };

@@ -38,7 +38,8 @@ fn splitmix64(mut z: u64) -> u64 {
 /// Every job of `run`, in the order models × tasks × repetitions. The order matters: the scheduler
 /// takes jobs in this order, so one model's jobs are grouped and a worker keeps its model loaded.
 pub fn expand(run: &RunRecord) -> Vec<JobRecord> {
-    let mut jobs = Vec::with_capacity(run.models.len() * run.tasks.len() * run.repetitions as usize);
+    let mut jobs =
+        Vec::with_capacity(run.models.len() * run.tasks.len() * run.repetitions as usize);
     for (model_index, _) in run.models.iter().enumerate() {
         for task in &run.tasks {
             for repetition in 0..run.repetitions {
@@ -78,10 +79,17 @@ mod tests {
                     name: format!("m{i}"),
                     sha256: format!("{i:064}"),
                     size_bytes: 1,
-                    kind: ModelKind::Scripted { toml: String::new() },
+                    kind: ModelKind::Scripted {
+                        toml: String::new(),
+                    },
                 })
                 .collect(),
-            tasks: (0..tasks).map(|i| RunTask { id: format!("t{i}"), category: "c".into() }).collect(),
+            tasks: (0..tasks)
+                .map(|i| RunTask {
+                    id: format!("t{i}"),
+                    category: "c".into(),
+                })
+                .collect(),
             repetitions: reps,
             seed: 42,
             jobs_total: 0,

@@ -8,5 +8,9 @@ use tracing_subscriber::EnvFilter;
 /// Installs a compact stderr subscriber; `default` is the filter used when `RUST_LOG` is unset.
 pub fn init(default: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).compact().try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .compact()
+        .try_init();
 }

@@ -55,9 +55,17 @@ async fn default_model_end_to_end_is_deterministic_and_timed() {
 
     let mut runs = Vec::new();
     for _ in 0..2 {
-        let run = client.submit_run(plan(dir.path(), &plan_text)).await.unwrap().into_inner();
+        let run = client
+            .submit_run(plan(dir.path(), &plan_text))
+            .await
+            .unwrap()
+            .into_inner();
         let status = wait_run(&mut client, &run.run_id, Duration::from_secs(300)).await;
-        assert_eq!((status.state.as_str(), status.jobs_done), ("finished", 2), "{status:?}");
+        assert_eq!(
+            (status.state.as_str(), status.jobs_done),
+            ("finished", 2),
+            "{status:?}"
+        );
         runs.push(run.run_id);
     }
     let report = report_json(&mut client, &runs[0]).await;
@@ -68,7 +76,12 @@ async fn default_model_end_to_end_is_deterministic_and_timed() {
     let store = Store::open(&dir.path().join("data")).unwrap();
     let answers = |run: &str| -> Vec<ResultRecord> {
         let jobs = store.jobs_of_run(run).unwrap();
-        let mut results: Vec<ResultRecord> = store.results_of_run(run).unwrap().into_iter().filter(|r| r.counted).collect();
+        let mut results: Vec<ResultRecord> = store
+            .results_of_run(run)
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.counted)
+            .collect();
         results.sort_by_key(|r| jobs.iter().position(|j| j.id == r.job_id));
         results
     };
@@ -78,15 +91,37 @@ async fn default_model_end_to_end_is_deterministic_and_timed() {
     for r in first.iter().chain(&second) {
         let t = &r.timings;
         assert!(!r.answer.trim().is_empty(), "empty answer for {}", r.job_id);
-        assert!(t.prompt_tokens > 0 && t.prompt_ms > 0.0 && t.ttft_ms > 0.0, "{t:?}");
-        assert!(t.gen_tokens > 0 && t.gen_ms > 0.0 && t.gen_tokens <= 48, "{t:?}");
-        assert!(t.wall_ms >= t.prompt_ms + t.gen_ms, "wall {} < prompt {} + gen {}", t.wall_ms, t.prompt_ms, t.gen_ms);
-        assert_eq!(t.cold, t.load_ms > 0.0, "cold iff the job loaded the model: {t:?}");
+        assert!(
+            t.prompt_tokens > 0 && t.prompt_ms > 0.0 && t.ttft_ms > 0.0,
+            "{t:?}"
+        );
+        assert!(
+            t.gen_tokens > 0 && t.gen_ms > 0.0 && t.gen_tokens <= 48,
+            "{t:?}"
+        );
+        assert!(
+            t.wall_ms >= t.prompt_ms + t.gen_ms,
+            "wall {} < prompt {} + gen {}",
+            t.wall_ms,
+            t.prompt_ms,
+            t.gen_ms
+        );
+        assert_eq!(
+            t.cold,
+            t.load_ms > 0.0,
+            "cold iff the job loaded the model: {t:?}"
+        );
         assert_eq!(r.threads, 1);
-        assert_eq!(r.chat_template, "model", "SmolLM2 carries its own chat template");
+        assert_eq!(
+            r.chat_template, "model",
+            "SmolLM2 carries its own chat template"
+        );
     }
     // A worker keeps its model loaded: the second run's jobs did not load it again.
-    assert!(second.iter().all(|r| !r.timings.cold), "second run reloaded the model");
+    assert!(
+        second.iter().all(|r| !r.timings.cold),
+        "second run reloaded the model"
+    );
     // Greedy decoding is deterministic: the same job gives the same text, on whichever worker.
     for (a, b) in first.iter().zip(&second) {
         assert_eq!(a.answer, b.answer);
@@ -95,7 +130,13 @@ async fn default_model_end_to_end_is_deterministic_and_timed() {
     // The report's speed is the stored tokens over the stored generation seconds.
     let tokens: u32 = first.iter().map(|r| r.timings.gen_tokens).sum();
     let seconds: f64 = first.iter().map(|r| r.timings.gen_ms / 1000.0).sum();
-    let reported = report["models"][0]["gen_tokens_per_second"].as_f64().unwrap();
-    assert!((reported - f64::from(tokens) / seconds).abs() < 1e-6, "{reported} vs {}", f64::from(tokens) / seconds);
+    let reported = report["models"][0]["gen_tokens_per_second"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        (reported - f64::from(tokens) / seconds).abs() < 1e-6,
+        "{reported} vs {}",
+        f64::from(tokens) / seconds
+    );
     assert_eq!(report["models"][0]["n"], 2);
 }

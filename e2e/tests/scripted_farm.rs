@@ -16,7 +16,11 @@ use common::*;
 
 /// A scripted model answering each task, repetition r, with the example of grade `pick[r]` (falling
 /// back to the first grade the task has an example of). Returns the TOML and the expected grades.
-fn scripted(suite: &Suite, name: &str, pick: [Verdict; 3]) -> (String, BTreeMap<(String, u32), Verdict>) {
+fn scripted(
+    suite: &Suite,
+    name: &str,
+    pick: [Verdict; 3],
+) -> (String, BTreeMap<(String, u32), Verdict>) {
     let mut toml = format!("name = \"{name}\"\ntokens_per_second = 2000.0\n[answers]\n");
     let mut expected = BTreeMap::new();
     for task in &suite.tasks {
@@ -65,8 +69,16 @@ fn counts(grades: impl Iterator<Item = Verdict>) -> (u64, u64, u64) {
 async fn two_scripted_models_over_the_builtin_suite() {
     let dir = tempfile::tempdir().unwrap();
     let suite = Suite::builtin("agent-coding").unwrap();
-    let (oracle, oracle_expected) = scripted(&suite, "oracle", [Verdict::Pass, Verdict::Pass, Verdict::Partial]);
-    let (weak, weak_expected) = scripted(&suite, "weak", [Verdict::Fail, Verdict::Partial, Verdict::Fail]);
+    let (oracle, oracle_expected) = scripted(
+        &suite,
+        "oracle",
+        [Verdict::Pass, Verdict::Pass, Verdict::Partial],
+    );
+    let (weak, weak_expected) = scripted(
+        &suite,
+        "weak",
+        [Verdict::Fail, Verdict::Partial, Verdict::Fail],
+    );
     std::fs::write(dir.path().join("oracle.toml"), oracle).unwrap();
     std::fs::write(dir.path().join("weak.toml"), weak).unwrap();
     let request = plan(
@@ -87,39 +99,70 @@ async fn two_scripted_models_over_the_builtin_suite() {
     let submitted = client.submit_run(request).await.unwrap().into_inner();
     assert_eq!(submitted.jobs, 60);
     let status = wait_run(&mut client, &submitted.run_id, Duration::from_secs(120)).await;
-    assert_eq!((status.state.as_str(), status.jobs_done, status.jobs_failed), ("finished", 60, 0));
+    assert_eq!(
+        (status.state.as_str(), status.jobs_done, status.jobs_failed),
+        ("finished", 60, 0)
+    );
 
     let report = report_json(&mut client, &submitted.run_id).await;
-    for (index, (name, expected)) in [("oracle", &oracle_expected), ("weak", &weak_expected)].into_iter().enumerate() {
+    for (index, (name, expected)) in [("oracle", &oracle_expected), ("weak", &weak_expected)]
+        .into_iter()
+        .enumerate()
+    {
         let model = &report["models"][index];
         assert_eq!(model["name"], name);
         let (pass, partial, fail) = counts(expected.values().copied());
         assert_eq!(
-            (model["n"].as_u64(), model["pass"].as_u64(), model["partial"].as_u64(), model["fail"].as_u64()),
+            (
+                model["n"].as_u64(),
+                model["pass"].as_u64(),
+                model["partial"].as_u64(),
+                model["fail"].as_u64()
+            ),
             (Some(30), Some(pass), Some(partial), Some(fail)),
             "{name}"
         );
         let score = (pass as f64 + 0.5 * partial as f64) / 30.0;
-        assert!((model["score"].as_f64().unwrap() - score).abs() < 1e-12, "{name}: {} != {score}", model["score"]);
+        assert!(
+            (model["score"].as_f64().unwrap() - score).abs() < 1e-12,
+            "{name}: {} != {score}",
+            model["score"]
+        );
         let ci = model["score_ci95"].as_array().unwrap();
         assert!(ci[0].as_f64().unwrap() <= score && score <= ci[1].as_f64().unwrap());
         for task in model["tasks"].as_array().unwrap() {
             let id = task["id"].as_str().unwrap();
-            let (p, h, f) = counts(expected.iter().filter(|((t, _), _)| t == id).map(|(_, v)| *v));
+            let (p, h, f) = counts(
+                expected
+                    .iter()
+                    .filter(|((t, _), _)| t == id)
+                    .map(|(_, v)| *v),
+            );
             assert_eq!(
-                (task["pass"].as_u64(), task["partial"].as_u64(), task["fail"].as_u64()),
+                (
+                    task["pass"].as_u64(),
+                    task["partial"].as_u64(),
+                    task["fail"].as_u64()
+                ),
                 (Some(p), Some(h), Some(f)),
                 "{name} {id}"
             );
         }
     }
     let table = client
-        .get_report(pb::GetReportRequest { run_id: submitted.run_id.clone(), format: "table".into() })
+        .get_report(pb::GetReportRequest {
+            run_id: submitted.run_id.clone(),
+            format: "table".into(),
+        })
         .await
         .unwrap()
         .into_inner()
         .body;
-    assert!(table.starts_with("| Model | Size | Score | ±95% | Time | tg tok/s | Workers |") || table.contains("| Model"), "{table}");
+    assert!(
+        table.starts_with("| Model | Size | Score | ±95% | Time | tg tok/s | Workers |")
+            || table.contains("| Model"),
+        "{table}"
+    );
 
     w1.leave().await;
     w2.leave().await;
@@ -132,10 +175,30 @@ async fn two_scripted_models_over_the_builtin_suite() {
     assert_eq!(jobs.len(), 60);
     let mut workers = std::collections::BTreeSet::new();
     for job in &jobs {
-        let counted: Vec<_> = results.iter().filter(|r| r.job_id == job.id && r.counted).collect();
-        assert_eq!(counted.len(), 1, "job {} has {} counted results", job.id, counted.len());
-        assert_eq!(job.state, JobState::Done { attempt: counted[0].attempt });
-        assert_eq!(job.attempts.len(), 1, "job {} ran {} times", job.id, job.attempts.len());
+        let counted: Vec<_> = results
+            .iter()
+            .filter(|r| r.job_id == job.id && r.counted)
+            .collect();
+        assert_eq!(
+            counted.len(),
+            1,
+            "job {} has {} counted results",
+            job.id,
+            counted.len()
+        );
+        assert_eq!(
+            job.state,
+            JobState::Done {
+                attempt: counted[0].attempt
+            }
+        );
+        assert_eq!(
+            job.attempts.len(),
+            1,
+            "job {} ran {} times",
+            job.id,
+            job.attempts.len()
+        );
         assert_eq!(counted[0].threads, 1);
         workers.insert(counted[0].worker_name.clone());
     }

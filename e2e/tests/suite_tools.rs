@@ -23,7 +23,10 @@ fn suite_check_of_the_builtin_suite_agrees_on_every_example() {
     let last = out.lines().last().unwrap();
     let (agree, total) = last.split_once(" of ").unwrap();
     assert_eq!(last, format!("{agree} of {agree} examples agree"), "{out}");
-    assert!(total.starts_with(agree) && agree.parse::<u32>().unwrap() >= 40, "{last}");
+    assert!(
+        total.starts_with(agree) && agree.parse::<u32>().unwrap() >= 40,
+        "{last}"
+    );
 }
 
 #[test]
@@ -55,7 +58,8 @@ fn suite_grade_explains_each_check() {
     assert_eq!(code, 0);
     assert!(out.starts_with("pass"), "{out}");
     assert!(out.contains("contains \"config.json\""), "{out}");
-    let (code, out) = run_cli(|o| suite_cmd::grade("agent-coding", "no-such-task", Some(String::new()), o));
+    let (code, out) =
+        run_cli(|o| suite_cmd::grade("agent-coding", "no-such-task", Some(String::new()), o));
     assert_eq!(code, 2);
     assert!(out.contains("parse-json"), "lists the tasks: {out}");
 }
@@ -66,8 +70,15 @@ async fn regrade_recomputes_grades_and_keeps_history() {
     let v1 = "name = \"mini\"\nversion = \"1\"\n[[tasks]]\nid = \"t\"\ncategory = \"c\"\nprompt = \"list files\"\n\
               pass = [{ contains = \"ls -la\" }]\npartial = [{ contains = \"ls\" }]\n";
     std::fs::write(dir.path().join("mini.toml"), v1).unwrap();
-    std::fs::write(dir.path().join("m.toml"), "name = \"m\"\n[answers]\nt = [\"ls -a\", \"ls -la\", \"dir\"]\n").unwrap();
-    let request = plan(dir.path(), "suite = \"mini.toml\"\nrepetitions = 3\n[[models]]\nscripted = \"m.toml\"\n");
+    std::fs::write(
+        dir.path().join("m.toml"),
+        "name = \"m\"\n[answers]\nt = [\"ls -a\", \"ls -la\", \"dir\"]\n",
+    )
+    .unwrap();
+    let request = plan(
+        dir.path(),
+        "suite = \"mini.toml\"\nrepetitions = 3\n[[models]]\nscripted = \"m.toml\"\n",
+    );
     let server = start_server(&dir.path().join("data"), Duration::from_secs(30)).await;
     let url = url(&server);
     let empty = dir.path().join("empty");
@@ -79,23 +90,46 @@ async fn regrade_recomputes_grades_and_keeps_history() {
     wait_run(&mut client, &run.run_id, Duration::from_secs(60)).await;
     let before = report_json(&mut client, &run.run_id).await;
     // "ls -a": partial, "ls -la": pass, "dir": fail.
-    assert_eq!((before["models"][0]["pass"].as_u64(), before["models"][0]["partial"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(
+        (
+            before["models"][0]["pass"].as_u64(),
+            before["models"][0]["partial"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
 
     // The grader is fixed: any `ls` with -a passes.
-    let v2 = v1.replace("version = \"1\"", "version = \"2\"").replace("contains = \"ls -la\"", "regex = 'ls -l?a'");
+    let v2 = v1
+        .replace("version = \"1\"", "version = \"2\"")
+        .replace("contains = \"ls -la\"", "regex = 'ls -l?a'");
     let r = client
-        .regrade_run(pb::RegradeRunRequest { run_id: run.run_id.clone(), suite_toml: v2 })
+        .regrade_run(pb::RegradeRunRequest {
+            run_id: run.run_id.clone(),
+            suite_toml: v2,
+        })
         .await
         .unwrap()
         .into_inner();
-    assert_eq!((r.results, r.changed, r.suite_version.as_str()), (3, 1, "2"));
+    assert_eq!(
+        (r.results, r.changed, r.suite_version.as_str()),
+        (3, 1, "2")
+    );
     assert_eq!(r.changes, vec!["m t: partial -> pass x1".to_string()]);
     let after = report_json(&mut client, &run.run_id).await;
-    assert_eq!((after["models"][0]["pass"].as_u64(), after["models"][0]["partial"].as_u64()), (Some(2), Some(0)));
+    assert_eq!(
+        (
+            after["models"][0]["pass"].as_u64(),
+            after["models"][0]["partial"].as_u64()
+        ),
+        (Some(2), Some(0))
+    );
     assert_eq!(after["suite"]["version"], "2");
     // A different suite is refused.
     let status = client
-        .regrade_run(pb::RegradeRunRequest { run_id: run.run_id.clone(), suite_toml: v1.replace("\"mini\"", "\"other\"") })
+        .regrade_run(pb::RegradeRunRequest {
+            run_id: run.run_id.clone(),
+            suite_toml: v1.replace("\"mini\"", "\"other\""),
+        })
         .await
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::InvalidArgument);
@@ -104,7 +138,11 @@ async fn regrade_recomputes_grades_and_keeps_history() {
 
     let store = Store::open(&dir.path().join("data")).unwrap();
     let results = store.results_of_run(&run.run_id).unwrap();
-    assert!(results.iter().all(|r| r.grade_history.len() == 1 && r.grade_history[0].suite_version == "1"));
+    assert!(
+        results
+            .iter()
+            .all(|r| r.grade_history.len() == 1 && r.grade_history[0].suite_version == "1")
+    );
     let run = store.run(&run.run_id).unwrap().unwrap();
     assert_eq!(run.suite_history.len(), 1);
 }

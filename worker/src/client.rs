@@ -58,7 +58,10 @@ pub struct Session {
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Session").field("url", &self.url).field("running", &self.running.len()).finish()
+        f.debug_struct("Session")
+            .field("url", &self.url)
+            .field("running", &self.running.len())
+            .finish()
     }
 }
 
@@ -71,7 +74,12 @@ enum Ended {
 }
 
 impl Session {
-    pub fn new(url: String, hello: pb::Hello, runner: Runner, events: mpsc::Receiver<RunnerEvent>) -> Session {
+    pub fn new(
+        url: String,
+        hello: pb::Hello,
+        runner: Runner,
+        events: mpsc::Receiver<RunnerEvent>,
+    ) -> Session {
         Session {
             url,
             hello,
@@ -132,9 +140,17 @@ impl Session {
         let mut client = WorkerServiceClient::new(channel);
         let (tx, rx) = mpsc::channel::<pb::WorkerMessage>(256);
         let mut hello = self.hello.clone();
-        hello.running = self.running.keys().map(|(job_id, attempt)| key(job_id, *attempt)).collect();
+        hello.running = self
+            .running
+            .keys()
+            .map(|(job_id, attempt)| key(job_id, *attempt))
+            .collect();
         send(&tx, Up::Hello(hello)).await;
-        let mut inbound = client.connect(ReceiverStream::new(rx)).await.map_err(|s| s.message().to_string())?.into_inner();
+        let mut inbound = client
+            .connect(ReceiverStream::new(rx))
+            .await
+            .map_err(|s| s.message().to_string())?
+            .into_inner();
         info!(coordinator = %self.url, "connected to coordinator");
         for message in self.outbox.pending() {
             let _ = tx.send(message).await;
@@ -188,23 +204,42 @@ impl Session {
     }
 
     /// Handles one coordinator message; returns a new heartbeat interval when the welcome sets one.
-    async fn on_message(&mut self, kind: Down, tx: &mpsc::Sender<pb::WorkerMessage>, stop: Stop) -> Option<Duration> {
+    async fn on_message(
+        &mut self,
+        kind: Down,
+        tx: &mpsc::Sender<pb::WorkerMessage>,
+        stop: Stop,
+    ) -> Option<Duration> {
         match kind {
             Down::Welcome(w) => {
-                info!(lease_ms = w.lease_ms, heartbeat_ms = w.heartbeat_ms, "welcomed by coordinator");
+                info!(
+                    lease_ms = w.lease_ms,
+                    heartbeat_ms = w.heartbeat_ms,
+                    "welcomed by coordinator"
+                );
                 if w.heartbeat_ms > 0 {
                     self.heartbeat = Duration::from_millis(u64::from(w.heartbeat_ms));
                     return Some(self.heartbeat);
                 }
             }
             Down::Assign(assignment) => {
-                let Some(k) = assignment.key.clone() else { return None };
+                let k = assignment.key.clone()?;
                 if stop != Stop::Run {
                     // Sent before the coordinator saw our drain notice: give it back at once.
-                    send(tx, Up::Failed(pb::JobFailed { key: Some(k), reason: "worker is draining".into() })).await;
+                    send(
+                        tx,
+                        Up::Failed(pb::JobFailed {
+                            key: Some(k),
+                            reason: "worker is draining".into(),
+                        }),
+                    )
+                    .await;
                     return None;
                 }
-                let running = Running { cancel: Arc::new(AtomicBool::new(false)), reason: Arc::new(Mutex::new(None)) };
+                let running = Running {
+                    cancel: Arc::new(AtomicBool::new(false)),
+                    reason: Arc::new(Mutex::new(None)),
+                };
                 let job = Job {
                     assignment: assignment.clone(),
                     key: k.clone(),
@@ -219,7 +254,9 @@ impl Session {
                         tokio::time::sleep(limit).await;
                         if !cancel.load(Ordering::Relaxed) {
                             if let Ok(mut r) = reason.lock() {
-                                r.get_or_insert_with(|| format!("timed out after {} ms", limit.as_millis()));
+                                r.get_or_insert_with(|| {
+                                    format!("timed out after {} ms", limit.as_millis())
+                                });
                             }
                             cancel.store(true, Ordering::Relaxed);
                         }
@@ -229,7 +266,16 @@ impl Session {
                 self.running.insert((k.job_id.clone(), k.attempt), running);
                 if let Err(reason) = self.runner.submit(job) {
                     self.running.remove(&(k.job_id.clone(), k.attempt));
-                    self.finish(pb::WorkerMessage { kind: Some(Up::Failed(pb::JobFailed { key: Some(k), reason })) }, tx).await;
+                    self.finish(
+                        pb::WorkerMessage {
+                            kind: Some(Up::Failed(pb::JobFailed {
+                                key: Some(k),
+                                reason,
+                            })),
+                        },
+                        tx,
+                    )
+                    .await;
                 }
             }
             Down::Ack(ack) => {
@@ -259,10 +305,14 @@ impl Session {
                     Ok(result) => Up::Result(*result),
                     Err(reason) => {
                         warn!(job = %k.job_id, attempt = k.attempt, reason = %reason, "job failed");
-                        Up::Failed(pb::JobFailed { key: Some(k), reason })
+                        Up::Failed(pb::JobFailed {
+                            key: Some(k),
+                            reason,
+                        })
                     }
                 };
-                self.finish(pb::WorkerMessage { kind: Some(kind) }, tx).await;
+                self.finish(pb::WorkerMessage { kind: Some(kind) }, tx)
+                    .await;
             }
         }
     }
@@ -282,7 +332,10 @@ fn set_reason(running: &Running, reason: &str) {
 }
 
 fn key(job_id: &str, attempt: u32) -> pb::JobKey {
-    pb::JobKey { job_id: job_id.to_string(), attempt }
+    pb::JobKey {
+        job_id: job_id.to_string(),
+        attempt,
+    }
 }
 
 async fn send(tx: &mpsc::Sender<pb::WorkerMessage>, kind: Up) {
@@ -302,6 +355,11 @@ fn error_chain(err: &dyn std::error::Error) -> String {
 }
 
 /// sha256 → path of every local GGUF model.
-pub fn model_paths(models: &[benchfarm_engine::models::LocalModel]) -> HashMap<String, std::path::PathBuf> {
-    models.iter().map(|m| (m.sha256.clone(), m.path.clone())).collect()
+pub fn model_paths(
+    models: &[benchfarm_engine::models::LocalModel],
+) -> HashMap<String, std::path::PathBuf> {
+    models
+        .iter()
+        .map(|m| (m.sha256.clone(), m.path.clone()))
+        .collect()
 }

@@ -17,7 +17,11 @@ pub fn grade_to_wire(g: &Grade) -> pb::Grade {
         checks: g
             .checks
             .iter()
-            .map(|c| pb::CheckOutcome { group: c.group.clone(), check: c.check.clone(), held: c.held })
+            .map(|c| pb::CheckOutcome {
+                group: c.group.clone(),
+                check: c.check.clone(),
+                held: c.held,
+            })
             .collect(),
     }
 }

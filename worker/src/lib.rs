@@ -41,16 +41,24 @@ pub async fn join(config: JoinConfig, stop: watch::Receiver<Stop>) -> Result<()>
     let hardware = tokio::task::spawn_blocking(benchfarm_engine::hardware::detect).await?;
     let models_dir = config.models_dir.clone();
     let cache = config.state_dir.join("sha256-cache.json");
-    let discovery = tokio::task::spawn_blocking(move || benchfarm_engine::models::discover_all(&models_dir, &cache))
-        .await?
-        .with_context(|| format!("models directory {}", config.models_dir.display()))?;
+    let discovery = tokio::task::spawn_blocking(move || {
+        benchfarm_engine::models::discover_all(&models_dir, &cache)
+    })
+    .await?
+    .with_context(|| format!("models directory {}", config.models_dir.display()))?;
     for skipped in &discovery.skipped {
         warn!(path = %skipped.path.display(), reason = %skipped.reason, "model file skipped");
     }
     let slots = config.slots.max(1);
-    let threads = config.threads.unwrap_or_else(|| (hardware.effective_cpus() / slots).max(1)).max(1);
+    let threads = config
+        .threads
+        .unwrap_or_else(|| (hardware.effective_cpus() / slots).max(1))
+        .max(1);
     let engine = tokio::task::spawn_blocking(benchfarm_engine::engine_info).await?;
-    let name = config.name.clone().unwrap_or_else(|| default_name(&worker_id));
+    let name = config
+        .name
+        .clone()
+        .unwrap_or_else(|| default_name(&worker_id));
     info!(worker = %worker_id, name = %name, cpu = %hardware.cpu_model, cores = hardware.effective_cpus(),
           threads, slots, models = discovery.models.len(), "worker starting");
     for m in &discovery.models {
@@ -61,7 +69,11 @@ pub async fn join(config: JoinConfig, stop: watch::Receiver<Stop>) -> Result<()>
         name,
         hardware: Some(convert::hardware_to_wire(&hardware)),
         labels: config.labels.clone().into_iter().collect(),
-        models: discovery.models.iter().map(convert::model_to_wire).collect(),
+        models: discovery
+            .models
+            .iter()
+            .map(convert::model_to_wire)
+            .collect(),
         engine: Some(pb::EngineInfo {
             name: engine.name,
             llama_cpp_build: engine.llama_cpp_build,
@@ -73,15 +85,30 @@ pub async fn join(config: JoinConfig, stop: watch::Receiver<Stop>) -> Result<()>
         version: env!("CARGO_PKG_VERSION").to_string(),
     };
     let (events_tx, events_rx) = mpsc::channel(64);
-    let runner = runner::Runner::start(slots, threads, client::model_paths(&discovery.models), events_tx)
-        .context("starting job threads")?;
-    client::Session::new(config.coordinator.clone(), hello, runner, events_rx).run(stop).await;
+    let runner = runner::Runner::start(
+        slots,
+        threads,
+        client::model_paths(&discovery.models),
+        events_tx,
+    )
+    .context("starting job threads")?;
+    client::Session::new(config.coordinator.clone(), hello, runner, events_rx)
+        .run(stop)
+        .await;
     Ok(())
 }
 
 /// `hostname-xxxx`: readable, and distinct for two workers on one machine.
 fn default_name(worker_id: &str) -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
-    let suffix = worker_id.get(worker_id.len().saturating_sub(4)..).unwrap_or(worker_id);
-    if host.is_empty() { format!("worker-{suffix}") } else { format!("{host}-{suffix}") }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
+    let suffix = worker_id
+        .get(worker_id.len().saturating_sub(4)..)
+        .unwrap_or(worker_id);
+    if host.is_empty() {
+        format!("worker-{suffix}")
+    } else {
+        format!("{host}-{suffix}")
+    }
 }

@@ -11,7 +11,11 @@ use clap::{Parser, Subcommand};
 use tokio::sync::watch;
 
 #[derive(Parser, Debug)]
-#[command(name = "worker", version, about = "benchfarm worker: runs LLM benchmark jobs with llama.cpp")]
+#[command(
+    name = "worker",
+    version,
+    about = "benchfarm worker: runs LLM benchmark jobs with llama.cpp"
+)]
 struct Args {
     #[command(subcommand)]
     command: Verb,
@@ -21,7 +25,11 @@ struct Args {
 enum Verb {
     /// Join a coordinator and run its jobs until stopped.
     Join {
-        #[arg(long, env = "BENCHFARM_COORDINATOR", default_value = "http://127.0.0.1:50051")]
+        #[arg(
+            long,
+            env = "BENCHFARM_COORDINATOR",
+            default_value = "http://127.0.0.1:50051"
+        )]
         coordinator: String,
         /// Directory of GGUF model files.
         #[arg(long, default_value = "models")]
@@ -55,7 +63,15 @@ fn parse_label(text: &str) -> Result<(String, String)> {
 #[tokio::main]
 async fn main() -> Result<()> {
     benchfarm_coordinator_free_logging();
-    let Verb::Join { coordinator, models, labels, threads, state, name, slots } = Args::parse().command;
+    let Verb::Join {
+        coordinator,
+        models,
+        labels,
+        threads,
+        state,
+        name,
+        slots,
+    } = Args::parse().command;
     let config = JoinConfig {
         coordinator,
         models_dir: models,
@@ -67,7 +83,9 @@ async fn main() -> Result<()> {
     };
     let (stop_tx, stop_rx) = watch::channel(Stop::Run);
     tokio::spawn(async move {
-        let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+        let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        else {
             return;
         };
         for next in [Stop::Drain, Stop::Abandon] {
@@ -83,7 +101,14 @@ async fn main() -> Result<()> {
 
 /// Logs to stderr; llama.cpp's own log lines arrive at debug level under `llama-cpp-2`.
 fn benchfarm_coordinator_free_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,h2=warn,tower=warn,llama-cpp-2=warn,llama_cpp_2=warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).compact().try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(
+            "info,h2=warn,tower=warn,llama-cpp-2=warn,llama_cpp_2=warn",
+        )
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .compact()
+        .try_init();
 }

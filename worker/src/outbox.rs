@@ -52,7 +52,10 @@ mod tests {
     fn failed(job: &str, attempt: u32) -> pb::WorkerMessage {
         pb::WorkerMessage {
             kind: Some(Kind::Failed(pb::JobFailed {
-                key: Some(pb::JobKey { job_id: job.into(), attempt }),
+                key: Some(pb::JobKey {
+                    job_id: job.into(),
+                    attempt,
+                }),
                 reason: "x".into(),
             })),
         }
@@ -64,7 +67,9 @@ mod tests {
         outbox.insert(failed("j1", 1));
         outbox.insert(failed("j1", 2));
         outbox.insert(failed("j1", 2)); // re-inserted, still one entry
-        outbox.insert(pb::WorkerMessage { kind: Some(Kind::Heartbeat(pb::Heartbeat::default())) });
+        outbox.insert(pb::WorkerMessage {
+            kind: Some(Kind::Heartbeat(pb::Heartbeat::default())),
+        });
         assert_eq!(outbox.len(), 2);
         outbox.acknowledge("j1", 1);
         assert_eq!(outbox.pending(), vec![failed("j1", 2)]);

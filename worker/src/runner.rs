@@ -73,19 +73,26 @@ impl Runner {
             let rx = Arc::clone(&rx);
             let context = Arc::clone(&context);
             let events = events.clone();
-            std::thread::Builder::new().name(format!("slot-{slot}")).spawn(move || {
-                let mut engines = Engines::new();
-                loop {
-                    // The lock is held only while waiting for the next job.
-                    let job = match rx.lock() {
-                        Ok(rx) => rx.recv(),
-                        Err(_) => return,
-                    };
-                    let Ok(job) = job else { return };
-                    if events.blocking_send(RunnerEvent::Started(job.key.clone())).is_err() {
-                        return;
-                    }
-                    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| execute(&job, &context, &mut engines)))
+            std::thread::Builder::new()
+                .name(format!("slot-{slot}"))
+                .spawn(move || {
+                    let mut engines = Engines::new();
+                    loop {
+                        // The lock is held only while waiting for the next job.
+                        let job = match rx.lock() {
+                            Ok(rx) => rx.recv(),
+                            Err(_) => return,
+                        };
+                        let Ok(job) = job else { return };
+                        if events
+                            .blocking_send(RunnerEvent::Started(job.key.clone()))
+                            .is_err()
+                        {
+                            return;
+                        }
+                        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                            execute(&job, &context, &mut engines)
+                        }))
                         .unwrap_or_else(|panic| {
                             let what = panic
                                 .downcast_ref::<String>()
@@ -96,39 +103,62 @@ impl Runner {
                             engines = Engines::new();
                             Err(format!("engine panicked: {what}"))
                         });
-                    if events.blocking_send(RunnerEvent::Finished(job.key.clone(), outcome)).is_err() {
-                        return;
+                        if events
+                            .blocking_send(RunnerEvent::Finished(job.key.clone(), outcome))
+                            .is_err()
+                        {
+                            return;
+                        }
                     }
-                }
-            })?;
+                })?;
         }
         Ok(Runner { jobs: tx })
     }
 
     /// Queues a job for the next free slot.
     pub fn submit(&self, job: Job) -> Result<(), String> {
-        self.jobs.send(job).map_err(|_| "the job runner has stopped".to_string())
+        self.jobs
+            .send(job)
+            .map_err(|_| "the job runner has stopped".to_string())
     }
 }
 
 /// Runs one job to a graded result, or a reason it could not.
-fn execute(job: &Job, context: &Context, engines: &mut Engines) -> Result<Box<pb::JobResult>, String> {
+fn execute(
+    job: &Job,
+    context: &Context,
+    engines: &mut Engines,
+) -> Result<Box<pb::JobResult>, String> {
     let a = &job.assignment;
     let suite = cached(&context.suites, &a.suite_toml, |text| {
-        Suite::parse(text, &format!("suite {} v{}", a.suite_name, a.suite_version)).map_err(|e| e.to_string())
+        Suite::parse(
+            text,
+            &format!("suite {} v{}", a.suite_name, a.suite_version),
+        )
+        .map_err(|e| e.to_string())
     })?;
-    let task = suite.task(&a.task_id).ok_or_else(|| format!("suite {} has no task {:?}", suite.name, a.task_id))?;
+    let task = suite
+        .task(&a.task_id)
+        .ok_or_else(|| format!("suite {} has no task {:?}", suite.name, a.task_id))?;
     let model_ref = a.model.as_ref().ok_or("assignment without a model")?;
     let model = match &model_ref.source {
-        Some(pb::model_ref::Source::ScriptedToml(text)) => ModelSource::Scripted(cached(&context.scripted, text, |t| {
-            ScriptedModel::parse(t, &format!("scripted model {}", model_ref.name)).map_err(|e| e.to_string())
-        })?),
+        Some(pb::model_ref::Source::ScriptedToml(text)) => {
+            ModelSource::Scripted(cached(&context.scripted, text, |t| {
+                ScriptedModel::parse(t, &format!("scripted model {}", model_ref.name))
+                    .map_err(|e| e.to_string())
+            })?)
+        }
         Some(pb::model_ref::Source::Gguf(_)) => {
-            let path = context
-                .models
-                .get(&model_ref.sha256)
-                .ok_or_else(|| format!("model {} (sha256 {}) is not on this worker", model_ref.name, model_ref.sha256))?;
-            ModelSource::Gguf { path: path.clone(), sha256: model_ref.sha256.clone() }
+            let path = context.models.get(&model_ref.sha256).ok_or_else(|| {
+                format!(
+                    "model {} (sha256 {}) is not on this worker",
+                    model_ref.name, model_ref.sha256
+                )
+            })?;
+            ModelSource::Gguf {
+                path: path.clone(),
+                sha256: model_ref.sha256.clone(),
+            }
         }
         None => return Err("assignment model has no source".into()),
     };
@@ -147,7 +177,12 @@ fn execute(job: &Job, context: &Context, engines: &mut Engines) -> Result<Box<pb
     debug!(job = %a.task_id, model = %model_ref.name, "generating");
     let generation = engines.generate(&request).map_err(|e| e.to_string())?;
     if generation.stop == StopReason::Cancelled || job.cancel.load(Ordering::Relaxed) {
-        let reason = job.cancel_reason.lock().ok().and_then(|r| r.clone()).unwrap_or_else(|| "cancelled".into());
+        let reason = job
+            .cancel_reason
+            .lock()
+            .ok()
+            .and_then(|r| r.clone())
+            .unwrap_or_else(|| "cancelled".into());
         return Err(reason);
     }
     let grade = task.grade(&generation.text);

@@ -15,7 +15,10 @@ pub async fn connect(url: &str) -> Result<FarmServiceClient<Channel>> {
     let endpoint = tonic::transport::Endpoint::from_shared(url.to_string())
         .with_context(|| format!("invalid coordinator URL {url:?}"))?
         .connect_timeout(std::time::Duration::from_secs(5));
-    let channel = endpoint.connect().await.with_context(|| format!("cannot reach the coordinator at {url}"))?;
+    let channel = endpoint
+        .connect()
+        .await
+        .with_context(|| format!("cannot reach the coordinator at {url}"))?;
     Ok(FarmServiceClient::new(channel).max_decoding_message_size(64 << 20))
 }
 
@@ -31,7 +34,11 @@ pub async fn submit(url: &str, plan_path: &Path, wait: bool, format: &str) -> Re
         }
     };
     let mut client = connect(url).await?;
-    let response = client.submit_run(plan.request).await.context("submit failed")?.into_inner();
+    let response = client
+        .submit_run(plan.request)
+        .await
+        .context("submit failed")?
+        .into_inner();
     println!("{}", response.run_id);
     eprintln!("submitted run {} ({} jobs)", response.run_id, response.jobs);
     if !wait {
@@ -39,7 +46,10 @@ pub async fn submit(url: &str, plan_path: &Path, wait: bool, format: &str) -> Re
     }
     let state = watch(&mut client, &response.run_id).await?;
     let report = client
-        .get_report(pb::GetReportRequest { run_id: response.run_id.clone(), format: format.into() })
+        .get_report(pb::GetReportRequest {
+            run_id: response.run_id.clone(),
+            format: format.into(),
+        })
         .await?
         .into_inner();
     print!("{}", report.body);
@@ -53,7 +63,12 @@ pub async fn submit(url: &str, plan_path: &Path, wait: bool, format: &str) -> Re
 /// state. Reconnects the watch if the coordinator drops a lagging watcher.
 pub async fn watch(client: &mut FarmServiceClient<Channel>, run_id: &str) -> Result<String> {
     loop {
-        let mut stream = client.watch_run(pb::WatchRunRequest { run_id: run_id.into() }).await?.into_inner();
+        let mut stream = client
+            .watch_run(pb::WatchRunRequest {
+                run_id: run_id.into(),
+            })
+            .await?
+            .into_inner();
         let mut last_state = String::from("running");
         loop {
             match stream.message().await {
@@ -74,7 +89,12 @@ pub async fn watch(client: &mut FarmServiceClient<Channel>, run_id: &str) -> Res
             }
         }
         // The stream ended without a final state (dropped as a slow watcher): look and go again.
-        let status = client.get_run(pb::GetRunRequest { run_id: run_id.into() }).await?.into_inner();
+        let status = client
+            .get_run(pb::GetRunRequest {
+                run_id: run_id.into(),
+            })
+            .await?
+            .into_inner();
         if status.state != "running" {
             return Ok(status.state);
         }
@@ -87,11 +107,20 @@ pub async fn status(url: &str, run: Option<&str>) -> Result<i32> {
     let mut out = std::io::stdout().lock();
     match run {
         Some(run_id) => {
-            let s = client.get_run(pb::GetRunRequest { run_id: run_id.into() }).await?.into_inner();
+            let s = client
+                .get_run(pb::GetRunRequest {
+                    run_id: run_id.into(),
+                })
+                .await?
+                .into_inner();
             write!(out, "{}", print::run_detail(&s))?;
         }
         None => {
-            let runs = client.list_runs(pb::ListRunsRequest {}).await?.into_inner().runs;
+            let runs = client
+                .list_runs(pb::ListRunsRequest {})
+                .await?
+                .into_inner()
+                .runs;
             write!(out, "{}", print::run_list(&runs))?;
         }
     }
@@ -101,7 +130,11 @@ pub async fn status(url: &str, run: Option<&str>) -> Result<i32> {
 /// `coordinator workers`.
 pub async fn workers(url: &str) -> Result<i32> {
     let mut client = connect(url).await?;
-    let workers = client.list_workers(pb::ListWorkersRequest {}).await?.into_inner().workers;
+    let workers = client
+        .list_workers(pb::ListWorkersRequest {})
+        .await?
+        .into_inner()
+        .workers;
     print!("{}", print::worker_table(&workers));
     Ok(0)
 }
@@ -109,7 +142,13 @@ pub async fn workers(url: &str) -> Result<i32> {
 /// `coordinator report RUN --format F`.
 pub async fn report(url: &str, run_id: &str, format: &str) -> Result<i32> {
     let mut client = connect(url).await?;
-    let r = client.get_report(pb::GetReportRequest { run_id: run_id.into(), format: format.into() }).await?.into_inner();
+    let r = client
+        .get_report(pb::GetReportRequest {
+            run_id: run_id.into(),
+            format: format.into(),
+        })
+        .await?
+        .into_inner();
     print!("{}", r.body);
     if !r.body.ends_with('\n') {
         println!();
@@ -120,7 +159,12 @@ pub async fn report(url: &str, run_id: &str, format: &str) -> Result<i32> {
 /// `coordinator cancel RUN`.
 pub async fn cancel(url: &str, run_id: &str) -> Result<i32> {
     let mut client = connect(url).await?;
-    let r = client.cancel_run(pb::CancelRunRequest { run_id: run_id.into() }).await?.into_inner();
+    let r = client
+        .cancel_run(pb::CancelRunRequest {
+            run_id: run_id.into(),
+        })
+        .await?
+        .into_inner();
     println!("cancelled {} jobs of run {run_id}", r.jobs_cancelled);
     Ok(0)
 }
@@ -138,8 +182,17 @@ pub async fn regrade(url: &str, run_id: &str, suite: Option<&str>) -> Result<i32
         },
     };
     let mut client = connect(url).await?;
-    let r = client.regrade_run(pb::RegradeRunRequest { run_id: run_id.into(), suite_toml }).await?.into_inner();
-    println!("regraded {} results with suite version {}: {} changed", r.results, r.suite_version, r.changed);
+    let r = client
+        .regrade_run(pb::RegradeRunRequest {
+            run_id: run_id.into(),
+            suite_toml,
+        })
+        .await?
+        .into_inner();
+    println!(
+        "regraded {} results with suite version {}: {} changed",
+        r.results, r.suite_version, r.changed
+    );
     for line in &r.changes {
         println!("  {line}");
     }

@@ -13,7 +13,11 @@ pub fn progress_line(event: &pb::RunEvent) -> Option<String> {
         return match status.state.as_str() {
             "running" => Some(format!(
                 "run {}: {} jobs, {} done, {} queued, {} running",
-                status.run_id, status.jobs_total, status.jobs_done, status.jobs_queued, status.jobs_running
+                status.run_id,
+                status.jobs_total,
+                status.jobs_done,
+                status.jobs_queued,
+                status.jobs_running
             )),
             state => Some(format!("run {} {state}", status.run_id)),
         };
@@ -29,7 +33,11 @@ pub fn progress_line(event: &pb::RunEvent) -> Option<String> {
             "[{:>4}/{}] {:<7} {} {} #{} on {}",
             status.jobs_done + status.jobs_failed,
             status.jobs_total,
-            if event.job_state == "failed" { "FAILED" } else { verdict },
+            if event.job_state == "failed" {
+                "FAILED"
+            } else {
+                verdict
+            },
             event.model,
             event.task_id,
             event.repetition,
@@ -45,7 +53,11 @@ pub fn run_detail(s: &pb::RunStatus) -> String {
     let _ = writeln!(out, "run      {}", s.run_id);
     let _ = writeln!(out, "state    {}", s.state);
     let _ = writeln!(out, "label    {}", s.label);
-    let _ = writeln!(out, "suite    {} v{} × {} reps", s.suite_name, s.suite_version, s.repetitions);
+    let _ = writeln!(
+        out,
+        "suite    {} v{} × {} reps",
+        s.suite_name, s.suite_version, s.repetitions
+    );
     let _ = writeln!(out, "models   {}", s.models.join(", "));
     let _ = writeln!(
         out,
@@ -64,7 +76,11 @@ pub fn run_list(runs: &[pb::RunStatus]) -> String {
         return "no runs\n".into();
     }
     let mut out = String::new();
-    let _ = writeln!(out, "{:<36}  {:<9}  {:>11}  {:<16}  label", "run", "state", "done/total", "suite");
+    let _ = writeln!(
+        out,
+        "{:<36}  {:<9}  {:>11}  {:<16}  label",
+        "run", "state", "done/total", "suite"
+    );
     for r in runs {
         let _ = writeln!(
             out,
@@ -110,7 +126,11 @@ pub fn worker_table(workers: &[pb::WorkerStatus]) -> String {
             hw.ram_total_bytes as f64 / 1e9,
             w.jobs_done,
             w.hardware_class,
-            if models.is_empty() { "(scripted only)".to_string() } else { models.join(", ") }
+            if models.is_empty() {
+                "(scripted only)".to_string()
+            } else {
+                models.join(", ")
+            }
         );
     }
     out
@@ -127,7 +147,9 @@ mod tests {
             jobs_total: 60,
             jobs_done: 11,
             jobs_failed: 1,
-            waiting: vec!["waiting: 3 jobs of m: no connected worker has the model (sha256 abc)".into()],
+            waiting: vec![
+                "waiting: 3 jobs of m: no connected worker has the model (sha256 abc)".into(),
+            ],
             ..pb::RunStatus::default()
         }
     }
@@ -144,7 +166,10 @@ mod tests {
             worker: "w1".into(),
             verdict: pb::Verdict::Partial as i32,
         };
-        assert_eq!(progress_line(&e).unwrap(), "[  12/60] partial m parse-json #2 on w1");
+        assert_eq!(
+            progress_line(&e).unwrap(),
+            "[  12/60] partial m parse-json #2 on w1"
+        );
         e.job_state = "assigned".into();
         assert_eq!(progress_line(&e), None);
     }

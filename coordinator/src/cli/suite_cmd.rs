@@ -17,14 +17,29 @@ pub fn check(target: &str, out: &mut impl Write) -> Result<i32> {
         }
     };
     let report = benchfarm_suite::check_examples(&suite);
-    writeln!(out, "suite {} v{}: {} tasks", suite.name, suite.version, suite.tasks.len())?;
+    writeln!(
+        out,
+        "suite {} v{}: {} tasks",
+        suite.name,
+        suite.version,
+        suite.tasks.len()
+    )?;
     write!(out, "{report}")?;
-    Ok(if report.disagreements.is_empty() { 0 } else { 1 })
+    Ok(if report.disagreements.is_empty() {
+        0
+    } else {
+        1
+    })
 }
 
 /// `suite grade FILE|NAME TASK [--answer TEXT]` (stdin when no answer is given): the grade and, check
 /// by check, which held.
-pub fn grade(target: &str, task_id: &str, answer: Option<String>, out: &mut impl Write) -> Result<i32> {
+pub fn grade(
+    target: &str,
+    task_id: &str,
+    answer: Option<String>,
+    out: &mut impl Write,
+) -> Result<i32> {
     let suite = match benchfarm_suite::resolve(target) {
         Ok((suite, _)) => suite,
         Err(err) => {
@@ -34,7 +49,12 @@ pub fn grade(target: &str, task_id: &str, answer: Option<String>, out: &mut impl
     };
     let Some(task) = suite.task(task_id) else {
         let ids: Vec<&str> = suite.tasks.iter().map(|t| t.id.as_str()).collect();
-        writeln!(out, "error: suite {} has no task {task_id:?}; its tasks: {}", suite.name, ids.join(", "))?;
+        writeln!(
+            out,
+            "error: suite {} has no task {task_id:?}; its tasks: {}",
+            suite.name,
+            ids.join(", ")
+        )?;
         return Ok(2);
     };
     let answer = match answer {

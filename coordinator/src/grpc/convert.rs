@@ -24,7 +24,9 @@ pub fn verdict_from_wire(v: i32) -> Result<Verdict, Status> {
         Ok(pb::Verdict::Pass) => Ok(Verdict::Pass),
         Ok(pb::Verdict::Partial) => Ok(Verdict::Partial),
         Ok(pb::Verdict::Fail) => Ok(Verdict::Fail),
-        _ => Err(Status::invalid_argument(format!("result.grade.verdict: unknown value {v}"))),
+        _ => Err(Status::invalid_argument(format!(
+            "result.grade.verdict: unknown value {v}"
+        ))),
     }
 }
 
@@ -36,7 +38,11 @@ pub fn grade_from_wire(g: pb::Grade) -> Result<Grade, Status> {
         checks: g
             .checks
             .into_iter()
-            .map(|c| CheckOutcome { group: c.group, check: c.check, held: c.held })
+            .map(|c| CheckOutcome {
+                group: c.group,
+                check: c.check,
+                held: c.held,
+            })
             .collect(),
     })
 }
@@ -47,9 +53,9 @@ pub fn model_ref(model: &RunModel) -> pb::ModelRef {
         sha256: model.sha256.clone(),
         size_bytes: model.size_bytes,
         source: Some(match &model.kind {
-            ModelKind::Gguf { file_name } => {
-                pb::model_ref::Source::Gguf(pb::GgufModel { file_name: file_name.clone() })
-            }
+            ModelKind::Gguf { file_name } => pb::model_ref::Source::Gguf(pb::GgufModel {
+                file_name: file_name.clone(),
+            }),
             ModelKind::Scripted { toml } => pb::model_ref::Source::ScriptedToml(toml.clone()),
         }),
     }
@@ -58,17 +64,35 @@ pub fn model_ref(model: &RunModel) -> pb::ModelRef {
 pub fn run_model(m: pb::ModelRef, index: usize) -> Result<RunModel, Status> {
     let field = |f: &str| format!("models[{index}].{f}");
     if m.name.trim().is_empty() {
-        return Err(Status::invalid_argument(format!("{}: empty", field("name"))));
+        return Err(Status::invalid_argument(format!(
+            "{}: empty",
+            field("name")
+        )));
     }
     if m.sha256.len() != 64 || !m.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(Status::invalid_argument(format!("{}: not a sha256 hex digest", field("sha256"))));
+        return Err(Status::invalid_argument(format!(
+            "{}: not a sha256 hex digest",
+            field("sha256")
+        )));
     }
     let kind = match m.source {
-        Some(pb::model_ref::Source::Gguf(g)) => ModelKind::Gguf { file_name: g.file_name },
+        Some(pb::model_ref::Source::Gguf(g)) => ModelKind::Gguf {
+            file_name: g.file_name,
+        },
         Some(pb::model_ref::Source::ScriptedToml(toml)) => ModelKind::Scripted { toml },
-        None => return Err(Status::invalid_argument(format!("{}: missing", field("source")))),
+        None => {
+            return Err(Status::invalid_argument(format!(
+                "{}: missing",
+                field("source")
+            )));
+        }
     };
-    Ok(RunModel { name: m.name, sha256: m.sha256.to_ascii_lowercase(), size_bytes: m.size_bytes, kind })
+    Ok(RunModel {
+        name: m.name,
+        sha256: m.sha256.to_ascii_lowercase(),
+        size_bytes: m.size_bytes,
+        kind,
+    })
 }
 
 fn hardware_from_wire(h: pb::Hardware) -> Hardware {
@@ -115,9 +139,17 @@ pub fn joining(hello: pb::Hello) -> Result<Joining, Status> {
     let labels: std::collections::BTreeMap<_, _> = hello.labels.into_iter().collect();
     let class = hardware_class(&hardware, &labels, &engine.backends);
     Ok(Joining {
-        running: hello.running.into_iter().map(|k| (k.job_id, k.attempt)).collect(),
+        running: hello
+            .running
+            .into_iter()
+            .map(|k| (k.job_id, k.attempt))
+            .collect(),
         record: WorkerRecord {
-            name: if hello.name.is_empty() { hello.worker_id.clone() } else { hello.name },
+            name: if hello.name.is_empty() {
+                hello.worker_id.clone()
+            } else {
+                hello.name
+            },
             id: hello.worker_id,
             hardware,
             labels,
@@ -145,8 +177,13 @@ pub fn joining(hello: pb::Hello) -> Result<Joining, Status> {
 }
 
 pub fn incoming_result(r: pb::JobResult) -> Result<IncomingResult, Status> {
-    let key = r.key.ok_or_else(|| Status::invalid_argument("result.key: missing"))?;
-    let grade = grade_from_wire(r.grade.ok_or_else(|| Status::invalid_argument("result.grade: missing"))?)?;
+    let key = r
+        .key
+        .ok_or_else(|| Status::invalid_argument("result.key: missing"))?;
+    let grade = grade_from_wire(
+        r.grade
+            .ok_or_else(|| Status::invalid_argument("result.grade: missing"))?,
+    )?;
     let t = r.timings.unwrap_or_default();
     Ok(IncomingResult {
         job_id: key.job_id,

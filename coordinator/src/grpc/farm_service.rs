@@ -29,7 +29,11 @@ pub struct FarmServiceImpl {
 
 impl FarmServiceImpl {
     pub fn new(scheduler: SchedulerHandle, store: Store, shutdown: broadcast::Sender<()>) -> Self {
-        FarmServiceImpl { scheduler, store, shutdown }
+        FarmServiceImpl {
+            scheduler,
+            store,
+            shutdown,
+        }
     }
 
     fn stored_run(&self, run_id: &str) -> Result<RunRecord, Status> {
@@ -49,11 +53,16 @@ type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::RunEvent, Status>> + Sen
 
 #[tonic::async_trait]
 impl FarmService for FarmServiceImpl {
-    async fn submit_run(&self, request: Request<pb::SubmitRunRequest>) -> Result<Response<pb::SubmitRunResponse>, Status> {
+    async fn submit_run(
+        &self,
+        request: Request<pb::SubmitRunRequest>,
+    ) -> Result<Response<pb::SubmitRunResponse>, Status> {
         let req = request.into_inner();
         let suite = parse_suite(&req.suite_toml, "suite_toml")?;
         if req.models.is_empty() {
-            return Err(Status::invalid_argument("models: a run needs at least one model"));
+            return Err(Status::invalid_argument(
+                "models: a run needs at least one model",
+            ));
         }
         if req.repetitions == 0 {
             return Err(Status::invalid_argument("repetitions: must be at least 1"));
@@ -66,7 +75,10 @@ impl FarmService for FarmServiceImpl {
             .collect::<Result<Vec<_>, _>>()?;
         let mut names = std::collections::HashSet::new();
         if let Some(dup) = models.iter().find(|m| !names.insert(m.name.as_str())) {
-            return Err(Status::invalid_argument(format!("models: the name {:?} is used twice", dup.name)));
+            return Err(Status::invalid_argument(format!(
+                "models: the name {:?} is used twice",
+                dup.name
+            )));
         }
         let run = RunRecord {
             id: uuid::Uuid::now_v7().to_string(),
@@ -76,7 +88,14 @@ impl FarmService for FarmServiceImpl {
             suite_version: suite.version.clone(),
             suite_toml: req.suite_toml,
             models,
-            tasks: suite.tasks.iter().map(|t| RunTask { id: t.id.clone(), category: t.category.clone() }).collect(),
+            tasks: suite
+                .tasks
+                .iter()
+                .map(|t| RunTask {
+                    id: t.id.clone(),
+                    category: t.category.clone(),
+                })
+                .collect(),
             repetitions: req.repetitions,
             seed: req.seed,
             jobs_total: 0,
@@ -85,50 +104,108 @@ impl FarmService for FarmServiceImpl {
             suite_history: Vec::new(),
         };
         let run_id = run.id.clone();
-        let jobs = self.scheduler.ask(|reply| Command::Submit { run: Box::new(run), reply }).await??;
+        let jobs = self
+            .scheduler
+            .ask(|reply| Command::Submit {
+                run: Box::new(run),
+                reply,
+            })
+            .await??;
         Ok(Response::new(pb::SubmitRunResponse { run_id, jobs }))
     }
 
-    async fn get_run(&self, request: Request<pb::GetRunRequest>) -> Result<Response<pb::RunStatus>, Status> {
+    async fn get_run(
+        &self,
+        request: Request<pb::GetRunRequest>,
+    ) -> Result<Response<pb::RunStatus>, Status> {
         let run_id = request.into_inner().run_id;
-        let p = self.scheduler.ask(|reply| Command::Progress { run_id, reply }).await??;
+        let p = self
+            .scheduler
+            .ask(|reply| Command::Progress { run_id, reply })
+            .await??;
         Ok(Response::new(p.into()))
     }
 
-    async fn list_runs(&self, _: Request<pb::ListRunsRequest>) -> Result<Response<pb::ListRunsResponse>, Status> {
-        let runs = self.scheduler.ask(|reply| Command::ListRuns { reply }).await??;
-        Ok(Response::new(pb::ListRunsResponse { runs: runs.into_iter().map(Into::into).collect() }))
+    async fn list_runs(
+        &self,
+        _: Request<pb::ListRunsRequest>,
+    ) -> Result<Response<pb::ListRunsResponse>, Status> {
+        let runs = self
+            .scheduler
+            .ask(|reply| Command::ListRuns { reply })
+            .await??;
+        Ok(Response::new(pb::ListRunsResponse {
+            runs: runs.into_iter().map(Into::into).collect(),
+        }))
     }
 
-    async fn cancel_run(&self, request: Request<pb::CancelRunRequest>) -> Result<Response<pb::CancelRunResponse>, Status> {
+    async fn cancel_run(
+        &self,
+        request: Request<pb::CancelRunRequest>,
+    ) -> Result<Response<pb::CancelRunResponse>, Status> {
         let run_id = request.into_inner().run_id;
-        let jobs_cancelled = self.scheduler.ask(|reply| Command::Cancel { run_id, reply }).await??;
+        let jobs_cancelled = self
+            .scheduler
+            .ask(|reply| Command::Cancel { run_id, reply })
+            .await??;
         Ok(Response::new(pb::CancelRunResponse { jobs_cancelled }))
     }
 
     type WatchRunStream = WatchStream;
 
-    async fn watch_run(&self, request: Request<pb::WatchRunRequest>) -> Result<Response<Self::WatchRunStream>, Status> {
+    async fn watch_run(
+        &self,
+        request: Request<pb::WatchRunRequest>,
+    ) -> Result<Response<Self::WatchRunStream>, Status> {
         let run_id = request.into_inner().run_id;
         // Subscribe before taking the snapshot, so no change falls between the two.
         let events = self.scheduler.subscribe();
         let id = run_id.clone();
-        let snapshot: pb::RunStatus = self.scheduler.ask(|reply| Command::Progress { run_id: id, reply }).await??.into();
-        Ok(Response::new(watch_stream(run_id, snapshot, events, self.shutdown.subscribe())))
+        let snapshot: pb::RunStatus = self
+            .scheduler
+            .ask(|reply| Command::Progress { run_id: id, reply })
+            .await??
+            .into();
+        Ok(Response::new(watch_stream(
+            run_id,
+            snapshot,
+            events,
+            self.shutdown.subscribe(),
+        )))
     }
 
-    async fn list_workers(&self, _: Request<pb::ListWorkersRequest>) -> Result<Response<pb::ListWorkersResponse>, Status> {
-        let workers = self.scheduler.ask(|reply| Command::ListWorkers { reply }).await?;
-        Ok(Response::new(pb::ListWorkersResponse { workers: workers.into_iter().map(Into::into).collect() }))
+    async fn list_workers(
+        &self,
+        _: Request<pb::ListWorkersRequest>,
+    ) -> Result<Response<pb::ListWorkersResponse>, Status> {
+        let workers = self
+            .scheduler
+            .ask(|reply| Command::ListWorkers { reply })
+            .await?;
+        Ok(Response::new(pb::ListWorkersResponse {
+            workers: workers.into_iter().map(Into::into).collect(),
+        }))
     }
 
-    async fn get_report(&self, request: Request<pb::GetReportRequest>) -> Result<Response<pb::GetReportResponse>, Status> {
+    async fn get_report(
+        &self,
+        request: Request<pb::GetReportRequest>,
+    ) -> Result<Response<pb::GetReportResponse>, Status> {
         let req = request.into_inner();
-        let format_name = if req.format.is_empty() { "table" } else { req.format.as_str() };
+        let format_name = if req.format.is_empty() {
+            "table"
+        } else {
+            req.format.as_str()
+        };
         let format: benchfarm_report::Format =
-            format_name.parse().map_err(|e: benchfarm_report::UnknownFormat| Status::invalid_argument(format!("format: {e}")))?;
+            format_name
+                .parse()
+                .map_err(|e: benchfarm_report::UnknownFormat| {
+                    Status::invalid_argument(format!("format: {e}"))
+                })?;
         let run = self.stored_run(&req.run_id)?;
-        let body = crate::reporting::render(&self.store, &run, format).map_err(|e| Status::internal(e.to_string()))?;
+        let body = crate::reporting::render(&self.store, &run, format)
+            .map_err(|e| Status::internal(e.to_string()))?;
         let content_type = match format {
             benchfarm_report::Format::Json => "application/json",
             benchfarm_report::Format::Jsonl => "application/x-ndjson",
@@ -136,16 +213,29 @@ impl FarmService for FarmServiceImpl {
             benchfarm_report::Format::Markdown => "text/markdown",
             benchfarm_report::Format::Table => "text/plain",
         };
-        Ok(Response::new(pb::GetReportResponse { body, content_type: content_type.into() }))
+        Ok(Response::new(pb::GetReportResponse {
+            body,
+            content_type: content_type.into(),
+        }))
     }
 
-    async fn regrade_run(&self, request: Request<pb::RegradeRunRequest>) -> Result<Response<pb::RegradeRunResponse>, Status> {
+    async fn regrade_run(
+        &self,
+        request: Request<pb::RegradeRunRequest>,
+    ) -> Result<Response<pb::RegradeRunResponse>, Status> {
         let req = request.into_inner();
         let mut run = self.stored_run(&req.run_id)?;
         if run.state == RunState::Running {
-            return Err(Status::failed_precondition(format!("run {} is still running; regrade it once it is over", run.id)));
+            return Err(Status::failed_precondition(format!(
+                "run {} is still running; regrade it once it is over",
+                run.id
+            )));
         }
-        let new_text = if req.suite_toml.is_empty() { run.suite_toml.clone() } else { req.suite_toml };
+        let new_text = if req.suite_toml.is_empty() {
+            run.suite_toml.clone()
+        } else {
+            req.suite_toml
+        };
         let suite = parse_suite(&new_text, "suite_toml")?;
         if suite.name != run.suite_name {
             return Err(Status::invalid_argument(format!(
@@ -186,34 +276,43 @@ fn watch_stream(
     shutdown: broadcast::Receiver<()>,
 ) -> WatchStream {
     let over = snapshot.state != "running";
-    let first = pb::RunEvent { status: Some(snapshot), ..pb::RunEvent::default() };
-    let rest = futures::stream::unfold((events, shutdown, over), move |(mut events, mut shutdown, over)| {
-        let run_id = run_id.clone();
-        async move {
-            if over {
-                return None;
-            }
-            loop {
-                let received = tokio::select! {
-                    received = events.recv() => received,
-                    _ = shutdown.recv() => return Some((Err(Status::unavailable("coordinator shutting down")), (events, shutdown, true))),
-                };
-                match received {
-                    Ok(event) => {
-                        let Some(status) = event.status.as_ref().filter(|s| s.run_id == run_id) else {
-                            continue;
-                        };
-                        let done = status.state != "running";
-                        return Some((Ok(event), (events, shutdown, done)));
+    let first = pb::RunEvent {
+        status: Some(snapshot),
+        ..pb::RunEvent::default()
+    };
+    let rest = futures::stream::unfold(
+        (events, shutdown, over),
+        move |(mut events, mut shutdown, over)| {
+            let run_id = run_id.clone();
+            async move {
+                if over {
+                    return None;
+                }
+                loop {
+                    let received = tokio::select! {
+                        received = events.recv() => received,
+                        _ = shutdown.recv() => return Some((Err(Status::unavailable("coordinator shutting down")), (events, shutdown, true))),
+                    };
+                    match received {
+                        Ok(event) => {
+                            let Some(status) = event.status.as_ref().filter(|s| s.run_id == run_id)
+                            else {
+                                continue;
+                            };
+                            let done = status.state != "running";
+                            return Some((Ok(event), (events, shutdown, done)));
+                        }
+                        Err(RecvError::Lagged(n)) => {
+                            let status = Status::resource_exhausted(format!(
+                                "watcher fell {n} events behind; watch again"
+                            ));
+                            return Some((Err(status), (events, shutdown, true)));
+                        }
+                        Err(RecvError::Closed) => return None,
                     }
-                    Err(RecvError::Lagged(n)) => {
-                        let status = Status::resource_exhausted(format!("watcher fell {n} events behind; watch again"));
-                        return Some((Err(status), (events, shutdown, true)));
-                    }
-                    Err(RecvError::Closed) => return None,
                 }
             }
-        }
-    });
+        },
+    );
     Box::pin(futures::stream::iter([Ok(first)]).chain(rest))
 }

@@ -35,7 +35,10 @@ pub enum ServeError {
     #[error(transparent)]
     Scheduler(#[from] scheduler::SchedulerError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("grpc server: {0}")]
@@ -53,15 +56,27 @@ pub struct RunningServer {
 
 /// Opens the store, starts the scheduler and serves on `config.listen` (port 0 picks a free port).
 pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
-    std::fs::create_dir_all(&config.data).map_err(|source| ServeError::Bind { addr: config.listen, source })?;
+    std::fs::create_dir_all(&config.data).map_err(|source| ServeError::Bind {
+        addr: config.listen,
+        source,
+    })?;
     let store = Store::open(&config.data)?;
     let (shutdown, _) = broadcast::channel(1);
     let (done_tx, done) = mpsc::channel(1);
-    let scheduler = scheduler::spawn(store.clone(), config.scheduler.clone(), shutdown.subscribe(), done_tx)?;
+    let scheduler = scheduler::spawn(
+        store.clone(),
+        config.scheduler.clone(),
+        shutdown.subscribe(),
+        done_tx,
+    )?;
 
     let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<FarmServiceServer<FarmServiceImpl>>().await;
-    health.set_serving::<WorkerServiceServer<WorkerServiceImpl>>().await;
+    health
+        .set_serving::<FarmServiceServer<FarmServiceImpl>>()
+        .await;
+    health
+        .set_serving::<WorkerServiceServer<WorkerServiceImpl>>()
+        .await;
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(benchfarm_proto::FILE_DESCRIPTOR_SET)
@@ -72,8 +87,14 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
-        .map_err(|source| ServeError::Bind { addr: config.listen, source })?;
-    let addr = listener.local_addr().map_err(|source| ServeError::Bind { addr: config.listen, source })?;
+        .map_err(|source| ServeError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ServeError::Bind {
+        addr: config.listen,
+        source,
+    })?;
 
     let mut stop = shutdown.subscribe();
     let router = tonic::transport::Server::builder()
@@ -83,13 +104,27 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(WorkerServiceServer::new(WorkerServiceImpl::new(scheduler.clone())))
-        .add_service(FarmServiceServer::new(FarmServiceImpl::new(scheduler, store, shutdown.clone())));
-    let server = tokio::spawn(router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
-        let _ = stop.recv().await;
-    }));
+        .add_service(WorkerServiceServer::new(WorkerServiceImpl::new(
+            scheduler.clone(),
+        )))
+        .add_service(FarmServiceServer::new(FarmServiceImpl::new(
+            scheduler,
+            store,
+            shutdown.clone(),
+        )));
+    let server = tokio::spawn(router.serve_with_incoming_shutdown(
+        TcpListenerStream::new(listener),
+        async move {
+            let _ = stop.recv().await;
+        },
+    ));
     info!(%addr, data = %config.data.display(), "coordinator listening");
-    Ok(RunningServer { addr, shutdown, done, server })
+    Ok(RunningServer {
+        addr,
+        shutdown,
+        done,
+        server,
+    })
 }
 
 impl RunningServer {

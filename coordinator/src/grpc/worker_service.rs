@@ -32,7 +32,10 @@ pub struct WorkerServiceImpl {
 
 impl WorkerServiceImpl {
     pub fn new(scheduler: SchedulerHandle) -> Self {
-        WorkerServiceImpl { scheduler, next_conn: AtomicU64::new(1) }
+        WorkerServiceImpl {
+            scheduler,
+            next_conn: AtomicU64::new(1),
+        }
     }
 }
 
@@ -48,8 +51,14 @@ impl WorkerService for WorkerServiceImpl {
     ) -> Result<Response<Self::ConnectStream>, Status> {
         let mut inbound = request.into_inner();
         let hello = match inbound.message().await? {
-            Some(WorkerMessage { kind: Some(In::Hello(hello)) }) => hello,
-            Some(_) => return Err(Status::invalid_argument("the first message on Connect must be a hello")),
+            Some(WorkerMessage {
+                kind: Some(In::Hello(hello)),
+            }) => hello,
+            Some(_) => {
+                return Err(Status::invalid_argument(
+                    "the first message on Connect must be a hello",
+                ));
+            }
             None => return Err(Status::cancelled("stream closed before hello")),
         };
         let joining = convert::joining(hello)?;
@@ -58,19 +67,36 @@ impl WorkerService for WorkerServiceImpl {
         let (outbox, rx) = mpsc::channel(OUTBOX_CAPACITY);
         let welcome = self
             .scheduler
-            .ask(|reply| Command::Join { worker: Box::new(joining), conn, outbox: outbox.clone(), reply })
+            .ask(|reply| Command::Join {
+                worker: Box::new(joining),
+                conn,
+                outbox: outbox.clone(),
+                reply,
+            })
             .await?;
         // The welcome goes first; the scheduler may already have queued assignments behind it, so it
         // is chained in front of the outbox stream rather than sent through it.
-        let first = CoordinatorMessage { kind: Some(coordinator_message::Kind::Welcome(welcome)) };
+        let first = CoordinatorMessage {
+            kind: Some(coordinator_message::Kind::Welcome(welcome)),
+        };
 
         let scheduler = self.scheduler.clone();
         tokio::spawn(async move {
             let reason = loop {
                 match inbound.message().await {
                     Ok(Some(message)) => {
-                        let Some(event) = to_event(message, &worker_id) else { continue };
-                        if scheduler.send(Command::Event { worker_id: worker_id.clone(), conn, event }).await.is_err() {
+                        let Some(event) = to_event(message, &worker_id) else {
+                            continue;
+                        };
+                        if scheduler
+                            .send(Command::Event {
+                                worker_id: worker_id.clone(),
+                                conn,
+                                event,
+                            })
+                            .await
+                            .is_err()
+                        {
                             break "coordinator shutting down".to_string();
                         }
                     }
@@ -79,7 +105,13 @@ impl WorkerService for WorkerServiceImpl {
                 }
             };
             debug!(worker = %worker_id, conn, reason = %reason, "worker stream ended");
-            let _ = scheduler.send(Command::Leave { worker_id, conn, reason }).await;
+            let _ = scheduler
+                .send(Command::Leave {
+                    worker_id,
+                    conn,
+                    reason,
+                })
+                .await;
         });
 
         let stream = futures::stream::iter([Ok(first)]).chain(ReceiverStream::new(rx).map(Ok));
@@ -96,15 +128,20 @@ fn to_event(message: WorkerMessage, worker_id: &str) -> Option<WorkerEvent> {
             warn!(worker = %worker_id, "second hello on one stream ignored");
             return None;
         }
-        In::Heartbeat(h) => {
-            WorkerEvent::Heartbeat {
-                running: h.running.into_iter().map(|k| (k.job_id, k.attempt)).collect(),
-                draining: h.draining,
-            }
-        }
+        In::Heartbeat(h) => WorkerEvent::Heartbeat {
+            running: h
+                .running
+                .into_iter()
+                .map(|k| (k.job_id, k.attempt))
+                .collect(),
+            draining: h.draining,
+        },
         In::Started(s) => {
             let key = s.key?;
-            WorkerEvent::Started { job_id: key.job_id, attempt: key.attempt }
+            WorkerEvent::Started {
+                job_id: key.job_id,
+                attempt: key.attempt,
+            }
         }
         In::Progress(_) => return None,
         In::Result(r) => match convert::incoming_result(r) {
@@ -116,7 +153,11 @@ fn to_event(message: WorkerMessage, worker_id: &str) -> Option<WorkerEvent> {
         },
         In::Failed(f) => {
             let key = f.key?;
-            WorkerEvent::Failed { job_id: key.job_id, attempt: key.attempt, reason: f.reason }
+            WorkerEvent::Failed {
+                job_id: key.job_id,
+                attempt: key.attempt,
+                reason: f.reason,
+            }
         }
     };
     Some(event)

@@ -25,9 +25,15 @@ fn resolves_builtin_suite_and_scripted_model() {
     assert_eq!(plan.request.repetitions, 3);
     assert_eq!(plan.request.seed, 7);
     assert_eq!(plan.request.models[0].name, "oracle");
-    assert_eq!(plan.request.models[0].sha256, benchfarm_modelfile::sha256_bytes(ORACLE.as_bytes()));
+    assert_eq!(
+        plan.request.models[0].sha256,
+        benchfarm_modelfile::sha256_bytes(ORACLE.as_bytes())
+    );
     assert_eq!(plan.suite.name, "agent-coding");
-    assert_eq!(plan.request.suite_toml, benchfarm_suite::builtin_source("agent-coding").unwrap());
+    assert_eq!(
+        plan.request.suite_toml,
+        benchfarm_suite::builtin_source("agent-coding").unwrap()
+    );
 }
 
 #[test]
@@ -35,7 +41,11 @@ fn unknown_key_names_line_column_and_field() {
     let dir = dir_with(&[]);
     let text = "suite = \"agent-coding\"\nrepetitons = 3\n[[models]]\nscripted = \"x.toml\"\n";
     let err = resolve(text, "plan.toml", dir.path()).unwrap_err();
-    assert_eq!((err.file.as_str(), err.line, err.column), ("plan.toml", 2, 1), "{err}");
+    assert_eq!(
+        (err.file.as_str(), err.line, err.column),
+        ("plan.toml", 2, 1),
+        "{err}"
+    );
     assert_eq!(err.field, "repetitons");
 }
 
@@ -44,25 +54,43 @@ fn missing_model_file_points_at_its_path() {
     let dir = dir_with(&[]);
     let text = "suite = \"agent-coding\"\n[[models]]\npath = \"models/none.gguf\"\n";
     let err = resolve(text, "plan.toml", dir.path()).unwrap_err();
-    assert_eq!((err.line, err.column, err.field.as_str()), (3, 8, "models[0].path"), "{err}");
+    assert_eq!(
+        (err.line, err.column, err.field.as_str()),
+        (3, 8, "models[0].path"),
+        "{err}"
+    );
     assert!(err.message.contains("no such file"), "{err}");
 }
 
 #[test]
 fn bad_scripted_model_and_unknown_suite_are_reported() {
     let dir = dir_with(&[("bad.toml", "name = \"x\"\nspeed = 3\n")]);
-    let err = resolve("suite = \"agent-coding\"\n[[models]]\nscripted = \"bad.toml\"\n", "p.toml", dir.path())
-        .unwrap_err();
+    let err = resolve(
+        "suite = \"agent-coding\"\n[[models]]\nscripted = \"bad.toml\"\n",
+        "p.toml",
+        dir.path(),
+    )
+    .unwrap_err();
     assert_eq!(err.field, "models[0].scripted");
     assert!(err.message.contains("bad.toml"), "{err}");
-    let err = resolve("suite = \"nope\"\n[[models]]\nscripted = \"bad.toml\"\n", "p.toml", dir.path()).unwrap_err();
+    let err = resolve(
+        "suite = \"nope\"\n[[models]]\nscripted = \"bad.toml\"\n",
+        "p.toml",
+        dir.path(),
+    )
+    .unwrap_err();
     assert_eq!((err.line, err.field.as_str()), (1, "suite"));
 }
 
 #[test]
 fn entries_need_exactly_one_source_and_distinct_names() {
     let dir = dir_with(&[("a.toml", ORACLE)]);
-    let err = resolve("suite = \"agent-coding\"\n[[models]]\nname = \"x\"\n", "p.toml", dir.path()).unwrap_err();
+    let err = resolve(
+        "suite = \"agent-coding\"\n[[models]]\nname = \"x\"\n",
+        "p.toml",
+        dir.path(),
+    )
+    .unwrap_err();
     assert_eq!(err.field, "models[0]");
     let twice = "suite = \"agent-coding\"\n[[models]]\nscripted = \"a.toml\"\n[[models]]\nscripted = \"a.toml\"\n";
     let err = resolve(twice, "p.toml", dir.path()).unwrap_err();

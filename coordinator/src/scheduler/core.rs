@@ -9,13 +9,17 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Instant;
 
-use benchfarm_proto::v1::{self as pb, CoordinatorMessage, RunEvent, Welcome, coordinator_message::Kind};
+use benchfarm_proto::v1::{
+    self as pb, CoordinatorMessage, RunEvent, Welcome, coordinator_message::Kind,
+};
 use tokio::sync::{broadcast, mpsc};
 use tracing::{debug, info, warn};
 
 use super::placement::{PendingJob, WorkerView, place};
 use super::status::{Capability, RunProgress, progress, waiting_reasons};
-use super::{Command, Config, IncomingResult, Joining, Outbox, SchedulerError, WorkerEvent, WorkerSummary};
+use super::{
+    Command, Config, IncomingResult, Joining, Outbox, SchedulerError, WorkerEvent, WorkerSummary,
+};
 use crate::job::{JobEvent, JobState, TransitionError, transition};
 use crate::records::{Attempt, AttemptEnd, JobRecord, ResultRecord, RunRecord, RunState, now_ms};
 use crate::store::Store;
@@ -59,18 +63,31 @@ impl Scheduler {
             jobs: BTreeMap::new(),
             workers: HashMap::new(),
         };
-        let known_workers: HashMap<_, _> =
-            s.store.workers()?.into_iter().map(|w| (w.id.clone(), w)).collect();
-        for run in s.store.runs()?.into_iter().filter(|r| r.state == RunState::Running) {
+        let known_workers: HashMap<_, _> = s
+            .store
+            .workers()?
+            .into_iter()
+            .map(|w| (w.id.clone(), w))
+            .collect();
+        for run in s
+            .store
+            .runs()?
+            .into_iter()
+            .filter(|r| r.state == RunState::Running)
+        {
             for mut job in s.store.jobs_of_run(&run.id)? {
                 if !job.state.is_terminal() {
-                    if let Some(done) = s.store.results_of_job(&job.id)?.iter().find(|r| r.counted) {
-                        job.state = JobState::Done { attempt: done.attempt };
+                    if let Some(done) = s.store.results_of_job(&job.id)?.iter().find(|r| r.counted)
+                    {
+                        job.state = JobState::Done {
+                            attempt: done.attempt,
+                        };
                         s.store.put_job(&job)?;
                     } else if let Some((worker_id, _)) = job.state.holder() {
-                        if let (false, Some(record)) =
-                            (s.workers.contains_key(worker_id), known_workers.get(worker_id))
-                        {
+                        if let (false, Some(record)) = (
+                            s.workers.contains_key(worker_id),
+                            known_workers.get(worker_id),
+                        ) {
                             s.workers.insert(
                                 worker_id.to_string(),
                                 Worker {
@@ -126,12 +143,25 @@ impl Scheduler {
 
     fn handle(&mut self, command: Command) -> Result<(), SchedulerError> {
         match command {
-            Command::Join { worker, conn, outbox, reply } => {
+            Command::Join {
+                worker,
+                conn,
+                outbox,
+                reply,
+            } => {
                 let welcome = self.join(*worker, conn, outbox)?;
                 let _ = reply.send(welcome);
             }
-            Command::Event { worker_id, conn, event } => self.worker_event(&worker_id, conn, event)?,
-            Command::Leave { worker_id, conn, reason } => self.leave(&worker_id, conn, &reason)?,
+            Command::Event {
+                worker_id,
+                conn,
+                event,
+            } => self.worker_event(&worker_id, conn, event)?,
+            Command::Leave {
+                worker_id,
+                conn,
+                reason,
+            } => self.leave(&worker_id, conn, &reason)?,
             Command::Submit { run, reply } => {
                 let _ = reply.send(self.submit(*run));
             }
@@ -151,8 +181,16 @@ impl Scheduler {
         Ok(())
     }
 
-    fn join(&mut self, joining: Joining, conn: u64, outbox: Outbox) -> Result<Welcome, SchedulerError> {
-        let Joining { mut record, running } = joining;
+    fn join(
+        &mut self,
+        joining: Joining,
+        conn: u64,
+        outbox: Outbox,
+    ) -> Result<Welcome, SchedulerError> {
+        let Joining {
+            mut record,
+            running,
+        } = joining;
         let id = record.id.clone();
         if let Some(old) = self.store.workers()?.into_iter().find(|w| w.id == id) {
             record.jobs_done = old.jobs_done;
@@ -165,13 +203,23 @@ impl Scheduler {
         let loaded = self.workers.get(&id).and_then(|w| w.loaded.clone());
         self.workers.insert(
             id.clone(),
-            Worker { record, conn: Some((conn, outbox)), last_seen: Instant::now(), loaded, draining: false },
+            Worker {
+                record,
+                conn: Some((conn, outbox)),
+                last_seen: Instant::now(),
+                loaded,
+                draining: false,
+            },
         );
         // Jobs this worker held before that it no longer runs (it restarted) go back to the queue.
         let still_running: HashSet<(String, u32)> = running.into_iter().collect();
         for (job_id, attempt) in self.held_by(&id) {
             if !still_running.contains(&(job_id.clone(), attempt)) {
-                self.end_attempt(&job_id, attempt, AttemptEnd::Lost("worker restarted".into()))?;
+                self.end_attempt(
+                    &job_id,
+                    attempt,
+                    AttemptEnd::Lost("worker restarted".into()),
+                )?;
             }
         }
         let lease_ms = self.config.lease.as_millis() as u32;
@@ -183,7 +231,9 @@ impl Scheduler {
     }
 
     fn leave(&mut self, worker_id: &str, conn: u64, reason: &str) -> Result<(), SchedulerError> {
-        let Some(worker) = self.workers.get_mut(worker_id) else { return Ok(()) };
+        let Some(worker) = self.workers.get_mut(worker_id) else {
+            return Ok(());
+        };
         // A stream that closes after the worker reconnected on a new one is old news.
         if worker.conn.as_ref().map(|(c, _)| *c) != Some(conn) {
             return Ok(());
@@ -191,12 +241,21 @@ impl Scheduler {
         worker.conn = None;
         info!(worker = %worker_id, reason, "worker left");
         for (job_id, attempt) in self.held_by(worker_id) {
-            self.end_attempt(&job_id, attempt, AttemptEnd::Lost(format!("worker disconnected: {reason}")))?;
+            self.end_attempt(
+                &job_id,
+                attempt,
+                AttemptEnd::Lost(format!("worker disconnected: {reason}")),
+            )?;
         }
         Ok(())
     }
 
-    fn worker_event(&mut self, worker_id: &str, conn: u64, event: WorkerEvent) -> Result<(), SchedulerError> {
+    fn worker_event(
+        &mut self,
+        worker_id: &str,
+        conn: u64,
+        event: WorkerEvent,
+    ) -> Result<(), SchedulerError> {
         let Some(worker) = self.workers.get_mut(worker_id) else {
             warn!(worker = %worker_id, "message from an unknown worker ignored");
             return Ok(());
@@ -215,7 +274,11 @@ impl Scheduler {
             }
             WorkerEvent::Started { job_id, attempt } => self.started(&job_id, attempt),
             WorkerEvent::Result(result) => self.result(worker_id, *result),
-            WorkerEvent::Failed { job_id, attempt, reason } => {
+            WorkerEvent::Failed {
+                job_id,
+                attempt,
+                reason,
+            } => {
                 if let Some(w) = self.workers.get_mut(worker_id) {
                     w.record.jobs_failed += 1;
                 }
@@ -225,7 +288,9 @@ impl Scheduler {
     }
 
     fn started(&mut self, job_id: &str, attempt: u32) -> Result<(), SchedulerError> {
-        let Some(job) = self.jobs.get_mut(job_id) else { return Ok(()) };
+        let Some(job) = self.jobs.get_mut(job_id) else {
+            return Ok(());
+        };
         match transition(&job.state, &JobEvent::Start { attempt }) {
             Ok(state) if state != job.state => {
                 job.state = state;
@@ -242,14 +307,25 @@ impl Scheduler {
     /// Stores a result, then acknowledges it. A result of an attempt that is not current (the job
     /// was given to another worker meanwhile) is stored as not counted; a re-sent one is only acked.
     fn result(&mut self, worker_id: &str, incoming: IncomingResult) -> Result<(), SchedulerError> {
-        let key = pb::JobKey { job_id: incoming.job_id.clone(), attempt: incoming.attempt };
+        let key = pb::JobKey {
+            job_id: incoming.job_id.clone(),
+            attempt: incoming.attempt,
+        };
         let (worker_name, class) = self
             .workers
             .get(worker_id)
             .map(|w| (w.record.name.clone(), w.record.hardware_class.clone()))
             .unwrap_or_default();
         let next = self.jobs.get(&incoming.job_id).map(|job| {
-            (transition(&job.state, &JobEvent::Succeed { attempt: incoming.attempt }), job.run_id.clone())
+            (
+                transition(
+                    &job.state,
+                    &JobEvent::Succeed {
+                        attempt: incoming.attempt,
+                    },
+                ),
+                job.run_id.clone(),
+            )
         });
         let counted = matches!(next, Some((Ok(_), _)));
         let record = ResultRecord {
@@ -276,7 +352,10 @@ impl Scheduler {
         if let Some((Ok(state), _)) = next
             && fresh
         {
-            let job = self.jobs.get_mut(&record.job_id).ok_or_else(|| SchedulerError::NoSuchRun(record.run_id.clone()))?;
+            let job = self
+                .jobs
+                .get_mut(&record.job_id)
+                .ok_or_else(|| SchedulerError::NoSuchRun(record.run_id.clone()))?;
             job.state = state;
             if let Some(a) = job.attempt_mut(record.attempt) {
                 a.ended_unix_ms = Some(now_ms());
@@ -302,11 +381,25 @@ impl Scheduler {
     }
 
     /// Ends `attempt` of a job without an answer; the job is retried or failed by the state machine.
-    fn end_attempt(&mut self, job_id: &str, attempt: u32, end: AttemptEnd) -> Result<(), SchedulerError> {
+    fn end_attempt(
+        &mut self,
+        job_id: &str,
+        attempt: u32,
+        end: AttemptEnd,
+    ) -> Result<(), SchedulerError> {
         let max_attempts = self.config.max_attempts;
-        let Some(job) = self.jobs.get_mut(job_id) else { return Ok(()) };
+        let Some(job) = self.jobs.get_mut(job_id) else {
+            return Ok(());
+        };
         let attempts_made = job.attempts.len() as u32;
-        match transition(&job.state, &JobEvent::Fail { attempt, attempts_made, max_attempts }) {
+        match transition(
+            &job.state,
+            &JobEvent::Fail {
+                attempt,
+                attempts_made,
+                max_attempts,
+            },
+        ) {
             Ok(state) => {
                 warn!(job = %job_id, attempt, reason = ?end, next = state.name(), "attempt ended without an answer");
                 job.state = state;
@@ -344,7 +437,11 @@ impl Scheduler {
                 warn!(worker = %id, lease_ms = lease.as_millis() as u64, "worker lease expired; marking lost");
             }
             for (job_id, attempt) in self.held_by(&id) {
-                self.end_attempt(&job_id, attempt, AttemptEnd::Lost("worker lease expired".into()))?;
+                self.end_attempt(
+                    &job_id,
+                    attempt,
+                    AttemptEnd::Lost("worker lease expired".into()),
+                )?;
             }
             self.workers.remove(&id);
         }
@@ -356,13 +453,19 @@ impl Scheduler {
                 JobState::Assigned { attempt, .. } => j
                     .attempts
                     .iter()
-                    .find(|a| a.attempt == *attempt && now - a.assigned_unix_ms > lease.as_millis() as i64)
+                    .find(|a| {
+                        a.attempt == *attempt && now - a.assigned_unix_ms > lease.as_millis() as i64
+                    })
                     .map(|_| (j.id.clone(), *attempt)),
                 _ => None,
             })
             .collect();
         for (job_id, attempt) in unstarted {
-            self.end_attempt(&job_id, attempt, AttemptEnd::Lost("assigned but never started".into()))?;
+            self.end_attempt(
+                &job_id,
+                attempt,
+                AttemptEnd::Lost("assigned but never started".into()),
+            )?;
         }
         Ok(())
     }
@@ -374,7 +477,11 @@ impl Scheduler {
             .values()
             .filter(|j| j.state == JobState::Queued)
             .filter_map(|j| {
-                let model = self.runs.get(&j.run_id)?.models.get(j.model_index as usize)?;
+                let model = self
+                    .runs
+                    .get(&j.run_id)?
+                    .models
+                    .get(j.model_index as usize)?;
                 Some(PendingJob {
                     job_id: j.id.clone(),
                     run_id: j.run_id.clone(),
@@ -398,7 +505,10 @@ impl Scheduler {
             .filter(|w| w.conn.is_some() && !w.draining)
             .map(|w| WorkerView {
                 worker_id: w.record.id.clone(),
-                free_slots: w.record.slots.saturating_sub(held.get(w.record.id.as_str()).copied().unwrap_or(0)),
+                free_slots: w
+                    .record
+                    .slots
+                    .saturating_sub(held.get(w.record.id.as_str()).copied().unwrap_or(0)),
                 models: w.record.models.iter().map(|m| m.sha256.clone()).collect(),
                 loaded: w.loaded.clone(),
             })
@@ -410,11 +520,23 @@ impl Scheduler {
     }
 
     fn assign(&mut self, job_id: &str, worker_id: &str) -> Result<(), SchedulerError> {
-        let Some(job) = self.jobs.get_mut(job_id) else { return Ok(()) };
-        let Some(run) = self.runs.get(&job.run_id) else { return Ok(()) };
-        let Some(model) = run.models.get(job.model_index as usize) else { return Ok(()) };
+        let Some(job) = self.jobs.get_mut(job_id) else {
+            return Ok(());
+        };
+        let Some(run) = self.runs.get(&job.run_id) else {
+            return Ok(());
+        };
+        let Some(model) = run.models.get(job.model_index as usize) else {
+            return Ok(());
+        };
         let attempt = job.attempts.len() as u32 + 1;
-        let state = match transition(&job.state, &JobEvent::Assign { worker_id: worker_id.into(), attempt }) {
+        let state = match transition(
+            &job.state,
+            &JobEvent::Assign {
+                worker_id: worker_id.into(),
+                attempt,
+            },
+        ) {
             Ok(state) => state,
             Err(err) => {
                 warn!(job = %job_id, error = %err, "placement not applied");
@@ -422,7 +544,10 @@ impl Scheduler {
             }
         };
         let message = Kind::Assign(pb::JobAssignment {
-            key: Some(pb::JobKey { job_id: job.id.clone(), attempt }),
+            key: Some(pb::JobKey {
+                job_id: job.id.clone(),
+                attempt,
+            }),
             run_id: run.id.clone(),
             model: Some(crate::grpc::convert::model_ref(model)),
             suite_toml: run.suite_toml.clone(),
@@ -448,7 +573,11 @@ impl Scheduler {
         }
         debug!(job = %job.id, attempt, worker = %worker_id, "job assigned");
         if !self.send(worker_id, message) {
-            self.end_attempt(&job.id, attempt, AttemptEnd::Lost("worker connection closed".into()))?;
+            self.end_attempt(
+                &job.id,
+                attempt,
+                AttemptEnd::Lost("worker connection closed".into()),
+            )?;
         } else {
             self.emit(&job, None);
         }
@@ -478,16 +607,32 @@ impl Scheduler {
                 None => Err(SchedulerError::NoSuchRun(run_id.to_string())),
             };
         };
-        let ids: Vec<String> = self.jobs.range(format!("{run_id}-")..).take_while(|(k, _)| k.starts_with(run_id)).map(|(k, _)| k.clone()).collect();
+        let ids: Vec<String> = self
+            .jobs
+            .range(format!("{run_id}-")..)
+            .take_while(|(k, _)| k.starts_with(run_id))
+            .map(|(k, _)| k.clone())
+            .collect();
         let mut cancelled = 0;
         for id in ids {
-            let Some(mut job) = self.jobs.remove(&id) else { continue };
+            let Some(mut job) = self.jobs.remove(&id) else {
+                continue;
+            };
             if job.state.is_terminal() {
                 continue;
             }
             if let Some((worker_id, attempt)) = job.state.holder() {
-                let key = pb::JobKey { job_id: job.id.clone(), attempt };
-                self.send(worker_id, Kind::Cancel(pb::CancelJob { key: Some(key), reason: "run cancelled".into() }));
+                let key = pb::JobKey {
+                    job_id: job.id.clone(),
+                    attempt,
+                };
+                self.send(
+                    worker_id,
+                    Kind::Cancel(pb::CancelJob {
+                        key: Some(key),
+                        reason: "run cancelled".into(),
+                    }),
+                );
                 let worker_id = worker_id.to_string();
                 if let Some(a) = job.attempt_mut(attempt) {
                     a.ended_unix_ms = Some(now_ms());
@@ -505,29 +650,45 @@ impl Scheduler {
         self.store.flush()?;
         info!(run = %run_id, cancelled, "run cancelled");
         let p = self.stored_progress(&run)?;
-        let _ = self.events.send(RunEvent { status: Some(p.into()), ..RunEvent::default() });
+        let _ = self.events.send(RunEvent {
+            status: Some(p.into()),
+            ..RunEvent::default()
+        });
         Ok(cancelled)
     }
 
     /// Marks a run finished once all its jobs are terminal, and forgets it from memory.
     fn finish_if_complete(&mut self, run_id: &str) -> Result<(), SchedulerError> {
         let prefix = format!("{run_id}-");
-        let mut jobs = self.jobs.range(prefix.clone()..).take_while(|(k, _)| k.starts_with(&prefix));
+        let mut jobs = self
+            .jobs
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix));
         if jobs.any(|(_, j)| !j.state.is_terminal()) {
             return Ok(());
         }
-        let Some(mut run) = self.runs.remove(run_id) else { return Ok(()) };
+        let Some(mut run) = self.runs.remove(run_id) else {
+            return Ok(());
+        };
         run.state = RunState::Finished;
         run.finished_unix_ms = Some(now_ms());
         self.store.put_run(&run)?;
         self.store.flush()?;
-        let ids: Vec<String> = self.jobs.range(prefix.clone()..).take_while(|(k, _)| k.starts_with(&prefix)).map(|(k, _)| k.clone()).collect();
+        let ids: Vec<String> = self
+            .jobs
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .map(|(k, _)| k.clone())
+            .collect();
         for id in ids {
             self.jobs.remove(&id);
         }
         info!(run = %run_id, "run finished");
         let p = self.stored_progress(&run)?;
-        let _ = self.events.send(RunEvent { status: Some(p.into()), ..RunEvent::default() });
+        let _ = self.events.send(RunEvent {
+            status: Some(p.into()),
+            ..RunEvent::default()
+        });
         Ok(())
     }
 
@@ -543,16 +704,36 @@ impl Scheduler {
 
     fn live_progress(&self, run: &RunRecord) -> RunProgress {
         let prefix = format!("{}-", run.id);
-        let jobs: Vec<&JobRecord> = self.jobs.range(prefix.clone()..).take_while(|(k, _)| k.starts_with(&prefix)).map(|(_, j)| j).collect();
+        let jobs: Vec<&JobRecord> = self
+            .jobs
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .map(|(_, j)| j)
+            .collect();
         let mut p = progress(run, &jobs);
-        let queued: Vec<&JobRecord> = jobs.iter().copied().filter(|j| j.state == JobState::Queued).collect();
+        let queued: Vec<&JobRecord> = jobs
+            .iter()
+            .copied()
+            .filter(|j| j.state == JobState::Queued)
+            .collect();
         let models: Vec<(HashSet<String>, bool)> = self
             .workers
             .values()
             .filter(|w| w.conn.is_some())
-            .map(|w| (w.record.models.iter().map(|m| m.sha256.clone()).collect(), !w.draining))
+            .map(|w| {
+                (
+                    w.record.models.iter().map(|m| m.sha256.clone()).collect(),
+                    !w.draining,
+                )
+            })
             .collect();
-        let caps: Vec<Capability<'_>> = models.iter().map(|(m, a)| Capability { models: m, accepting: *a }).collect();
+        let caps: Vec<Capability<'_>> = models
+            .iter()
+            .map(|(m, a)| Capability {
+                models: m,
+                accepting: *a,
+            })
+            .collect();
         p.waiting = waiting_reasons(run, &queued, &caps);
         p
     }
@@ -584,7 +765,11 @@ impl Scheduler {
                 WorkerSummary {
                     connected: live.is_some_and(|w| w.conn.is_some()),
                     draining: live.is_some_and(|w| w.draining),
-                    running: self.held_by(&record.id).into_iter().map(|(j, a)| format!("{j}#{a}")).collect(),
+                    running: self
+                        .held_by(&record.id)
+                        .into_iter()
+                        .map(|(j, a)| format!("{j}#{a}"))
+                        .collect(),
                     record: live.map(|w| w.record.clone()).unwrap_or(record),
                 }
             })
@@ -609,7 +794,9 @@ impl Scheduler {
         let Some((_, outbox)) = self.workers.get(worker_id).and_then(|w| w.conn.as_ref()) else {
             return false;
         };
-        outbox.try_send(CoordinatorMessage { kind: Some(kind) }).is_ok()
+        outbox
+            .try_send(CoordinatorMessage { kind: Some(kind) })
+            .is_ok()
     }
 
     /// Tells watchers that `job` changed.
@@ -617,18 +804,35 @@ impl Scheduler {
         if self.events.receiver_count() == 0 {
             return;
         }
-        let Some(run) = self.runs.get(&job.run_id) else { return };
-        let worker = job.attempts.last().map(|a| a.worker_id.clone()).unwrap_or_default();
-        let worker = self.workers.get(&worker).map(|w| w.record.name.clone()).unwrap_or(worker);
+        let Some(run) = self.runs.get(&job.run_id) else {
+            return;
+        };
+        let worker = job
+            .attempts
+            .last()
+            .map(|a| a.worker_id.clone())
+            .unwrap_or_default();
+        let worker = self
+            .workers
+            .get(&worker)
+            .map(|w| w.record.name.clone())
+            .unwrap_or(worker);
         let event = RunEvent {
             status: Some(self.live_progress(run).into()),
             job_id: job.id.clone(),
             job_state: job.state.name().to_string(),
-            model: run.models.get(job.model_index as usize).map(|m| m.name.clone()).unwrap_or_default(),
+            model: run
+                .models
+                .get(job.model_index as usize)
+                .map(|m| m.name.clone())
+                .unwrap_or_default(),
             task_id: job.task_id.clone(),
             repetition: job.repetition,
             worker,
-            verdict: verdict.map_or(pb::Verdict::Unspecified, crate::grpc::convert::verdict_to_wire) as i32,
+            verdict: verdict.map_or(
+                pb::Verdict::Unspecified,
+                crate::grpc::convert::verdict_to_wire,
+            ) as i32,
         };
         let _ = self.events.send(event);
     }

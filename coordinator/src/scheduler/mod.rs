@@ -71,10 +71,20 @@ pub struct IncomingResult {
 #[derive(Debug, Clone)]
 pub enum WorkerEvent {
     /// `draining`: the worker is leaving and takes no new jobs.
-    Heartbeat { running: Vec<(String, u32)>, draining: bool },
-    Started { job_id: String, attempt: u32 },
+    Heartbeat {
+        running: Vec<(String, u32)>,
+        draining: bool,
+    },
+    Started {
+        job_id: String,
+        attempt: u32,
+    },
     Result(Box<IncomingResult>),
-    Failed { job_id: String, attempt: u32, reason: String },
+    Failed {
+        job_id: String,
+        attempt: u32,
+        reason: String,
+    },
 }
 
 /// A worker as `coordinator workers` shows it.
@@ -99,14 +109,40 @@ pub enum SchedulerError {
 /// The messages the scheduler task handles, one at a time.
 #[derive(Debug)]
 pub enum Command {
-    Join { worker: Box<Joining>, conn: u64, outbox: Outbox, reply: oneshot::Sender<Welcome> },
-    Event { worker_id: String, conn: u64, event: WorkerEvent },
-    Leave { worker_id: String, conn: u64, reason: String },
-    Submit { run: Box<RunRecord>, reply: oneshot::Sender<Result<u32, SchedulerError>> },
-    Cancel { run_id: String, reply: oneshot::Sender<Result<u32, SchedulerError>> },
-    Progress { run_id: String, reply: oneshot::Sender<Result<RunProgress, SchedulerError>> },
-    ListRuns { reply: oneshot::Sender<Result<Vec<RunProgress>, SchedulerError>> },
-    ListWorkers { reply: oneshot::Sender<Vec<WorkerSummary>> },
+    Join {
+        worker: Box<Joining>,
+        conn: u64,
+        outbox: Outbox,
+        reply: oneshot::Sender<Welcome>,
+    },
+    Event {
+        worker_id: String,
+        conn: u64,
+        event: WorkerEvent,
+    },
+    Leave {
+        worker_id: String,
+        conn: u64,
+        reason: String,
+    },
+    Submit {
+        run: Box<RunRecord>,
+        reply: oneshot::Sender<Result<u32, SchedulerError>>,
+    },
+    Cancel {
+        run_id: String,
+        reply: oneshot::Sender<Result<u32, SchedulerError>>,
+    },
+    Progress {
+        run_id: String,
+        reply: oneshot::Sender<Result<RunProgress, SchedulerError>>,
+    },
+    ListRuns {
+        reply: oneshot::Sender<Result<Vec<RunProgress>, SchedulerError>>,
+    },
+    ListWorkers {
+        reply: oneshot::Sender<Vec<WorkerSummary>>,
+    },
 }
 
 /// A handle to the scheduler task; clone it freely.
@@ -119,11 +155,17 @@ pub struct SchedulerHandle {
 impl SchedulerHandle {
     /// Sends a command that expects no answer.
     pub async fn send(&self, command: Command) -> Result<(), SchedulerError> {
-        self.tx.send(command).await.map_err(|_| SchedulerError::Stopped)
+        self.tx
+            .send(command)
+            .await
+            .map_err(|_| SchedulerError::Stopped)
     }
 
     /// Sends a command built around a reply channel and waits for the answer.
-    pub async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, SchedulerError> {
+    pub async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, SchedulerError> {
         let (reply, rx) = oneshot::channel();
         self.send(make(reply)).await?;
         rx.await.map_err(|_| SchedulerError::Stopped)

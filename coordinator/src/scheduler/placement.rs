@@ -79,7 +79,10 @@ pub fn place(queue: &[PendingJob], workers: &[WorkerView]) -> Vec<Placement> {
             taken.insert(job.job_id.as_str());
             worker.free_slots -= 1;
             worker.loaded = Some(job.model.clone());
-            placements.push(Placement { job_id: job.job_id.clone(), worker_id: worker.worker_id.clone() });
+            placements.push(Placement {
+                job_id: job.job_id.clone(),
+                worker_id: worker.worker_id.clone(),
+            });
             placed_this_round = true;
         }
         if !placed_this_round {
@@ -100,8 +103,14 @@ fn pick<'a>(
     for offset in 0..run_order.len() {
         let run_index = (*next_run + offset) % run_order.len();
         let jobs = per_run.get(run_order[run_index])?;
-        let available = || jobs.iter().filter(|j| !taken.contains(j.job_id.as_str()) && worker.can_run(j));
-        let same_model = worker.loaded.as_ref().and_then(|m| available().find(|j| &j.model == m));
+        let available = || {
+            jobs.iter()
+                .filter(|j| !taken.contains(j.job_id.as_str()) && worker.can_run(j))
+        };
+        let same_model = worker
+            .loaded
+            .as_ref()
+            .and_then(|m| available().find(|j| &j.model == m));
         if let Some(job) = same_model.or_else(|| available().next()) {
             *next_run = run_index + 1;
             return Some(job);
@@ -116,7 +125,12 @@ mod tests {
     use proptest::prelude::*;
 
     fn job(id: &str, run: &str, model: &str) -> PendingJob {
-        PendingJob { job_id: id.into(), run_id: run.into(), model: model.into(), scripted: false }
+        PendingJob {
+            job_id: id.into(),
+            run_id: run.into(),
+            model: model.into(),
+            scripted: false,
+        }
     }
 
     fn worker(id: &str, slots: u32, models: &[&str]) -> WorkerView {
@@ -132,7 +146,13 @@ mod tests {
     fn only_capable_workers_get_jobs() {
         let queue = vec![job("j1", "r", "a"), job("j2", "r", "b")];
         let placed = place(&queue, &[worker("w1", 4, &["b"])]);
-        assert_eq!(placed, vec![Placement { job_id: "j2".into(), worker_id: "w1".into() }]);
+        assert_eq!(
+            placed,
+            vec![Placement {
+                job_id: "j2".into(),
+                worker_id: "w1".into()
+            }]
+        );
     }
 
     #[test]
@@ -152,7 +172,11 @@ mod tests {
 
     #[test]
     fn runs_take_turns() {
-        let queue = vec![job("a1", "r1", "m"), job("a2", "r1", "m"), job("b1", "r2", "m")];
+        let queue = vec![
+            job("a1", "r1", "m"),
+            job("a2", "r1", "m"),
+            job("b1", "r2", "m"),
+        ];
         let placed = place(&queue, &[worker("w1", 2, &["m"])]);
         let ids: Vec<_> = placed.iter().map(|p| p.job_id.as_str()).collect();
         assert_eq!(ids, vec!["a1", "b1"]);

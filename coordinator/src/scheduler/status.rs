@@ -63,7 +63,11 @@ pub fn progress(run: &RunRecord, jobs: &[&JobRecord]) -> RunProgress {
 
 /// One line per model with queued jobs, saying why they wait: no connected worker can run the model,
 /// or every capable worker is busy (or draining).
-pub fn waiting_reasons(run: &RunRecord, queued: &[&JobRecord], workers: &[Capability<'_>]) -> Vec<String> {
+pub fn waiting_reasons(
+    run: &RunRecord,
+    queued: &[&JobRecord],
+    workers: &[Capability<'_>],
+) -> Vec<String> {
     let mut per_model: BTreeMap<u32, u32> = BTreeMap::new();
     for job in queued {
         *per_model.entry(job.model_index).or_default() += 1;
@@ -72,8 +76,10 @@ pub fn waiting_reasons(run: &RunRecord, queued: &[&JobRecord], workers: &[Capabi
         .into_iter()
         .filter_map(|(index, count)| {
             let model = run.models.get(index as usize)?;
-            let capable: Vec<_> =
-                workers.iter().filter(|w| model.is_scripted() || w.models.contains(&model.sha256)).collect();
+            let capable: Vec<_> = workers
+                .iter()
+                .filter(|w| model.is_scripted() || w.models.contains(&model.sha256))
+                .collect();
             let jobs = if count == 1 { "job" } else { "jobs" };
             Some(if capable.is_empty() {
                 format!(
@@ -82,9 +88,15 @@ pub fn waiting_reasons(run: &RunRecord, queued: &[&JobRecord], workers: &[Capabi
                     short_sha(&model.sha256)
                 )
             } else if capable.iter().all(|w| !w.accepting) {
-                format!("waiting: {count} {jobs} of {}: every worker that has it is draining", model.name)
+                format!(
+                    "waiting: {count} {jobs} of {}: every worker that has it is draining",
+                    model.name
+                )
             } else {
-                format!("queued: {count} {jobs} of {}: waiting for a free slot", model.name)
+                format!(
+                    "queued: {count} {jobs} of {}: waiting for a free slot",
+                    model.name
+                )
             })
         })
         .collect()
@@ -113,16 +125,23 @@ mod tests {
                     name: "big".into(),
                     sha256: "aaaaaaaaaaaaaaaa".into(),
                     size_bytes: 1,
-                    kind: ModelKind::Gguf { file_name: "big.gguf".into() },
+                    kind: ModelKind::Gguf {
+                        file_name: "big.gguf".into(),
+                    },
                 },
                 RunModel {
                     name: "small".into(),
                     sha256: "bbbbbbbbbbbbbbbb".into(),
                     size_bytes: 1,
-                    kind: ModelKind::Gguf { file_name: "small.gguf".into() },
+                    kind: ModelKind::Gguf {
+                        file_name: "small.gguf".into(),
+                    },
                 },
             ],
-            tasks: vec![RunTask { id: "t".into(), category: "c".into() }],
+            tasks: vec![RunTask {
+                id: "t".into(),
+                category: "c".into(),
+            }],
             repetitions: 2,
             seed: 0,
             jobs_total: 4,
@@ -142,13 +161,20 @@ mod tests {
         assert_eq!((p.total, p.done, p.queued, p.running), (4, 1, 3, 0));
 
         let has_small: HashSet<String> = ["bbbbbbbbbbbbbbbb".to_string()].into();
-        let workers = [Capability { models: &has_small, accepting: true }];
-        let queued: Vec<_> = jobs.iter().filter(|j| j.state == JobState::Queued).collect();
+        let workers = [Capability {
+            models: &has_small,
+            accepting: true,
+        }];
+        let queued: Vec<_> = jobs
+            .iter()
+            .filter(|j| j.state == JobState::Queued)
+            .collect();
         let reasons = waiting_reasons(&r, &queued, &workers);
         assert_eq!(
             reasons,
             vec![
-                "waiting: 1 job of big: no connected worker has the model (sha256 aaaaaaaaaaaa)".to_string(),
+                "waiting: 1 job of big: no connected worker has the model (sha256 aaaaaaaaaaaa)"
+                    .to_string(),
                 "queued: 2 jobs of small: waiting for a free slot".to_string(),
             ]
         );

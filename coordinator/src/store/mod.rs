@@ -29,11 +29,22 @@ pub enum StoreError {
     #[error("store: {0}")]
     Sled(#[from] sled::Error),
     #[error("store: record {tree}/{key} is not valid: {source}")]
-    Corrupt { tree: &'static str, key: String, source: serde_json::Error },
+    Corrupt {
+        tree: &'static str,
+        key: String,
+        source: serde_json::Error,
+    },
     #[error("store: cannot encode {what}: {source}")]
-    Encode { what: String, source: serde_json::Error },
+    Encode {
+        what: String,
+        source: serde_json::Error,
+    },
     #[error("store at {path} has schema version {found}; this coordinator reads up to {supported}")]
-    Schema { path: String, found: u32, supported: u32 },
+    Schema {
+        path: String,
+        found: u32,
+        supported: u32,
+    },
 }
 
 /// A handle to the store; cheap to clone (sled trees are reference counted).
@@ -50,13 +61,23 @@ impl Store {
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         let path = dir.display().to_string();
-        let db = sled::open(dir).map_err(|source| StoreError::Open { path: path.clone(), source })?;
+        let db = sled::open(dir).map_err(|source| StoreError::Open {
+            path: path.clone(),
+            source,
+        })?;
         let meta = db.open_tree("meta")?;
         match meta.get("schema_version")? {
             Some(v) => {
-                let found = std::str::from_utf8(&v).ok().and_then(|s| s.parse().ok()).unwrap_or(u32::MAX);
+                let found = std::str::from_utf8(&v)
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(u32::MAX);
                 if found > SCHEMA_VERSION {
-                    return Err(StoreError::Schema { path, found, supported: SCHEMA_VERSION });
+                    return Err(StoreError::Schema {
+                        path,
+                        found,
+                        supported: SCHEMA_VERSION,
+                    });
                 }
             }
             None => {
@@ -118,13 +139,19 @@ impl Store {
     pub fn insert_result(&self, result: &ResultRecord) -> Result<bool, StoreError> {
         let key = result_key(&result.job_id, result.attempt);
         let value = encode(&key, result)?;
-        let previous = self.results.compare_and_swap(key.as_bytes(), None as Option<&[u8]>, Some(value))?;
+        let previous =
+            self.results
+                .compare_and_swap(key.as_bytes(), None as Option<&[u8]>, Some(value))?;
         Ok(previous.is_ok())
     }
 
     /// Replaces a stored result (regrading).
     pub fn put_result(&self, result: &ResultRecord) -> Result<(), StoreError> {
-        put(&self.results, &result_key(&result.job_id, result.attempt), result)
+        put(
+            &self.results,
+            &result_key(&result.job_id, result.attempt),
+            result,
+        )
     }
 
     /// Every result of every attempt of one job.
@@ -147,7 +174,10 @@ impl Store {
 }
 
 fn encode<T: Serialize>(key: &str, value: &T) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(value).map_err(|source| StoreError::Encode { what: key.to_string(), source })
+    serde_json::to_vec(value).map_err(|source| StoreError::Encode {
+        what: key.to_string(),
+        source,
+    })
 }
 
 fn put<T: Serialize>(tree: &sled::Tree, key: &str, value: &T) -> Result<(), StoreError> {
@@ -155,7 +185,11 @@ fn put<T: Serialize>(tree: &sled::Tree, key: &str, value: &T) -> Result<(), Stor
     Ok(())
 }
 
-fn decode<T: DeserializeOwned>(tree: &'static str, key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
+fn decode<T: DeserializeOwned>(
+    tree: &'static str,
+    key: &[u8],
+    bytes: &[u8],
+) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt {
         tree,
         key: String::from_utf8_lossy(key).into_owned(),
@@ -163,11 +197,21 @@ fn decode<T: DeserializeOwned>(tree: &'static str, key: &[u8], bytes: &[u8]) -> 
     })
 }
 
-fn get<T: DeserializeOwned>(tree: &sled::Tree, name: &'static str, key: &str) -> Result<Option<T>, StoreError> {
-    tree.get(key.as_bytes())?.map(|v| decode(name, key.as_bytes(), &v)).transpose()
+fn get<T: DeserializeOwned>(
+    tree: &sled::Tree,
+    name: &'static str,
+    key: &str,
+) -> Result<Option<T>, StoreError> {
+    tree.get(key.as_bytes())?
+        .map(|v| decode(name, key.as_bytes(), &v))
+        .transpose()
 }
 
-fn scan<T: DeserializeOwned>(tree: &sled::Tree, name: &'static str, prefix: &str) -> Result<Vec<T>, StoreError> {
+fn scan<T: DeserializeOwned>(
+    tree: &sled::Tree,
+    name: &'static str,
+    prefix: &str,
+) -> Result<Vec<T>, StoreError> {
     tree.scan_prefix(prefix.as_bytes())
         .map(|kv| {
             let (k, v) = kv?;

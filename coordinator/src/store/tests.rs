@@ -17,9 +17,14 @@ fn run(id: &str) -> RunRecord {
             name: "m".into(),
             sha256: "0".repeat(64),
             size_bytes: 0,
-            kind: ModelKind::Scripted { toml: String::new() },
+            kind: ModelKind::Scripted {
+                toml: String::new(),
+            },
         }],
-        tasks: vec![RunTask { id: "t".into(), category: "c".into() }],
+        tasks: vec![RunTask {
+            id: "t".into(),
+            category: "c".into(),
+        }],
         repetitions: 2,
         seed: 1,
         jobs_total: 2,
@@ -39,7 +44,12 @@ fn result(job_id: &str, attempt: u32) -> ResultRecord {
         hardware_class: "x".into(),
         threads: 1,
         answer: "ok".into(),
-        grade: Grade { verdict: Verdict::Pass, score: 1.0, extracted: "ok".into(), checks: vec![] },
+        grade: Grade {
+            verdict: Verdict::Pass,
+            score: 1.0,
+            extracted: "ok".into(),
+            checks: vec![],
+        },
         timings: Timings::default(),
         chat_template: "scripted".into(),
         stop: "eos".into(),
@@ -82,7 +92,12 @@ fn newer_schema_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     {
         let store = Store::open(dir.path()).unwrap();
-        store.db.open_tree("meta").unwrap().insert("schema_version", "99").unwrap();
+        store
+            .db
+            .open_tree("meta")
+            .unwrap()
+            .insert("schema_version", "99")
+            .unwrap();
         store.flush().unwrap();
     }
     let err = Store::open(dir.path()).unwrap_err();

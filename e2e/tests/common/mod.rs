@@ -2,7 +2,8 @@
 //!
 //! Workers are the same `benchfarm_worker::join` the binary runs, talking gRPC over loopback; only
 //! the process boundary is missing. Each test gets its own temporary data and state directories.
-#![allow(dead_code)]
+// Test helpers: a panic is the failure report we want, and not every test uses every helper.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -21,7 +22,11 @@ pub async fn start_server(data: &Path, lease: Duration) -> RunningServer {
     start_server_on(data, lease, "127.0.0.1:0".parse().unwrap()).await
 }
 
-pub async fn start_server_on(data: &Path, lease: Duration, listen: std::net::SocketAddr) -> RunningServer {
+pub async fn start_server_on(
+    data: &Path,
+    lease: Duration,
+    listen: std::net::SocketAddr,
+) -> RunningServer {
     server::start(ServeConfig {
         listen,
         data: data.to_path_buf(),
@@ -70,7 +75,9 @@ pub fn start_worker(url: &str, name: &str, models: &Path, state: &Path) -> TestW
 }
 
 pub async fn client(url: &str) -> FarmServiceClient<Channel> {
-    benchfarm_coordinator::cli::client::connect(url).await.expect("client connects")
+    benchfarm_coordinator::cli::client::connect(url)
+        .await
+        .expect("client connects")
 }
 
 pub fn url(server: &RunningServer) -> String {
@@ -81,24 +88,45 @@ pub fn url(server: &RunningServer) -> String {
 pub async fn wait_workers(client: &mut FarmServiceClient<Channel>, n: usize) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let workers = client.list_workers(pb::ListWorkersRequest {}).await.unwrap().into_inner().workers;
+        let workers = client
+            .list_workers(pb::ListWorkersRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .workers;
         if workers.iter().filter(|w| w.connected).count() >= n {
             return;
         }
-        assert!(tokio::time::Instant::now() < deadline, "{n} workers did not join within 60 s");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{n} workers did not join within 60 s"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
 /// Waits until the run is over and returns its final status.
-pub async fn wait_run(client: &mut FarmServiceClient<Channel>, run_id: &str, limit: Duration) -> pb::RunStatus {
+pub async fn wait_run(
+    client: &mut FarmServiceClient<Channel>,
+    run_id: &str,
+    limit: Duration,
+) -> pb::RunStatus {
     let deadline = tokio::time::Instant::now() + limit;
     loop {
-        let status = client.get_run(pb::GetRunRequest { run_id: run_id.into() }).await.unwrap().into_inner();
+        let status = client
+            .get_run(pb::GetRunRequest {
+                run_id: run_id.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
         if status.state != "running" {
             return status;
         }
-        assert!(tokio::time::Instant::now() < deadline, "run not over within {limit:?}: {status:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "run not over within {limit:?}: {status:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -107,13 +135,21 @@ pub async fn wait_run(client: &mut FarmServiceClient<Channel>, run_id: &str, lim
 pub fn plan(dir: &Path, text: &str) -> pb::SubmitRunRequest {
     let path = dir.join("plan.toml");
     std::fs::write(&path, text).unwrap();
-    benchfarm_coordinator::plan::load(&path).expect("plan resolves").request
+    benchfarm_coordinator::plan::load(&path)
+        .expect("plan resolves")
+        .request
 }
 
 /// The report of a run as JSON.
-pub async fn report_json(client: &mut FarmServiceClient<Channel>, run_id: &str) -> serde_json::Value {
+pub async fn report_json(
+    client: &mut FarmServiceClient<Channel>,
+    run_id: &str,
+) -> serde_json::Value {
     let body = client
-        .get_report(pb::GetReportRequest { run_id: run_id.into(), format: "json".into() })
+        .get_report(pb::GetReportRequest {
+            run_id: run_id.into(),
+            format: "json".into(),
+        })
         .await
         .unwrap()
         .into_inner()
@@ -123,7 +159,10 @@ pub async fn report_json(client: &mut FarmServiceClient<Channel>, run_id: &str) 
 
 /// The workspace root (for `models/`).
 pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// The default model, or `None` (test skipped) when it is absent outside CI. In CI a missing model
@@ -136,8 +175,14 @@ pub fn default_model() -> Option<PathBuf> {
         return Some(path);
     }
     if std::env::var_os("CI").is_some() {
-        panic!("{} is missing; run scripts/fetch-models.sh (the test command does)", path.display());
+        panic!(
+            "{} is missing; run scripts/fetch-models.sh (the test command does)",
+            path.display()
+        );
     }
-    eprintln!("skipping: {} is missing (run scripts/fetch-models.sh)", path.display());
+    eprintln!(
+        "skipping: {} is missing (run scripts/fetch-models.sh)",
+        path.display()
+    );
     None
 }

@@ -47,9 +47,16 @@ enum Verb {
         /// Attempts per job before it fails.
         #[arg(long, default_value_t = 3)]
         max_attempts: u32,
-        /// Hard limit of one attempt (ms).
+        /// Cap on one attempt's time limit (ms); each job's limit derives from its token limit and
+        /// the worker's measured speed, between --job-timeout-floor-ms and this.
         #[arg(long, default_value_t = 600_000)]
         job_timeout_ms: u64,
+        /// Floor of a job's time limit (ms).
+        #[arg(long, default_value_t = 30_000)]
+        job_timeout_floor_ms: u64,
+        /// Failed jobs in a row after which a worker is quarantined (0: never).
+        #[arg(long, default_value_t = 3)]
+        quarantine_after: u32,
     },
     /// Submit a plan file; prints the run id.
     Submit {
@@ -60,11 +67,21 @@ enum Verb {
         /// Report format for --wait.
         #[arg(long, default_value = "table")]
         format: String,
+        /// Refuse the run if a model has no connected worker that can run it.
+        #[arg(long)]
+        strict: bool,
     },
     /// Show all runs, or one run and why its queued jobs wait.
     Status { run: Option<String> },
-    /// Show the workers that joined.
-    Workers,
+    /// Show the workers that joined; drain or clear one.
+    Workers {
+        /// Send this worker (id or name) no new jobs; it finishes what it runs and leaves.
+        #[arg(long)]
+        drain: Option<String>,
+        /// Lift this worker's quarantine.
+        #[arg(long)]
+        clear: Option<String>,
+    },
     /// Print a run's report.
     Report {
         run: String,
@@ -111,6 +128,8 @@ async fn main() -> Result<()> {
             lease_ms,
             max_attempts,
             job_timeout_ms,
+            job_timeout_floor_ms,
+            quarantine_after,
         } => {
             telemetry::init("info,benchfarm_coordinator=info,h2=warn,tower=warn");
             let config = grpc::server::ServeConfig {
@@ -120,6 +139,8 @@ async fn main() -> Result<()> {
                     lease: Duration::from_millis(lease_ms),
                     max_attempts: max_attempts.max(1),
                     job_timeout: Duration::from_millis(job_timeout_ms),
+                    job_timeout_floor: Duration::from_millis(job_timeout_floor_ms),
+                    quarantine_after,
                     ..scheduler::Config::default()
                 },
             };
@@ -129,11 +150,16 @@ async fn main() -> Result<()> {
         verb => {
             telemetry::init("warn");
             match verb {
-                Verb::Submit { plan, wait, format } => {
-                    cli::client::submit(url, &plan, wait, &format).await?
-                }
+                Verb::Submit {
+                    plan,
+                    wait,
+                    format,
+                    strict,
+                } => cli::client::submit_with(url, &plan, wait, &format, strict).await?,
                 Verb::Status { run } => cli::client::status(url, run.as_deref()).await?,
-                Verb::Workers => cli::client::workers(url).await?,
+                Verb::Workers { drain, clear } => {
+                    cli::client::workers(url, drain.as_deref(), clear.as_deref()).await?
+                }
                 Verb::Report { run, format } => cli::client::report(url, &run, &format).await?,
                 Verb::Cancel { run } => cli::client::cancel(url, &run).await?,
                 Verb::Regrade { run, suite } => {

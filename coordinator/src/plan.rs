@@ -10,6 +10,9 @@
 //! [[models]]
 //! scripted = "oracle.toml"
 //! ```
+//! Optional: `placement = "spread" | "every-worker" | "per-class"` and
+//! `require = { labels = { site = "lab" }, min_ram_gb = 4, arch = "aarch64" }` (which workers may run
+//! the jobs), and `label` (a name to find the run by; default: the plan's path).
 //! Paths are relative to the plan file. The client reads the suite and every model file (hashing GGUF
 //! files, parsing scripted ones) so the server never needs the client's files, and a mistake is
 //! reported here with the file, line, column and field before anything is submitted.
@@ -42,7 +45,23 @@ struct PlanFile {
     seed: u64,
     #[serde(default)]
     label: Option<String>,
+    #[serde(default)]
+    placement: Option<Spanned<String>>,
+    #[serde(default)]
+    require: Option<RequireEntry>,
     models: Spanned<Vec<ModelEntry>>,
+}
+
+/// `require = { labels = { site = "lab" }, min_ram_gb = 4, arch = "aarch64" }`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RequireEntry {
+    #[serde(default)]
+    labels: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    min_ram_gb: Option<Spanned<f64>>,
+    #[serde(default)]
+    arch: Option<String>,
 }
 
 fn one() -> Spanned<u32> {
@@ -110,6 +129,38 @@ pub fn resolve(text: &str, file: &str, base: &Path) -> Result<Plan, PlanError> {
             "a plan needs at least one [[models]] entry".into(),
         ));
     }
+
+    let placement = match &plan.placement {
+        Some(p) => {
+            let _: crate::records::Placement = p
+                .get_ref()
+                .parse()
+                .map_err(|e: String| at(p.span(), "placement", e))?;
+            p.get_ref().clone()
+        }
+        None => String::new(),
+    };
+    let require = match &plan.require {
+        None => None,
+        Some(r) => {
+            let min_ram_gb = match &r.min_ram_gb {
+                Some(v) if !v.get_ref().is_finite() || *v.get_ref() < 0.0 => {
+                    return Err(at(
+                        v.span(),
+                        "require.min_ram_gb",
+                        "must be a size in GB, 0 or more".into(),
+                    ));
+                }
+                Some(v) => *v.get_ref(),
+                None => 0.0,
+            };
+            Some(pb::Requirements {
+                labels: r.labels.clone().into_iter().collect(),
+                min_ram_gb,
+                arch: r.arch.clone().unwrap_or_default(),
+            })
+        }
+    };
 
     let suite_ref = plan.suite.get_ref();
     let (suite, suite_toml) = match benchfarm_suite::builtin_source(suite_ref) {
@@ -187,6 +238,9 @@ pub fn resolve(text: &str, file: &str, base: &Path) -> Result<Plan, PlanError> {
             repetitions: *plan.repetitions.get_ref(),
             seed: plan.seed,
             label: plan.label.unwrap_or_else(|| file.to_string()),
+            placement,
+            require,
+            strict: false,
         },
         suite,
     })

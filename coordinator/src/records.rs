@@ -51,6 +51,59 @@ impl RunModel {
 pub struct RunTask {
     pub id: String,
     pub category: String,
+    /// The task's token limit: job timeouts are derived from it and the worker's speed.
+    #[serde(default = "default_max_tokens")]
+    pub max_tokens: u32,
+}
+
+fn default_max_tokens() -> u32 {
+    256
+}
+
+/// How a run's jobs map onto the farm.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Placement {
+    /// Each job once, on any capable worker: the fastest way through a run.
+    #[default]
+    Spread,
+    /// Each job on every capable worker: compare machines.
+    EveryWorker,
+    /// Each job once per hardware class.
+    PerClass,
+}
+
+impl std::str::FromStr for Placement {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "" | "spread" => Ok(Placement::Spread),
+            "every-worker" => Ok(Placement::EveryWorker),
+            "per-class" => Ok(Placement::PerClass),
+            other => Err(format!(
+                "unknown placement {other:?}; expected spread, every-worker or per-class"
+            )),
+        }
+    }
+}
+
+/// Which workers may run a run's jobs (the plan's `require`). Empty fields do not filter.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Requirements {
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub min_ram_bytes: u64,
+    #[serde(default)]
+    pub arch: Option<String>,
+}
+
+/// A job bound to one worker or one hardware class (placements `every-worker` and `per-class`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pin {
+    Worker(String),
+    Class(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,6 +139,10 @@ pub struct RunRecord {
     pub tasks: Vec<RunTask>,
     pub repetitions: u32,
     pub seed: u64,
+    #[serde(default)]
+    pub placement: Placement,
+    #[serde(default)]
+    pub require: Requirements,
     pub jobs_total: u32,
     pub state: RunState,
     #[serde(default)]
@@ -130,6 +187,9 @@ pub struct JobRecord {
     pub task_id: String,
     pub repetition: u32,
     pub seed: u64,
+    /// The worker or class this job must run on, for `every-worker` and `per-class` runs.
+    #[serde(default)]
+    pub pin: Option<Pin>,
     pub state: JobState,
     pub attempts: Vec<Attempt>,
 }

@@ -5,7 +5,7 @@
 //! and a rerun of the same plan reproduces every sampled answer.
 
 use crate::job::JobState;
-use crate::records::{JobRecord, RunRecord};
+use crate::records::{JobRecord, Pin, RunRecord};
 
 /// The id of job `index` of `run_id`: sorts by run and then by expansion order in the store.
 pub fn job_id(run_id: &str, index: u32) -> String {
@@ -35,26 +35,35 @@ fn splitmix64(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Every job of `run`, in the order models × tasks × repetitions. The order matters: the scheduler
-/// takes jobs in this order, so one model's jobs are grouped and a worker keeps its model loaded.
+/// Every job of a `spread` run: models × tasks × repetitions, unpinned.
 pub fn expand(run: &RunRecord) -> Vec<JobRecord> {
-    let mut jobs =
-        Vec::with_capacity(run.models.len() * run.tasks.len() * run.repetitions as usize);
-    for (model_index, _) in run.models.iter().enumerate() {
+    expand_pinned(run, &vec![vec![None]; run.models.len()])
+}
+
+/// Every job of `run`, in the order models × tasks × repetitions × pins, where `pins[m]` lists the
+/// targets of model `m` (`[None]` for spread; one worker or class each for the other placements).
+/// The order matters: the scheduler takes jobs in this order, so one model's jobs are grouped and a
+/// worker keeps its model loaded.
+pub fn expand_pinned(run: &RunRecord, pins: &[Vec<Option<Pin>>]) -> Vec<JobRecord> {
+    let mut jobs = Vec::new();
+    for (model_index, model_pins) in pins.iter().enumerate().take(run.models.len()) {
         for task in &run.tasks {
             for repetition in 0..run.repetitions {
-                let index = jobs.len() as u32;
-                jobs.push(JobRecord {
-                    id: job_id(&run.id, index),
-                    run_id: run.id.clone(),
-                    index,
-                    model_index: model_index as u32,
-                    task_id: task.id.clone(),
-                    repetition,
-                    seed: job_seed(run.seed, &task.id, repetition),
-                    state: JobState::Queued,
-                    attempts: Vec::new(),
-                });
+                for pin in model_pins {
+                    let index = jobs.len() as u32;
+                    jobs.push(JobRecord {
+                        id: job_id(&run.id, index),
+                        run_id: run.id.clone(),
+                        index,
+                        model_index: model_index as u32,
+                        task_id: task.id.clone(),
+                        repetition,
+                        seed: job_seed(run.seed, &task.id, repetition),
+                        pin: pin.clone(),
+                        state: JobState::Queued,
+                        attempts: Vec::new(),
+                    });
+                }
             }
         }
     }
@@ -88,10 +97,13 @@ mod tests {
                 .map(|i| RunTask {
                     id: format!("t{i}"),
                     category: "c".into(),
+                    max_tokens: 64,
                 })
                 .collect(),
             repetitions: reps,
             seed: 42,
+            placement: Default::default(),
+            require: Default::default(),
             jobs_total: 0,
             state: RunState::Running,
             finished_unix_ms: None,
@@ -115,6 +127,28 @@ mod tests {
         let mut ids: Vec<_> = jobs.iter().map(|j| j.id.clone()).collect();
         ids.sort();
         assert_eq!(ids, jobs.iter().map(|j| j.id.clone()).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn pinned_expansion_repeats_each_job_per_target() {
+        let r = run(2, 2, 2);
+        let pins = vec![
+            vec![Some(Pin::Worker("a".into())), Some(Pin::Worker("b".into()))],
+            vec![Some(Pin::Class("x".into()))],
+        ];
+        let jobs = expand_pinned(&r, &pins);
+        assert_eq!(jobs.len(), 2 * 2 * 2 + 2 * 2);
+        assert_eq!(
+            jobs.iter()
+                .filter(|j| j.pin == Some(Pin::Worker("b".into())))
+                .count(),
+            4
+        );
+        assert!(
+            jobs[8..]
+                .iter()
+                .all(|j| j.model_index == 1 && j.pin == Some(Pin::Class("x".into())))
+        );
     }
 
     #[test]

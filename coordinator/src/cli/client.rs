@@ -26,13 +26,26 @@ pub async fn connect(url: &str) -> Result<FarmServiceClient<Channel>> {
 /// submits it, prints the run id; with `wait`, follows progress and prints the table at the end.
 /// Returns the process exit code.
 pub async fn submit(url: &str, plan_path: &Path, wait: bool, format: &str) -> Result<i32> {
-    let plan = match crate::plan::load(plan_path) {
+    submit_with(url, plan_path, wait, format, false).await
+}
+
+/// [`submit`], with `strict`: the coordinator refuses the run when a model has no connected worker
+/// that can run it under the plan's requirements (exit 1 with its reason).
+pub async fn submit_with(
+    url: &str,
+    plan_path: &Path,
+    wait: bool,
+    format: &str,
+    strict: bool,
+) -> Result<i32> {
+    let mut plan = match crate::plan::load(plan_path) {
         Ok(plan) => plan,
         Err(err) => {
             eprintln!("error: {err}");
             return Ok(2);
         }
     };
+    plan.request.strict = strict;
     let mut client = connect(url).await?;
     let response = client
         .submit_run(plan.request)
@@ -127,9 +140,30 @@ pub async fn status(url: &str, run: Option<&str>) -> Result<i32> {
     Ok(0)
 }
 
-/// `coordinator workers`.
-pub async fn workers(url: &str) -> Result<i32> {
+/// `coordinator workers [--drain ID] [--clear ID]`.
+pub async fn workers(url: &str, drain: Option<&str>, clear: Option<&str>) -> Result<i32> {
     let mut client = connect(url).await?;
+    if let Some(worker) = drain {
+        let w = client
+            .drain_worker(pb::WorkerRef {
+                worker: worker.into(),
+            })
+            .await?
+            .into_inner();
+        println!(
+            "draining {} ({}): it finishes its running jobs and leaves",
+            w.name, w.worker_id
+        );
+    }
+    if let Some(worker) = clear {
+        let w = client
+            .clear_worker(pb::WorkerRef {
+                worker: worker.into(),
+            })
+            .await?
+            .into_inner();
+        println!("cleared {} ({}): it takes jobs again", w.name, w.worker_id);
+    }
     let workers = client
         .list_workers(pb::ListWorkersRequest {})
         .await?

@@ -260,6 +260,9 @@ impl From<WorkerSummary> for pb::WorkerStatus {
             jobs_failed: r.jobs_failed,
             last_seen_unix_ms: r.last_seen_unix_ms,
             hardware_class: r.hardware_class,
+            draining: w.draining,
+            quarantined: w.quarantined.unwrap_or_default(),
+            tokens_per_second: w.speed.unwrap_or(0.0),
         }
     }
 }
@@ -269,9 +272,26 @@ impl From<crate::scheduler::SchedulerError> for Status {
     fn from(err: crate::scheduler::SchedulerError) -> Self {
         use crate::scheduler::SchedulerError as E;
         match err {
-            E::NoSuchRun(_) => Status::not_found(err.to_string()),
+            E::NoSuchRun(_) | E::NoSuchWorker(_) => Status::not_found(err.to_string()),
+            E::Refused(_) => Status::failed_precondition(err.to_string()),
             E::Store(_) => Status::internal(err.to_string()),
             E::Stopped => Status::unavailable(err.to_string()),
         }
     }
+}
+
+/// The plan's requirements from the wire; `field` errors name `require.*`.
+pub fn requirements(r: Option<pb::Requirements>) -> Result<crate::records::Requirements, Status> {
+    let r = r.unwrap_or_default();
+    if !r.min_ram_gb.is_finite() || r.min_ram_gb < 0.0 {
+        return Err(Status::invalid_argument(format!(
+            "require.min_ram_gb: {} is not a size",
+            r.min_ram_gb
+        )));
+    }
+    Ok(crate::records::Requirements {
+        labels: r.labels.into_iter().collect(),
+        min_ram_bytes: (r.min_ram_gb * 1e9) as u64,
+        arch: (!r.arch.is_empty()).then_some(r.arch),
+    })
 }

@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status};
 use tracing::info;
 
 use super::convert;
-use crate::records::{RunRecord, RunState, RunTask, now_ms};
+use crate::records::{Placement, RunRecord, RunState, RunTask, now_ms};
 use crate::scheduler::{Command, SchedulerHandle};
 use crate::store::Store;
 
@@ -58,6 +58,7 @@ impl FarmService for FarmServiceImpl {
         request: Request<pb::SubmitRunRequest>,
     ) -> Result<Response<pb::SubmitRunResponse>, Status> {
         let req = request.into_inner();
+        let req_strict = req.strict;
         let suite = parse_suite(&req.suite_toml, "suite_toml")?;
         if req.models.is_empty() {
             return Err(Status::invalid_argument(
@@ -67,6 +68,10 @@ impl FarmService for FarmServiceImpl {
         if req.repetitions == 0 {
             return Err(Status::invalid_argument("repetitions: must be at least 1"));
         }
+        let placement: Placement = req
+            .placement
+            .parse()
+            .map_err(|e: String| Status::invalid_argument(format!("placement: {e}")))?;
         let models = req
             .models
             .into_iter()
@@ -94,10 +99,13 @@ impl FarmService for FarmServiceImpl {
                 .map(|t| RunTask {
                     id: t.id.clone(),
                     category: t.category.clone(),
+                    max_tokens: t.max_tokens,
                 })
                 .collect(),
             repetitions: req.repetitions,
             seed: req.seed,
+            placement,
+            require: convert::requirements(req.require)?,
             jobs_total: 0,
             state: RunState::Running,
             finished_unix_ms: None,
@@ -108,6 +116,7 @@ impl FarmService for FarmServiceImpl {
             .scheduler
             .ask(|reply| Command::Submit {
                 run: Box::new(run),
+                strict: req_strict,
                 reply,
             })
             .await??;
@@ -264,6 +273,30 @@ impl FarmService for FarmServiceImpl {
             changes: summary.changes,
             suite_version: suite.version,
         }))
+    }
+
+    async fn drain_worker(
+        &self,
+        request: Request<pb::WorkerRef>,
+    ) -> Result<Response<pb::WorkerStatus>, Status> {
+        let worker = request.into_inner().worker;
+        let summary = self
+            .scheduler
+            .ask(|reply| Command::Drain { worker, reply })
+            .await??;
+        Ok(Response::new(summary.into()))
+    }
+
+    async fn clear_worker(
+        &self,
+        request: Request<pb::WorkerRef>,
+    ) -> Result<Response<pb::WorkerStatus>, Status> {
+        let worker = request.into_inner().worker;
+        let summary = self
+            .scheduler
+            .ask(|reply| Command::Clear { worker, reply })
+            .await??;
+        Ok(Response::new(summary.into()))
     }
 }
 

@@ -103,3 +103,30 @@ fn line_col_counts_from_one() {
     assert_eq!(line_col("ab\ncd", 4), (2, 2));
     assert_eq!(line_col("ab", 99), (1, 3));
 }
+
+#[test]
+fn placement_and_requirements_are_read_and_checked() {
+    let dir = dir_with(&[("oracle.toml", ORACLE)]);
+    let text = "suite = \"agent-coding\"\nplacement = \"per-class\"\nrequire = { labels = { site = \"lab\" }, min_ram_gb = 4, arch = \"aarch64\" }\n[[models]]\nscripted = \"oracle.toml\"\n";
+    let plan = resolve(text, "p.toml", dir.path()).unwrap();
+    assert_eq!(plan.request.placement, "per-class");
+    let require = plan.request.require.unwrap();
+    assert_eq!(
+        (
+            require.labels["site"].as_str(),
+            require.min_ram_gb,
+            require.arch.as_str()
+        ),
+        ("lab", 4.0, "aarch64")
+    );
+    let bad = text.replace("per-class", "everywhere");
+    let err = resolve(&bad, "p.toml", dir.path()).unwrap_err();
+    assert_eq!(
+        (err.line, err.column, err.field.as_str()),
+        (2, 13, "placement"),
+        "{err}"
+    );
+    let bad = text.replace("arch =", "cpu =");
+    let err = resolve(&bad, "p.toml", dir.path()).unwrap_err();
+    assert_eq!((err.line, err.field.as_str()), (3, "cpu"), "{err}");
+}

@@ -33,6 +33,10 @@ pub struct Config {
     pub job_timeout: Duration,
     /// How often leases are checked.
     pub tick: Duration,
+    /// Failed attempts in a row after which a worker is quarantined (0: never).
+    pub quarantine_after: u32,
+    /// The shortest timeout a job gets, however fast its worker (capped by `job_timeout`).
+    pub job_timeout_floor: Duration,
 }
 
 impl Default for Config {
@@ -42,6 +46,8 @@ impl Default for Config {
             max_attempts: 3,
             job_timeout: Duration::from_secs(600),
             tick: Duration::from_millis(500),
+            quarantine_after: 3,
+            job_timeout_floor: Duration::from_secs(30),
         }
     }
 }
@@ -94,12 +100,20 @@ pub struct WorkerSummary {
     pub connected: bool,
     pub draining: bool,
     pub running: Vec<String>,
+    pub quarantined: Option<String>,
+    /// Measured tokens per second, once it has run a job.
+    pub speed: Option<f64>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum SchedulerError {
     #[error("no run {0}")]
     NoSuchRun(String),
+    #[error("no worker {0}")]
+    NoSuchWorker(String),
+    /// The request is valid but cannot be carried out now (e.g. `--strict` and no capable worker).
+    #[error("{0}")]
+    Refused(String),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error("the scheduler has stopped")]
@@ -125,8 +139,10 @@ pub enum Command {
         conn: u64,
         reason: String,
     },
+    /// `strict`: refuse the run if a model has no connected worker able to run it.
     Submit {
         run: Box<RunRecord>,
+        strict: bool,
         reply: oneshot::Sender<Result<u32, SchedulerError>>,
     },
     Cancel {
@@ -142,6 +158,14 @@ pub enum Command {
     },
     ListWorkers {
         reply: oneshot::Sender<Vec<WorkerSummary>>,
+    },
+    Drain {
+        worker: String,
+        reply: oneshot::Sender<Result<WorkerSummary, SchedulerError>>,
+    },
+    Clear {
+        worker: String,
+        reply: oneshot::Sender<Result<WorkerSummary, SchedulerError>>,
     },
 }
 

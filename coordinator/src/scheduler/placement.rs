@@ -1,42 +1,131 @@
 //! Placement: which queued job goes to which worker. A pure function of the queue and the workers.
 //!
 //! Rules, in order of importance:
-//! 1. a job goes only to a worker that can run its model (has the GGUF by sha256; any worker runs a
-//!    scripted model) and has a free slot; a job is placed at most once per call;
-//! 2. runs share the farm round-robin, so a small run submitted behind a big one is not starved;
-//! 3. a worker prefers jobs of the model it has loaded, and jobs of one model stay grouped (the queue
-//!    is in expansion order: model-major), because loading a model on a board costs more than a job.
+//! 1. capability ([`fit`]): a job goes only to a worker that has its model (by sha256; any worker
+//!    runs a scripted model), has the memory to load it, matches the run's requirements and the
+//!    job's pin (`every-worker` / `per-class` runs), and accepts work (not draining or quarantined);
+//!    a job is placed at most once per call, never past a worker's free slots;
+//! 2. a retried job avoids the workers where it already failed, when another capable worker exists;
+//! 3. runs share the farm round-robin, so a small run submitted behind a big one is not starved;
+//! 4. a worker prefers jobs of the model it has loaded (loading a model on a board costs more than a
+//!    job), and the queue is model-major, so a worker's jobs stay grouped by model;
+//! 5. speed: faster workers choose first, and near the end of the queue a slow worker leaves a job to
+//!    a faster one that would finish it sooner, even after the job it is running now (the tail is
+//!    what makes a heterogeneous farm's makespan long).
 //!
 //! Kept free of I/O and clocks (as quickwit does for its scheduler) so its invariants are tested with
 //! proptest; the scheduler calls [`place`] after every change and sends what it returns.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
+use crate::records::{Pin, Requirements};
+
+/// Memory a model needs beyond its file size: llama.cpp's compute buffers and the KV cache of a
+/// benchmark job's short context. Deliberately generous: an OOM kill costs more than a wait.
+pub const MEMORY_OVERHEAD_BYTES: u64 = 64 << 20;
+
+/// The memory a model of `size_bytes` needs to load and run one job (0 for scripted models).
+pub fn memory_needed(size_bytes: u64, scripted: bool) -> u64 {
+    if scripted {
+        0
+    } else {
+        size_bytes + size_bytes / 10 + MEMORY_OVERHEAD_BYTES
+    }
+}
+
 /// A queued job as placement sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PendingJob {
     pub job_id: String,
     pub run_id: String,
     /// The model's sha256 (for scripted models too: a digest of their text).
     pub model: String,
     pub scripted: bool,
+    /// Memory needed on the worker, from [`memory_needed`].
+    pub memory_bytes: u64,
+    pub pin: Option<Pin>,
+    pub require: Requirements,
+    /// Workers where an earlier attempt of this job failed or was lost.
+    pub avoid: Vec<String>,
+    /// Expected generated tokens: the job's size, for speed decisions.
+    pub work_tokens: f64,
 }
 
 /// A connected worker as placement sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct WorkerView {
     pub worker_id: String,
+    pub class: String,
     pub free_slots: u32,
     /// sha256 of every GGUF it has.
     pub models: HashSet<String>,
     /// The model its engine has loaded (the last one it ran), if any.
     pub loaded: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub arch: String,
+    /// Total RAM it may use (cgroup limit counted).
+    pub ram_total_bytes: u64,
+    /// RAM free for a model now.
+    pub ram_available_bytes: u64,
+    /// Measured tokens per second (an estimate for workers without history).
+    pub speed: f64,
+    /// Seconds until one of its busy slots frees up (0 when it has a free slot).
+    pub busy_for: f64,
+    /// False while draining or quarantined.
+    pub accepting: bool,
 }
 
-impl WorkerView {
-    pub fn can_run(&self, job: &PendingJob) -> bool {
-        job.scripted || self.models.contains(&job.model)
+/// Why a worker cannot run a job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unfit {
+    NotAccepting,
+    Pinned,
+    Labels,
+    Arch,
+    MinRam,
+    NoModel,
+    Memory { need: u64, have: u64 },
+}
+
+/// Whether `worker` can run `job` at all (slots aside).
+pub fn fit(job: &PendingJob, worker: &WorkerView) -> Result<(), Unfit> {
+    if !worker.accepting {
+        return Err(Unfit::NotAccepting);
     }
+    match &job.pin {
+        Some(Pin::Worker(id)) if id != &worker.worker_id => return Err(Unfit::Pinned),
+        Some(Pin::Class(class)) if class != &worker.class => return Err(Unfit::Pinned),
+        _ => {}
+    }
+    requirements_met(&job.require, worker)?;
+    if !job.scripted && !worker.models.contains(&job.model) {
+        return Err(Unfit::NoModel);
+    }
+    if job.memory_bytes > worker.ram_available_bytes {
+        return Err(Unfit::Memory {
+            need: job.memory_bytes,
+            have: worker.ram_available_bytes,
+        });
+    }
+    Ok(())
+}
+
+/// Whether a worker meets a run's requirements (labels, architecture, minimum RAM).
+pub fn requirements_met(require: &Requirements, worker: &WorkerView) -> Result<(), Unfit> {
+    if require
+        .labels
+        .iter()
+        .any(|(k, v)| worker.labels.get(k) != Some(v))
+    {
+        return Err(Unfit::Labels);
+    }
+    if require.arch.as_ref().is_some_and(|a| a != &worker.arch) {
+        return Err(Unfit::Arch);
+    }
+    if worker.ram_total_bytes < require.min_ram_bytes {
+        return Err(Unfit::MinRam);
+    }
+    Ok(())
 }
 
 /// One decision: send `job_id` to `worker_id`.
@@ -51,7 +140,6 @@ pub struct Placement {
 /// `queue` is in priority order within each run (the scheduler keeps it in run submission order and
 /// then expansion order); runs take turns in the order they first appear.
 pub fn place(queue: &[PendingJob], workers: &[WorkerView]) -> Vec<Placement> {
-    // Each run's jobs, in queue order; runs in order of first appearance.
     let mut run_order: Vec<&str> = Vec::new();
     let mut per_run: BTreeMap<&str, Vec<&PendingJob>> = BTreeMap::new();
     for job in queue {
@@ -65,15 +153,26 @@ pub fn place(queue: &[PendingJob], workers: &[WorkerView]) -> Vec<Placement> {
     let mut placements = Vec::new();
     let mut next_run = 0usize;
 
-    // Workers in a stable order, so the result does not depend on hash order.
+    // Fastest first, then by id so the result does not depend on input order.
     let mut workers: Vec<WorkerView> = workers.to_vec();
-    workers.sort_by(|a, b| a.worker_id.cmp(&b.worker_id));
+    workers.sort_by(|a, b| {
+        b.speed
+            .total_cmp(&a.speed)
+            .then_with(|| a.worker_id.cmp(&b.worker_id))
+    });
+    let snapshot = workers.clone();
 
-    // Hand out one job per worker per round, so slots fill evenly across workers.
+    // One job per worker per round, so slots fill evenly across workers.
     loop {
         let mut placed_this_round = false;
         for worker in workers.iter_mut().filter(|w| w.free_slots > 0) {
-            let Some(job) = pick(&run_order, &per_run, &taken, worker, &mut next_run) else {
+            let pick = Picker {
+                run_order: &run_order,
+                per_run: &per_run,
+                taken: &taken,
+                all: &snapshot,
+            };
+            let Some(job) = pick.next(worker, &mut next_run) else {
                 continue;
             };
             taken.insert(job.job_id.as_str());
@@ -91,138 +190,79 @@ pub fn place(queue: &[PendingJob], workers: &[WorkerView]) -> Vec<Placement> {
     }
 }
 
-/// The next job for `worker`: runs in turn starting at `next_run`; in a run, a job of the loaded model
-/// first, else the first job the worker can run.
-fn pick<'a>(
-    run_order: &[&'a str],
-    per_run: &BTreeMap<&'a str, Vec<&'a PendingJob>>,
-    taken: &BTreeSet<&str>,
-    worker: &WorkerView,
-    next_run: &mut usize,
-) -> Option<&'a PendingJob> {
-    for offset in 0..run_order.len() {
-        let run_index = (*next_run + offset) % run_order.len();
-        let jobs = per_run.get(run_order[run_index])?;
-        let available = || {
-            jobs.iter()
-                .filter(|j| !taken.contains(j.job_id.as_str()) && worker.can_run(j))
-        };
-        let same_model = worker
-            .loaded
-            .as_ref()
-            .and_then(|m| available().find(|j| &j.model == m));
-        if let Some(job) = same_model.or_else(|| available().next()) {
+/// The state one pick reads: `'q` is the queue's lifetime, `'a` this round's borrows.
+struct Picker<'q, 'a> {
+    run_order: &'a [&'q str],
+    per_run: &'a BTreeMap<&'q str, Vec<&'q PendingJob>>,
+    taken: &'a BTreeSet<&'q str>,
+    all: &'a [WorkerView],
+}
+
+impl<'q> Picker<'q, '_> {
+    /// The next job for `worker`: runs in turn starting at `next_run`; in a run, a job of the loaded
+    /// model first, else the first job the worker may take.
+    fn next(&self, worker: &WorkerView, next_run: &mut usize) -> Option<&'q PendingJob> {
+        for offset in 0..self.run_order.len() {
+            let run_index = (*next_run + offset) % self.run_order.len();
+            let jobs = self.per_run.get(self.run_order[run_index])?;
+            let allowed: Vec<&PendingJob> = jobs
+                .iter()
+                .copied()
+                .filter(|j| !self.taken.contains(j.job_id.as_str()) && self.may_take(j, worker))
+                .collect();
+            let same_model = worker
+                .loaded
+                .as_ref()
+                .and_then(|m| allowed.iter().find(|j| &j.model == m));
+            let Some(job) = same_model.or(allowed.first()).copied() else {
+                continue;
+            };
+            if self.leave_to_faster(job, worker, allowed.len()) {
+                continue;
+            }
             *next_run = run_index + 1;
             return Some(job);
         }
+        None
     }
-    None
+
+    /// Capable, and not a worker this job failed on while another capable worker exists.
+    fn may_take(&self, job: &PendingJob, worker: &WorkerView) -> bool {
+        if fit(job, worker).is_err() {
+            return false;
+        }
+        if job.avoid.contains(&worker.worker_id) {
+            let elsewhere = self
+                .all
+                .iter()
+                .any(|w| !job.avoid.contains(&w.worker_id) && fit(job, w).is_ok());
+            return !elsewhere;
+        }
+        true
+    }
+
+    /// At the tail of the queue (no more jobs left for this worker than there are faster workers
+    /// that could take them), a slow worker skips a job that a faster one would finish sooner, even
+    /// counting the time the faster one still needs for its current job.
+    fn leave_to_faster(&self, job: &PendingJob, worker: &WorkerView, available: usize) -> bool {
+        let own_finish = job.work_tokens / worker.speed.max(1e-9);
+        let faster: Vec<&WorkerView> = self
+            .all
+            .iter()
+            .filter(|w| {
+                w.worker_id != worker.worker_id
+                    && w.speed > worker.speed * 1.25
+                    && fit(job, w).is_ok()
+            })
+            .collect();
+        if available > faster.len() {
+            return false;
+        }
+        faster
+            .iter()
+            .any(|w| w.busy_for + job.work_tokens / w.speed.max(1e-9) < own_finish / 1.25)
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    fn job(id: &str, run: &str, model: &str) -> PendingJob {
-        PendingJob {
-            job_id: id.into(),
-            run_id: run.into(),
-            model: model.into(),
-            scripted: false,
-        }
-    }
-
-    fn worker(id: &str, slots: u32, models: &[&str]) -> WorkerView {
-        WorkerView {
-            worker_id: id.into(),
-            free_slots: slots,
-            models: models.iter().map(|m| m.to_string()).collect(),
-            loaded: None,
-        }
-    }
-
-    #[test]
-    fn only_capable_workers_get_jobs() {
-        let queue = vec![job("j1", "r", "a"), job("j2", "r", "b")];
-        let placed = place(&queue, &[worker("w1", 4, &["b"])]);
-        assert_eq!(
-            placed,
-            vec![Placement {
-                job_id: "j2".into(),
-                worker_id: "w1".into()
-            }]
-        );
-    }
-
-    #[test]
-    fn scripted_models_run_anywhere() {
-        let mut j = job("j1", "r", "script");
-        j.scripted = true;
-        assert_eq!(place(&[j], &[worker("w1", 1, &[])]).len(), 1);
-    }
-
-    #[test]
-    fn loaded_model_is_preferred() {
-        let queue = vec![job("j1", "r", "a"), job("j2", "r", "b")];
-        let mut w = worker("w1", 1, &["a", "b"]);
-        w.loaded = Some("b".into());
-        assert_eq!(place(&queue, &[w])[0].job_id, "j2");
-    }
-
-    #[test]
-    fn runs_take_turns() {
-        let queue = vec![
-            job("a1", "r1", "m"),
-            job("a2", "r1", "m"),
-            job("b1", "r2", "m"),
-        ];
-        let placed = place(&queue, &[worker("w1", 2, &["m"])]);
-        let ids: Vec<_> = placed.iter().map(|p| p.job_id.as_str()).collect();
-        assert_eq!(ids, vec!["a1", "b1"]);
-    }
-
-    #[test]
-    fn slots_fill_evenly() {
-        let queue: Vec<_> = (0..4).map(|i| job(&format!("j{i}"), "r", "m")).collect();
-        let placed = place(&queue, &[worker("w1", 2, &["m"]), worker("w2", 2, &["m"])]);
-        let on_w1 = placed.iter().filter(|p| p.worker_id == "w1").count();
-        assert_eq!((placed.len(), on_w1), (4, 2));
-    }
-
-    proptest! {
-        /// Every job placed at most once, never on a worker that cannot run it, never past a worker's
-        /// free slots, and nothing left unplaced that a worker with a free slot could have taken.
-        #[test]
-        fn placement_invariants(
-            jobs in proptest::collection::vec((0..3usize, 0..4usize, any::<bool>()), 0..40),
-            workers in proptest::collection::vec((0..4u32, proptest::collection::vec(0..4usize, 0..4)), 0..6),
-        ) {
-            let queue: Vec<PendingJob> = jobs.iter().enumerate().map(|(i, (run, model, scripted))| PendingJob {
-                job_id: format!("j{i:03}"), run_id: format!("r{run}"), model: format!("m{model}"), scripted: *scripted,
-            }).collect();
-            let views: Vec<WorkerView> = workers.iter().enumerate().map(|(i, (slots, models))| WorkerView {
-                worker_id: format!("w{i}"), free_slots: *slots,
-                models: models.iter().map(|m| format!("m{m}")).collect(), loaded: None,
-            }).collect();
-            let placed = place(&queue, &views);
-            let mut seen = HashSet::new();
-            for p in &placed {
-                prop_assert!(seen.insert(p.job_id.clone()), "placed twice: {}", p.job_id);
-                let job = queue.iter().find(|j| j.job_id == p.job_id).unwrap();
-                let w = views.iter().find(|w| w.worker_id == p.worker_id).unwrap();
-                prop_assert!(w.can_run(job));
-            }
-            for w in &views {
-                let used = placed.iter().filter(|p| p.worker_id == w.worker_id).count() as u32;
-                prop_assert!(used <= w.free_slots);
-                if used < w.free_slots {
-                    for j in &queue {
-                        prop_assert!(seen.contains(&j.job_id) || !w.can_run(j),
-                            "{} left unplaced while {} had a free slot", j.job_id, w.worker_id);
-                    }
-                }
-            }
-        }
-    }
-}
+mod tests;

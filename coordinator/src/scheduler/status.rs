@@ -5,8 +5,9 @@
 
 use std::collections::BTreeMap;
 
+use super::placement::{PendingJob, Unfit, WorkerView, fit};
 use crate::job::JobState;
-use crate::records::{JobRecord, RunRecord};
+use crate::records::{JobRecord, Pin, RunRecord};
 
 /// Counts of a run's jobs by state, and why the queued ones wait.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -26,13 +27,6 @@ pub struct RunProgress {
     pub failed: u32,
     pub cancelled: u32,
     pub waiting: Vec<String>,
-}
-
-/// What a worker offers, for [`waiting_reasons`].
-#[derive(Debug, Clone)]
-pub struct Capability<'a> {
-    pub models: &'a std::collections::HashSet<String>,
-    pub accepting: bool,
 }
 
 /// Counts `jobs` of `run` by state.
@@ -61,45 +55,132 @@ pub fn progress(run: &RunRecord, jobs: &[&JobRecord]) -> RunProgress {
     p
 }
 
-/// One line per model with queued jobs, saying why they wait: no connected worker can run the model,
-/// or every capable worker is busy (or draining).
+/// One line per model (and pin) with queued jobs, saying why they wait. `queued` pairs each queued
+/// job with its placement view; `workers` are the connected workers.
 pub fn waiting_reasons(
     run: &RunRecord,
-    queued: &[&JobRecord],
-    workers: &[Capability<'_>],
+    queued: &[(&JobRecord, PendingJob)],
+    workers: &[WorkerView],
 ) -> Vec<String> {
-    let mut per_model: BTreeMap<u32, u32> = BTreeMap::new();
-    for job in queued {
-        *per_model.entry(job.model_index).or_default() += 1;
+    let mut groups: BTreeMap<(u32, Option<String>), (u32, &PendingJob)> = BTreeMap::new();
+    for (job, pending) in queued {
+        let pin = job.pin.as_ref().map(|p| format!("{p:?}"));
+        groups
+            .entry((job.model_index, pin))
+            .or_insert((0, pending))
+            .0 += 1;
     }
-    per_model
+    groups
         .into_iter()
-        .filter_map(|(index, count)| {
+        .filter_map(|((index, _), (count, sample))| {
             let model = run.models.get(index as usize)?;
-            let capable: Vec<_> = workers
-                .iter()
-                .filter(|w| model.is_scripted() || w.models.contains(&model.sha256))
-                .collect();
             let jobs = if count == 1 { "job" } else { "jobs" };
-            Some(if capable.is_empty() {
-                format!(
-                    "waiting: {count} {jobs} of {}: no connected worker has the model (sha256 {})",
-                    model.name,
-                    short_sha(&model.sha256)
-                )
-            } else if capable.iter().all(|w| !w.accepting) {
-                format!(
-                    "waiting: {count} {jobs} of {}: every worker that has it is draining",
-                    model.name
-                )
-            } else {
-                format!(
+            Some(match why_unplaceable(sample, &model.name, workers) {
+                Some(reason) => format!("waiting: {count} {jobs} of {}: {reason}", model.name),
+                None => format!(
                     "queued: {count} {jobs} of {}: waiting for a free slot",
                     model.name
-                )
+                ),
             })
         })
         .collect()
+}
+
+/// Why no connected worker can take `job`, or `None` when one can (it only lacks a free slot).
+pub fn why_unplaceable(
+    job: &PendingJob,
+    model_name: &str,
+    workers: &[WorkerView],
+) -> Option<String> {
+    if let Some(Pin::Worker(id)) = &job.pin
+        && !workers.iter().any(|w| &w.worker_id == id)
+    {
+        return Some(format!(
+            "it is pinned to worker {id}, which is not connected"
+        ));
+    }
+    if workers.is_empty() {
+        return Some("no worker is connected".into());
+    }
+    // Judge capability as if every worker accepted work, then say so if that was the obstacle.
+    let verdicts: Vec<(&WorkerView, Result<(), Unfit>)> = workers
+        .iter()
+        .map(|w| {
+            (
+                w,
+                fit(
+                    job,
+                    &WorkerView {
+                        accepting: true,
+                        ..w.clone()
+                    },
+                ),
+            )
+        })
+        .collect();
+    let capable: Vec<&WorkerView> = verdicts
+        .iter()
+        .filter(|(_, v)| v.is_ok())
+        .map(|(w, _)| *w)
+        .collect();
+    if !capable.is_empty() {
+        return if capable.iter().any(|w| w.accepting) {
+            None
+        } else {
+            Some("every worker that could run it is draining or quarantined".into())
+        };
+    }
+    let most_free = verdicts
+        .iter()
+        .filter(|(_, v)| matches!(v, Err(Unfit::Memory { .. })))
+        .map(|(w, _)| *w)
+        .max_by_key(|w| w.ram_available_bytes);
+    if let Some(w) = most_free {
+        return Some(format!(
+            "no worker has {} free for {model_name} (most: {} on {})",
+            gb(job.memory_bytes),
+            gb(w.ram_available_bytes),
+            w.worker_id
+        ));
+    }
+    if verdicts
+        .iter()
+        .all(|(_, v)| matches!(v, Err(Unfit::Labels | Unfit::Arch | Unfit::MinRam)))
+    {
+        return Some(format!(
+            "no connected worker meets the run's requirements ({})",
+            describe(&job.require)
+        ));
+    }
+    if let Some(Pin::Class(class)) = &job.pin
+        && verdicts
+            .iter()
+            .all(|(_, v)| !matches!(v, Err(Unfit::NoModel)))
+    {
+        return Some(format!("no connected worker of class {class} can run it"));
+    }
+    if job.scripted {
+        return Some("no connected worker meets the run's requirements".into());
+    }
+    Some(format!(
+        "no connected worker has the model (sha256 {})",
+        short_sha(&job.model)
+    ))
+}
+
+fn gb(bytes: u64) -> String {
+    format!("{:.1} GB", bytes as f64 / 1e9)
+}
+
+fn describe(r: &crate::records::Requirements) -> String {
+    let mut parts: Vec<String> = r.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    if let Some(arch) = &r.arch {
+        parts.push(format!("arch {arch}"));
+    }
+    if r.min_ram_bytes > 0 {
+        parts.push(format!("at least {} RAM", gb(r.min_ram_bytes)));
+    }
+    parts.join(", ")
 }
 
 fn short_sha(sha: &str) -> &str {
@@ -141,13 +222,48 @@ mod tests {
             tasks: vec![RunTask {
                 id: "t".into(),
                 category: "c".into(),
+                max_tokens: 64,
             }],
             repetitions: 2,
             seed: 0,
+            placement: Default::default(),
+            require: Default::default(),
             jobs_total: 4,
             state: RunState::Running,
             finished_unix_ms: None,
             suite_history: vec![],
+        }
+    }
+
+    fn pending(job: &JobRecord, run: &RunRecord, size: u64) -> PendingJob {
+        let model = &run.models[job.model_index as usize];
+        PendingJob {
+            job_id: job.id.clone(),
+            run_id: run.id.clone(),
+            model: model.sha256.clone(),
+            scripted: false,
+            memory_bytes: crate::scheduler::placement::memory_needed(size, false),
+            pin: None,
+            require: run.require.clone(),
+            avoid: vec![],
+            work_tokens: 10.0,
+        }
+    }
+
+    fn worker(id: &str, models: &[&str], ram: u64) -> WorkerView {
+        WorkerView {
+            worker_id: id.into(),
+            class: "c".into(),
+            free_slots: 0,
+            models: models.iter().map(|m| m.to_string()).collect::<HashSet<_>>(),
+            loaded: None,
+            labels: Default::default(),
+            arch: "x86_64".into(),
+            ram_total_bytes: ram,
+            ram_available_bytes: ram,
+            speed: 1.0,
+            busy_for: 0.0,
+            accepting: true,
         }
     }
 
@@ -160,23 +276,52 @@ mod tests {
         let p = progress(&r, &refs);
         assert_eq!((p.total, p.done, p.queued, p.running), (4, 1, 3, 0));
 
-        let has_small: HashSet<String> = ["bbbbbbbbbbbbbbbb".to_string()].into();
-        let workers = [Capability {
-            models: &has_small,
-            accepting: true,
-        }];
+        let workers = [worker("w1", &["bbbbbbbbbbbbbbbb"], 8_000_000_000)];
         let queued: Vec<_> = jobs
             .iter()
             .filter(|j| j.state == JobState::Queued)
+            .map(|j| (j, pending(j, &r, 1_000_000_000)))
             .collect();
-        let reasons = waiting_reasons(&r, &queued, &workers);
         assert_eq!(
-            reasons,
+            waiting_reasons(&r, &queued, &workers),
             vec![
                 "waiting: 1 job of big: no connected worker has the model (sha256 aaaaaaaaaaaa)"
                     .to_string(),
                 "queued: 2 jobs of small: waiting for a free slot".to_string(),
             ]
+        );
+    }
+
+    #[test]
+    fn memory_requirements_and_draining_are_explained() {
+        let r = run();
+        let jobs = crate::run::expand(&r);
+        let big = pending(&jobs[0], &r, 4_000_000_000);
+        let small_board = [worker("pi", &["aaaaaaaaaaaaaaaa"], 1_000_000_000)];
+        assert_eq!(
+            why_unplaceable(&big, "big", &small_board).unwrap(),
+            "no worker has 4.5 GB free for big (most: 1.0 GB on pi)"
+        );
+        let mut draining = worker("laptop", &["aaaaaaaaaaaaaaaa"], 32_000_000_000);
+        draining.accepting = false;
+        assert_eq!(
+            why_unplaceable(&big, "big", &[draining]).unwrap(),
+            "every worker that could run it is draining or quarantined"
+        );
+        let mut lab_only = big.clone();
+        lab_only.require.labels.insert("site".into(), "lab".into());
+        assert_eq!(
+            why_unplaceable(
+                &lab_only,
+                "big",
+                &[worker("home", &["aaaaaaaaaaaaaaaa"], 32_000_000_000)]
+            )
+            .unwrap(),
+            "no connected worker meets the run's requirements (site=lab)"
+        );
+        assert_eq!(
+            why_unplaceable(&big, "big", &[]).unwrap(),
+            "no worker is connected"
         );
     }
 }

@@ -24,9 +24,12 @@ fn run(id: &str) -> RunRecord {
         tasks: vec![RunTask {
             id: "t".into(),
             category: "c".into(),
+            max_tokens: 64,
         }],
         repetitions: 2,
         seed: 1,
+        placement: Default::default(),
+        require: Default::default(),
         jobs_total: 2,
         state: RunState::Running,
         finished_unix_ms: None,

@@ -1,0 +1,219 @@
+//! Placement rules, one test each, and proptest invariants over random farms.
+
+use super::*;
+use proptest::prelude::*;
+
+fn job(id: &str, run: &str, model: &str) -> PendingJob {
+    PendingJob {
+        job_id: id.into(),
+        run_id: run.into(),
+        model: model.into(),
+        scripted: false,
+        memory_bytes: 100,
+        pin: None,
+        require: Requirements::default(),
+        avoid: vec![],
+        work_tokens: 100.0,
+    }
+}
+
+fn worker(id: &str, slots: u32, models: &[&str]) -> WorkerView {
+    WorkerView {
+        worker_id: id.into(),
+        class: "c".into(),
+        free_slots: slots,
+        models: models.iter().map(|m| m.to_string()).collect(),
+        loaded: None,
+        labels: BTreeMap::new(),
+        arch: "x86_64".into(),
+        ram_total_bytes: 1 << 30,
+        ram_available_bytes: 1 << 30,
+        speed: 100.0,
+        busy_for: 0.0,
+        accepting: true,
+    }
+}
+
+fn ids(placed: &[Placement]) -> Vec<(&str, &str)> {
+    placed
+        .iter()
+        .map(|p| (p.job_id.as_str(), p.worker_id.as_str()))
+        .collect()
+}
+
+#[test]
+fn only_capable_workers_get_jobs() {
+    let queue = vec![job("j1", "r", "a"), job("j2", "r", "b")];
+    assert_eq!(
+        ids(&place(&queue, &[worker("w1", 4, &["b"])])),
+        vec![("j2", "w1")]
+    );
+}
+
+#[test]
+fn scripted_models_run_anywhere() {
+    let mut j = job("j1", "r", "script");
+    j.scripted = true;
+    j.memory_bytes = 0;
+    assert_eq!(place(&[j], &[worker("w1", 1, &[])]).len(), 1);
+}
+
+#[test]
+fn a_model_that_does_not_fit_in_memory_is_not_placed() {
+    let mut j = job("j1", "r", "big");
+    j.memory_bytes = memory_needed(2_000_000_000, false);
+    let mut small = worker("pi", 1, &["big"]);
+    small.ram_available_bytes = 1_000_000_000;
+    assert_eq!(
+        fit(&j, &small),
+        Err(Unfit::Memory {
+            need: j.memory_bytes,
+            have: 1_000_000_000
+        })
+    );
+    assert!(place(&[j.clone()], &[small]).is_empty());
+    let mut large = worker("laptop", 1, &["big"]);
+    large.ram_available_bytes = 16_000_000_000;
+    assert_eq!(place(&[j], &[large]).len(), 1);
+}
+
+#[test]
+fn requirements_and_pins_filter_workers() {
+    let mut j = job("j1", "r", "m");
+    j.require.labels.insert("site".into(), "lab".into());
+    let mut lab = worker("lab", 1, &["m"]);
+    lab.labels.insert("site".into(), "lab".into());
+    assert_eq!(
+        ids(&place(
+            &[j.clone()],
+            &[worker("home", 1, &["m"]), lab.clone()]
+        )),
+        vec![("j1", "lab")]
+    );
+    j.require.arch = Some("aarch64".into());
+    assert_eq!(fit(&j, &lab), Err(Unfit::Arch));
+    let mut pinned = job("j2", "r", "m");
+    pinned.pin = Some(Pin::Worker("w2".into()));
+    assert_eq!(
+        ids(&place(
+            &[pinned.clone()],
+            &[worker("w1", 1, &["m"]), worker("w2", 1, &["m"])]
+        )),
+        vec![("j2", "w2")]
+    );
+    pinned.pin = Some(Pin::Class("other".into()));
+    assert!(place(&[pinned], &[worker("w1", 1, &["m"])]).is_empty());
+}
+
+#[test]
+fn draining_workers_get_nothing() {
+    let mut w = worker("w1", 1, &["m"]);
+    w.accepting = false;
+    assert!(place(&[job("j1", "r", "m")], &[w]).is_empty());
+}
+
+#[test]
+fn retries_avoid_the_worker_that_failed_when_possible() {
+    let mut j = job("j1", "r", "m");
+    j.avoid = vec!["w1".into()];
+    let placed = place(
+        &[j.clone()],
+        &[worker("w1", 1, &["m"]), worker("w2", 1, &["m"])],
+    );
+    assert_eq!(ids(&placed), vec![("j1", "w2")]);
+    // Alone, the failed worker still gets it: a retry there beats never finishing.
+    assert_eq!(
+        ids(&place(&[j], &[worker("w1", 1, &["m"])])),
+        vec![("j1", "w1")]
+    );
+}
+
+#[test]
+fn loaded_model_is_preferred() {
+    let queue = vec![job("j1", "r", "a"), job("j2", "r", "b")];
+    let mut w = worker("w1", 1, &["a", "b"]);
+    w.loaded = Some("b".into());
+    assert_eq!(place(&queue, &[w])[0].job_id, "j2");
+}
+
+#[test]
+fn runs_take_turns() {
+    let queue = vec![
+        job("a1", "r1", "m"),
+        job("a2", "r1", "m"),
+        job("b1", "r2", "m"),
+    ];
+    let placed = place(&queue, &[worker("w1", 2, &["m"])]);
+    assert_eq!(ids(&placed), vec![("a1", "w1"), ("b1", "w1")]);
+}
+
+#[test]
+fn slots_fill_evenly_and_fast_workers_choose_first() {
+    let queue: Vec<_> = (0..4).map(|i| job(&format!("j{i}"), "r", "m")).collect();
+    // Slightly faster: it chooses first, but not so much faster that the tail rule holds jobs for it.
+    let mut fast = worker("w2", 2, &["m"]);
+    fast.speed = 110.0;
+    let placed = place(&queue, &[worker("w1", 2, &["m"]), fast]);
+    assert_eq!(placed[0].worker_id, "w2");
+    assert_eq!(placed.iter().filter(|p| p.worker_id == "w1").count(), 2);
+}
+
+#[test]
+fn the_last_job_waits_for_a_much_faster_worker() {
+    // 100 tokens: 4 s on the slow worker, 0.25 + 0.25 s on the fast one once its job ends.
+    let mut slow = worker("slow", 1, &["m"]);
+    slow.speed = 25.0;
+    let mut fast = worker("fast", 0, &["m"]);
+    fast.speed = 400.0;
+    fast.busy_for = 0.25;
+    assert!(place(&[job("j1", "r", "m")], &[slow.clone(), fast.clone()]).is_empty());
+    // With more jobs than faster workers, the slow worker does take one.
+    let queue = vec![job("j1", "r", "m"), job("j2", "r", "m")];
+    assert_eq!(place(&queue, &[slow.clone(), fast.clone()]).len(), 1);
+    // And when the fast worker is busy for long, the slow one starts now.
+    fast.busy_for = 60.0;
+    assert_eq!(place(&[job("j1", "r", "m")], &[slow, fast]).len(), 1);
+}
+
+proptest! {
+    /// Every job placed at most once, never on a worker that cannot run it, never past a worker's
+    /// free slots, and (with equal speeds) nothing left unplaced that a free worker could take.
+    #[test]
+    fn placement_invariants(
+        jobs in proptest::collection::vec((0..3usize, 0..4usize, any::<bool>(), 0..3u64, proptest::option::of(0..6usize)), 0..40),
+        workers in proptest::collection::vec((0..4u32, proptest::collection::vec(0..4usize, 0..4), 0..3u64, any::<bool>()), 0..6),
+    ) {
+        let queue: Vec<PendingJob> = jobs.iter().enumerate().map(|(i, (run, model, scripted, gb, pin))| {
+            let mut j = job(&format!("j{i:03}"), &format!("r{run}"), &format!("m{model}"));
+            j.scripted = *scripted;
+            j.memory_bytes = if *scripted { 0 } else { gb << 30 };
+            j.pin = pin.map(|w| Pin::Worker(format!("w{w}")));
+            j
+        }).collect();
+        let views: Vec<WorkerView> = workers.iter().enumerate().map(|(i, (slots, models, gb, accepting))| {
+            let mut w = worker(&format!("w{i}"), *slots, &[]);
+            w.models = models.iter().map(|m| format!("m{m}")).collect();
+            w.ram_available_bytes = gb << 30;
+            w.accepting = *accepting;
+            w
+        }).collect();
+        let placed = place(&queue, &views);
+        let mut seen = HashSet::new();
+        for p in &placed {
+            prop_assert!(seen.insert(p.job_id.clone()), "placed twice: {}", p.job_id);
+            let job = queue.iter().find(|j| j.job_id == p.job_id).unwrap();
+            let w = views.iter().find(|w| w.worker_id == p.worker_id).unwrap();
+            prop_assert!(fit(job, w).is_ok(), "{} on {} does not fit: {:?}", job.job_id, w.worker_id, fit(job, w));
+        }
+        for w in &views {
+            let used = placed.iter().filter(|p| p.worker_id == w.worker_id).count() as u32;
+            prop_assert!(used <= w.free_slots);
+            if used < w.free_slots {
+                for j in &queue {
+                    prop_assert!(seen.contains(&j.job_id) || fit(j, w).is_err(),
+                        "{} left unplaced while {} had a free slot", j.job_id, w.worker_id);
+                }
+            }
+        }
+    }
+}

@@ -81,12 +81,7 @@ impl Scheduler {
                 None => Err(SchedulerError::NoSuchRun(run_id.to_string())),
             };
         };
-        let ids: Vec<String> = self
-            .jobs
-            .range(format!("{run_id}-")..)
-            .take_while(|(k, _)| k.starts_with(run_id))
-            .map(|(k, _)| k.clone())
-            .collect();
+        let ids = self.job_ids_of(run_id);
         let mut cancelled = 0;
         for id in ids {
             let Some(mut job) = self.jobs.remove(&id) else {
@@ -133,12 +128,7 @@ impl Scheduler {
 
     /// Marks a run finished once all its jobs are terminal, and forgets it from memory.
     pub(super) fn finish_if_complete(&mut self, run_id: &str) -> Result<(), SchedulerError> {
-        let prefix = format!("{run_id}-");
-        let mut jobs = self
-            .jobs
-            .range(prefix.clone()..)
-            .take_while(|(k, _)| k.starts_with(&prefix));
-        if jobs.any(|(_, j)| !j.state.is_terminal()) {
+        if self.jobs_of(run_id).iter().any(|j| !j.state.is_terminal()) {
             return Ok(());
         }
         let Some(mut run) = self.runs.remove(run_id) else {
@@ -148,13 +138,7 @@ impl Scheduler {
         run.finished_unix_ms = Some(now_ms());
         self.store.put_run(&run)?;
         self.store.flush()?;
-        let ids: Vec<String> = self
-            .jobs
-            .range(prefix.clone()..)
-            .take_while(|(k, _)| k.starts_with(&prefix))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for id in ids {
+        for id in self.job_ids_of(run_id) {
             self.jobs.remove(&id);
         }
         info!(run = %run_id, "run finished");
@@ -188,6 +172,14 @@ impl Scheduler {
             p.waiting = waiting_reasons(run, &queued, &self.worker_views());
         }
         p
+    }
+
+    /// The ids of a run's live jobs.
+    fn job_ids_of(&self, run_id: &str) -> Vec<String> {
+        self.jobs_of(run_id)
+            .into_iter()
+            .map(|j| j.id.clone())
+            .collect()
     }
 
     /// The live jobs of a run, in expansion order.

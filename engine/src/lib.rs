@@ -48,6 +48,9 @@ pub struct GenerateRequest {
     pub model: ModelSource,
     pub task_id: String,
     pub repetition: u32,
+    /// The job's attempt number (1 for the first try), so scripted faults can target retries.
+    #[serde(default)]
+    pub attempt: u32,
     /// System message; empty means none.
     pub system: String,
     /// The user message.
@@ -149,6 +152,12 @@ pub enum EngineError {
     /// Any other llama.cpp failure (context creation, template, tokenizing, decoding).
     #[error("llama.cpp: {0}")]
     Llama(String),
+    /// A scripted model's fault fired (see docs/scripted-models.md); the text names the kind.
+    #[error("scripted fault: {0}")]
+    ScriptedFault(String),
+    /// The engine runs in another process, which failed, or reported this failure as text.
+    #[error("{0}")]
+    Process(String),
 }
 
 /// What runs the models on this worker.
@@ -229,6 +238,7 @@ mod tests {
             model: ModelSource::Scripted(Arc::new(model)),
             task_id: "t".into(),
             repetition: 2,
+            attempt: 3,
             system: "s".into(),
             prompt: "p".into(),
             max_tokens: 8,
@@ -241,6 +251,7 @@ mod tests {
         let back: GenerateRequest = serde_json::from_str(&json).unwrap();
         assert_eq!(back.model, req.model);
         assert_eq!(back.repetition, 2);
+        assert_eq!(back.attempt, 3);
         assert!(!back.cancel.load(std::sync::atomic::Ordering::Relaxed));
     }
 
@@ -252,6 +263,7 @@ mod tests {
             model: ModelSource::Scripted(Arc::new(model)),
             task_id: "t".into(),
             repetition: 0,
+            attempt: 1,
             system: String::new(),
             prompt: "p".into(),
             max_tokens: 8,

@@ -1,12 +1,21 @@
 //! The scripted engine: answers from a [`ScriptedModel`]'s table with synthetic but
 //! self-consistent timings, so the farm can be tested end to end without llama.cpp.
 //!
-//! It really sleeps for the time its timings claim (`delay_ms` plus the synthetic generation
-//! time), checking the cancel flag every few milliseconds, so wall clock, timeouts and
-//! cancellation behave as they would with a real model.
+//! It really sleeps for the time its timings claim (`load_ms` when it switches model, `delay_ms`,
+//! then the synthetic generation time), checking the cancel flag every few milliseconds, so wall
+//! clock, timeouts and cancellation behave as they would with a real model.
+//!
+//! It also carries out the model's faults (docs/scripted-models.md): `fail` and `hang` anywhere,
+//! `crash` and `kill` only in an engine made [`ScriptedEngine::with_process_faults`] — killing the
+//! process is right for the worker's disposable engine host, and wrong for an engine running inside
+//! the worker (or a test), where those faults become an error instead.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+use benchfarm_modelfile::ScriptedModel;
+use benchfarm_modelfile::scripted::FaultKind;
 
 use crate::{Engine, EngineError, GenerateRequest, Generation, ModelSource, StopReason, Timings};
 
@@ -22,7 +31,29 @@ pub fn estimate_tokens(text: &str) -> u32 {
 
 /// Runs [`ModelSource::Scripted`] requests.
 #[derive(Debug, Default)]
-pub struct ScriptedEngine;
+pub struct ScriptedEngine {
+    /// The model "loaded" by the last job that finished loading: switching away from it and back
+    /// costs its `load_ms` again, as a real engine holding one model would.
+    loaded: Option<Arc<ScriptedModel>>,
+    /// Whether `crash` and `kill` faults may end this process.
+    process_faults: bool,
+}
+
+impl ScriptedEngine {
+    /// An engine that turns `crash` and `kill` faults into errors (it runs inside the worker).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An engine that carries out `crash` (abort) and `kill` (SIGKILL) faults on its own
+    /// process: only for a process that exists to run the engine, such as `worker engine-host`.
+    pub fn with_process_faults() -> Self {
+        Self {
+            loaded: None,
+            process_faults: true,
+        }
+    }
+}
 
 impl Engine for ScriptedEngine {
     fn generate(&mut self, req: &GenerateRequest) -> Result<Generation, EngineError> {
@@ -32,6 +63,41 @@ impl Engine for ScriptedEngine {
             ));
         };
         let start = Instant::now();
+        let cold = model.load_ms() > 0 && self.loaded.as_deref() != Some(&**model);
+        let load_ms = if cold { model.load_ms() as f64 } else { 0.0 };
+        if cold {
+            // A model whose load was cancelled is not loaded: the next job pays again.
+            self.loaded = None;
+            if !sleep_unless_cancelled(Duration::from_millis(model.load_ms()), &req.cancel) {
+                return Ok(cancelled(start, load_ms, Timings::default()));
+            }
+        }
+        self.loaded = Some(Arc::clone(model));
+
+        if let Some(kind) = model.fault(&req.task_id, req.repetition, req.attempt) {
+            tracing::warn!(task = %req.task_id, repetition = req.repetition, attempt = req.attempt,
+                           fault = %kind, "scripted fault");
+            match kind {
+                FaultKind::Fail => return Err(EngineError::ScriptedFault(kind.to_string())),
+                FaultKind::Hang => {
+                    while !req.cancel.load(Ordering::Relaxed) {
+                        std::thread::sleep(CANCEL_POLL);
+                    }
+                    return Ok(cancelled(start, load_ms, Timings::default()));
+                }
+                FaultKind::Crash | FaultKind::Kill if !self.process_faults => {
+                    return Err(EngineError::ScriptedFault(format!(
+                        "{kind} (not carried out: the engine runs inside the worker process)"
+                    )));
+                }
+                FaultKind::Crash => {
+                    tracing::error!(pid = std::process::id(), "scripted fault: crash, aborting");
+                    std::process::abort();
+                }
+                FaultKind::Kill => return Err(kill_own_process()),
+            }
+        }
+
         let answer = model.answer(&req.task_id, req.repetition);
         let prompt_tokens =
             estimate_tokens(&req.system).saturating_add(estimate_tokens(&req.prompt));
@@ -39,13 +105,12 @@ impl Engine for ScriptedEngine {
         let gen_tokens = estimate_tokens(answer);
         let gen_ms = f64::from(gen_tokens) / model.tokens_per_second() * 1000.0;
 
+        let gen_start = Instant::now();
         let delay = Duration::from_millis(model.delay_ms());
         let busy = Duration::from_secs_f64((prompt_ms + gen_ms) / 1000.0);
-        let cancelled = !sleep_unless_cancelled(delay + busy, &req.cancel);
-
-        let (text, stop, timings) = if cancelled {
+        if !sleep_unless_cancelled(delay + busy, &req.cancel) {
             // Report what a real engine would have: whatever share of the answer fit in the time.
-            let elapsed_ms = start.elapsed().as_secs_f64() * 1000.0;
+            let elapsed_ms = gen_start.elapsed().as_secs_f64() * 1000.0;
             let gen_elapsed = (elapsed_ms - model.delay_ms() as f64 - prompt_ms).clamp(0.0, gen_ms);
             let done_tokens = if gen_ms > 0.0 {
                 ((gen_elapsed / gen_ms) * f64::from(gen_tokens)).floor() as u32
@@ -61,30 +126,62 @@ impl Engine for ScriptedEngine {
                 gen_ms: gen_elapsed,
                 ..Timings::default()
             };
-            (text, StopReason::Cancelled, timings)
-        } else {
-            let timings = Timings {
+            let mut generation = cancelled(start, load_ms, timings);
+            generation.text = text;
+            return Ok(generation);
+        }
+        Ok(Generation {
+            text: answer.to_string(),
+            timings: Timings {
                 prompt_tokens,
                 prompt_ms,
                 ttft_ms: if gen_tokens > 0 { prompt_ms } else { 0.0 },
                 gen_tokens,
                 gen_ms,
-                ..Timings::default()
-            };
-            (answer.to_string(), StopReason::Eos, timings)
-        };
-        Ok(Generation {
-            text,
-            timings: Timings {
+                load_ms,
+                cold,
                 wall_ms: start.elapsed().as_secs_f64() * 1000.0,
-                load_ms: 0.0,
-                cold: false,
-                ..timings
             },
             chat_template: "scripted".into(),
-            stop,
+            stop: StopReason::Eos,
         })
     }
+}
+
+/// A generation stopped by its cancel flag, with the load (if any) and `timings` so far.
+fn cancelled(start: Instant, load_ms: f64, timings: Timings) -> Generation {
+    Generation {
+        text: String::new(),
+        timings: Timings {
+            load_ms,
+            cold: load_ms > 0.0,
+            wall_ms: start.elapsed().as_secs_f64() * 1000.0,
+            ..timings
+        },
+        chat_template: "scripted".into(),
+        stop: StopReason::Cancelled,
+    }
+}
+
+/// SIGKILLs this process, as the OOM killer would. `kill(1)` does it because the workspace
+/// forbids `unsafe` (and so `libc::kill`); the error is returned only if that fails.
+fn kill_own_process() -> EngineError {
+    let pid = std::process::id();
+    tracing::error!(
+        pid,
+        "scripted fault: kill, sending SIGKILL to the engine process"
+    );
+    let outcome = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .status();
+    // SIGKILL is delivered asynchronously; give it a moment before concluding it failed.
+    std::thread::sleep(Duration::from_secs(2));
+    EngineError::ScriptedFault(match outcome {
+        Ok(status) => format!("kill (the engine process survived `kill -9`: {status})"),
+        Err(e) => format!("kill (cannot run `kill`: {e})"),
+    })
 }
 
 /// Sleeps for `total`, waking every [`CANCEL_POLL`]; false when cancelled before the end.
@@ -122,6 +219,7 @@ mod tests {
             model: ModelSource::Scripted(Arc::new(ScriptedModel::parse(model, "test").unwrap())),
             task_id: task.into(),
             repetition,
+            attempt: 1,
             system: "be brief".into(),
             prompt: "write a function".into(),
             max_tokens: 64,
@@ -143,7 +241,7 @@ mod tests {
     #[test]
     fn answers_with_consistent_timings() {
         let model = "name = \"m\"\ntokens_per_second = 1000.0\n[answers]\nt = [\"a0\", \"0123456789abcdef0123\"]";
-        let mut engine = ScriptedEngine;
+        let mut engine = ScriptedEngine::new();
         let g = engine.generate(&request(model, "t", 1)).unwrap();
         assert_eq!(g.text, "0123456789abcdef0123");
         assert_eq!(g.stop, StopReason::Eos);
@@ -174,7 +272,9 @@ mod tests {
             "x".repeat(40)
         );
         let start = Instant::now();
-        let g = ScriptedEngine.generate(&request(&model, "t", 0)).unwrap();
+        let g = ScriptedEngine::new()
+            .generate(&request(&model, "t", 0))
+            .unwrap();
         let elapsed = start.elapsed().as_secs_f64() * 1000.0;
         assert!(elapsed >= 80.0, "{elapsed}");
         assert!(
@@ -199,7 +299,7 @@ mod tests {
             cancel.store(true, Ordering::Relaxed);
         });
         let start = Instant::now();
-        let g = ScriptedEngine.generate(&req).unwrap();
+        let g = ScriptedEngine::new().generate(&req).unwrap();
         canceller.join().unwrap();
         let elapsed = start.elapsed();
         assert_eq!(g.stop, StopReason::Cancelled);
@@ -216,9 +316,112 @@ mod tests {
             sha256: String::new(),
         };
         assert!(matches!(
-            ScriptedEngine.generate(&req),
+            ScriptedEngine::new().generate(&req),
             Err(EngineError::InvalidRequest(_))
         ));
+    }
+
+    #[test]
+    fn load_ms_is_paid_when_switching_models() {
+        let a = "name = \"a\"\nload_ms = 60\n[answers]\nt = [\"x\"]";
+        let b = "name = \"b\"\n[answers]\nt = [\"y\"]";
+        let mut engine = ScriptedEngine::new();
+        let start = Instant::now();
+        let first = engine.generate(&request(a, "t", 0)).unwrap();
+        assert!(start.elapsed() >= Duration::from_millis(60));
+        assert!(first.timings.cold);
+        assert_eq!(first.timings.load_ms, 60.0);
+        assert!(first.timings.wall_ms >= 60.0, "{:?}", first.timings);
+        let again = engine.generate(&request(a, "t", 1)).unwrap();
+        assert!(!again.timings.cold);
+        assert_eq!(again.timings.load_ms, 0.0);
+        // A model without load_ms is never cold, but switching to it unloads the other one.
+        let other = engine.generate(&request(b, "t", 0)).unwrap();
+        assert!(!other.timings.cold);
+        assert!(engine.generate(&request(a, "t", 0)).unwrap().timings.cold);
+    }
+
+    #[test]
+    fn a_cancelled_load_is_paid_again() {
+        let a = "name = \"a\"\nload_ms = 10000\n[answers]\nt = [\"x\"]";
+        let mut engine = ScriptedEngine::new();
+        let req = request(a, "t", 0);
+        req.cancel.store(true, Ordering::Relaxed);
+        let g = engine.generate(&req).unwrap();
+        assert_eq!(g.stop, StopReason::Cancelled);
+        assert!(g.timings.cold);
+        assert!(engine.loaded.is_none());
+    }
+
+    const FAULTS: &str = r#"
+name = "f"
+[answers]
+t = ["fine"]
+[[faults]]
+task = "t"
+attempts = [1]
+kind = "fail"
+[[faults]]
+task = "t"
+repetition = 0
+attempts = [2]
+kind = "hang"
+[[faults]]
+task = "t"
+attempts = [3]
+kind = "crash"
+[[faults]]
+task = "t"
+attempts = [4]
+kind = "kill"
+"#;
+
+    fn attempt(task: &str, repetition: u32, attempt: u32) -> GenerateRequest {
+        let mut req = request(FAULTS, task, repetition);
+        req.attempt = attempt;
+        req
+    }
+
+    #[test]
+    fn fail_fault_is_an_error_on_its_attempt_only() {
+        let mut engine = ScriptedEngine::new();
+        let err = engine.generate(&attempt("t", 0, 1)).unwrap_err();
+        assert!(matches!(err, EngineError::ScriptedFault(_)));
+        assert_eq!(err.to_string(), "scripted fault: fail");
+        assert_eq!(engine.generate(&attempt("t", 0, 5)).unwrap().text, "fine");
+        // The hang is for repetition 0 only.
+        assert_eq!(engine.generate(&attempt("t", 1, 2)).unwrap().text, "fine");
+    }
+
+    #[test]
+    fn hang_fault_waits_for_cancel() {
+        let req = attempt("t", 0, 2);
+        let cancel = Arc::clone(&req.cancel);
+        let canceller = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(150));
+            cancel.store(true, Ordering::Relaxed);
+        });
+        let start = Instant::now();
+        let g = ScriptedEngine::new().generate(&req).unwrap();
+        canceller.join().unwrap();
+        assert!(start.elapsed() >= Duration::from_millis(150));
+        assert_eq!(g.stop, StopReason::Cancelled);
+        assert_eq!(g.text, "");
+    }
+
+    #[test]
+    fn process_faults_are_errors_inside_the_worker() {
+        let mut engine = ScriptedEngine::new();
+        for (n, kind) in [(3, "crash"), (4, "kill")] {
+            let err = engine
+                .generate(&attempt("t", 0, n))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with(&format!("scripted fault: {kind} (not carried out")),
+                "{err}"
+            );
+        }
     }
 
     #[test]

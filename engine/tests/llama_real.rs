@@ -46,6 +46,7 @@ fn request(path: &Path, prompt: &str) -> GenerateRequest {
         },
         task_id: "t".into(),
         repetition: 0,
+        attempt: 1,
         system: "You are a helpful assistant. Answer briefly.".into(),
         prompt: prompt.into(),
         max_tokens: 48,

@@ -1,26 +1,25 @@
 //! The scripted model format: a TOML file that stands in for a real model in tests, demos and
 //! load tests. It answers each (task, repetition) with a canned string at a synthetic speed, so the
-//! whole farm can be exercised without llama.cpp.
+//! whole farm can be exercised without llama.cpp, and it can misbehave on chosen jobs (faults).
 //!
 //! ```toml
 //! name = "oracle"               # model name in reports (required)
 //! tokens_per_second = 40.0      # synthetic speed for the timings (default 1000)
 //! delay_ms = 0                  # optional extra latency per job
+//! load_ms = 0                   # optional simulated load time when an engine switches to it
 //! [answers]
 //! "task-id" = ["answer for repetition 0", "answer for repetition 1"]
+//!
+//! [[faults]]                    # any number; the first that matches a job applies
+//! task = "task-id"              # required
+//! repetition = 1                # optional: only this repetition
+//! attempts = [1]                # optional: only these attempt numbers (1 = first try)
+//! kind = "fail"                 # fail | hang | crash | kill
 //! ```
 //!
-//! Repetition `r` gets `answers[r % len]`; a task with no entry gets "".
-//!
-//! # Seam: fault injection (not implemented)
-//!
-//! Load and chaos tests will want a scripted model to misbehave on chosen jobs. The planned shape
-//! is a `[faults]` table, e.g. `fail = ["task-id#1"]` (that job returns an engine error) and
-//! `hang = ["task-id#*"]` (the job sleeps until cancelled). To add it: a `faults: Faults` field on
-//! [`ScriptedFile`] with `#[serde(default)]`, a lookup method next to [`ScriptedModel::answer`],
-//! and the engine's scripted backend consulting it. Until then `deny_unknown_fields` rejects a
-//! `[faults]` table, so a file written for the future format fails loudly instead of silently
-//! running without its faults.
+//! Repetition `r` gets `answers[r % len]`; a task with no entry gets "". What each fault kind
+//! does is the engine's business (see `docs/scripted-models.md`); this module only parses,
+//! validates and matches them.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -60,8 +59,73 @@ struct ScriptedFile {
     #[serde(default)]
     delay_ms: u64,
     #[serde(default)]
+    load_ms: u64,
+    #[serde(default)]
     answers: BTreeMap<String, Spanned<Vec<String>>>,
-    // Future: `#[serde(default)] faults: Faults` — see the module docs.
+    #[serde(default)]
+    faults: Vec<FaultFile>,
+}
+
+/// One `[[faults]]` entry as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FaultFile {
+    task: Spanned<String>,
+    repetition: Option<u32>,
+    attempts: Option<Spanned<Vec<u32>>>,
+    kind: FaultKind,
+}
+
+/// How a scripted job misbehaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FaultKind {
+    /// The engine returns an error.
+    Fail,
+    /// The engine never answers until the job is cancelled.
+    Hang,
+    /// The engine process aborts (SIGABRT), as a failed `GGML_ASSERT` would.
+    Crash,
+    /// The engine process is SIGKILLed, as by the kernel's OOM killer.
+    Kill,
+}
+
+impl FaultKind {
+    /// The name used in the file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FaultKind::Fail => "fail",
+            FaultKind::Hang => "hang",
+            FaultKind::Crash => "crash",
+            FaultKind::Kill => "kill",
+        }
+    }
+}
+
+impl std::fmt::Display for FaultKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A validated fault: which jobs it hits and what it does to them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fault {
+    pub task: String,
+    /// `None`: every repetition.
+    pub repetition: Option<u32>,
+    /// `None`: every attempt. Never an empty list (rejected at parse: it could match nothing).
+    pub attempts: Option<Vec<u32>>,
+    pub kind: FaultKind,
+}
+
+impl Fault {
+    /// Whether this fault applies to attempt `attempt` of repetition `repetition` of `task_id`.
+    pub fn matches(&self, task_id: &str, repetition: u32, attempt: u32) -> bool {
+        self.task == task_id
+            && self.repetition.is_none_or(|r| r == repetition)
+            && self.attempts.as_ref().is_none_or(|a| a.contains(&attempt))
+    }
 }
 
 /// A parsed, validated scripted model.
@@ -70,7 +134,12 @@ pub struct ScriptedModel {
     name: String,
     tokens_per_second: f64,
     delay_ms: u64,
+    // Defaulted so a model serialised by an older worker still reads.
+    #[serde(default)]
+    load_ms: u64,
     answers: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    faults: Vec<Fault>,
 }
 
 impl ScriptedModel {
@@ -117,11 +186,44 @@ impl ScriptedModel {
             }
             answers.insert(task, list.into_inner());
         }
+        let mut faults = Vec::with_capacity(file.faults.len());
+        for fault in file.faults {
+            if fault.task.get_ref().trim().is_empty() {
+                return Err(err_at(
+                    Some(fault.task.span()),
+                    "fault task must not be empty".into(),
+                ));
+            }
+            if let Some(attempts) = &fault.attempts {
+                if attempts.get_ref().is_empty() {
+                    return Err(err_at(
+                        Some(attempts.span()),
+                        "fault attempts must list at least one attempt (omit it for every attempt)"
+                            .into(),
+                    ));
+                }
+                // Attempts are numbered from 1; a 0 would silently never match.
+                if attempts.get_ref().contains(&0) {
+                    return Err(err_at(
+                        Some(attempts.span()),
+                        "fault attempts are numbered from 1".into(),
+                    ));
+                }
+            }
+            faults.push(Fault {
+                task: fault.task.into_inner(),
+                repetition: fault.repetition,
+                attempts: fault.attempts.map(Spanned::into_inner),
+                kind: fault.kind,
+            });
+        }
         Ok(Self {
             name: file.name.into_inner(),
             tokens_per_second,
             delay_ms: file.delay_ms,
+            load_ms: file.load_ms,
             answers,
+            faults,
         })
     }
 
@@ -145,6 +247,27 @@ impl ScriptedModel {
         list.get(idx).map_or("", String::as_str)
     }
 
+    /// The kind of the first fault that matches the job, if any.
+    pub fn fault(&self, task_id: &str, repetition: u32, attempt: u32) -> Option<FaultKind> {
+        self.faults
+            .iter()
+            .find(|f| f.matches(task_id, repetition, attempt))
+            .map(|f| f.kind)
+    }
+
+    /// This model as a machine `factor` times as fast would run it: `tokens_per_second`
+    /// multiplied, `load_ms` divided (rounded). A simulation knob for heterogeneous farms;
+    /// `delay_ms` (latency, not work) is unchanged. A factor that is not a positive finite
+    /// number leaves the model as it is.
+    pub fn with_speed_factor(&self, factor: f64) -> Self {
+        let mut scaled = self.clone();
+        if factor.is_finite() && factor > 0.0 {
+            scaled.tokens_per_second = self.tokens_per_second * factor;
+            scaled.load_ms = (self.load_ms as f64 / factor).round() as u64;
+        }
+        scaled
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -153,6 +276,13 @@ impl ScriptedModel {
     }
     pub fn delay_ms(&self) -> u64 {
         self.delay_ms
+    }
+    /// Simulated load time paid when an engine switches to this model; 0: never cold.
+    pub fn load_ms(&self) -> u64 {
+        self.load_ms
+    }
+    pub fn faults(&self) -> &[Fault] {
+        &self.faults
     }
     pub fn answers(&self) -> &BTreeMap<String, Vec<String>> {
         &self.answers
@@ -203,7 +333,9 @@ delay_ms = 5
         let m = ScriptedModel::parse("name = \"x\"", "x.toml").unwrap();
         assert_eq!(m.tokens_per_second(), DEFAULT_TOKENS_PER_SECOND);
         assert_eq!(m.delay_ms(), 0);
+        assert_eq!(m.load_ms(), 0);
         assert!(m.answers().is_empty());
+        assert!(m.faults().is_empty());
     }
 
     #[test]
@@ -216,13 +348,152 @@ delay_ms = 5
         assert!(err.contains("unknown field `speed`"), "{err}");
     }
 
+    const FAULTY: &str = r#"
+name = "faulty"
+load_ms = 250
+[answers]
+t1 = ["a"]
+
+[[faults]]
+task = "t1"
+repetition = 1
+attempts = [1, 2]
+kind = "crash"
+
+[[faults]]
+task = "t1"
+kind = "fail"
+
+[[faults]]
+task = "t2"
+attempts = [3]
+kind = "hang"
+"#;
+
     #[test]
-    fn faults_table_is_not_accepted_yet() {
-        let text = "name = \"x\"\n[faults]\nfail = [\"t#1\"]\n";
-        let err = ScriptedModel::parse(text, "m.toml")
+    fn faults_parse_and_the_first_match_applies() {
+        let m = ScriptedModel::parse(FAULTY, "faulty.toml").unwrap();
+        assert_eq!(m.load_ms(), 250);
+        assert_eq!(m.faults().len(), 3);
+        assert_eq!(
+            m.faults()[0],
+            Fault {
+                task: "t1".into(),
+                repetition: Some(1),
+                attempts: Some(vec![1, 2]),
+                kind: FaultKind::Crash,
+            }
+        );
+        // Repetition 1, attempts 1 and 2: the crash (listed first) wins over the catch-all fail.
+        assert_eq!(m.fault("t1", 1, 1), Some(FaultKind::Crash));
+        assert_eq!(m.fault("t1", 1, 2), Some(FaultKind::Crash));
+        assert_eq!(m.fault("t1", 1, 3), Some(FaultKind::Fail));
+        assert_eq!(m.fault("t1", 0, 1), Some(FaultKind::Fail));
+        assert_eq!(m.fault("t2", 0, 3), Some(FaultKind::Hang));
+        assert_eq!(m.fault("t2", 7, 3), Some(FaultKind::Hang));
+        assert_eq!(m.fault("t2", 0, 1), None);
+        assert_eq!(m.fault("t3", 0, 1), None);
+        // Answers are unaffected by faults.
+        assert_eq!(m.answer("t1", 1), "a");
+    }
+
+    #[test]
+    fn every_fault_kind_has_its_file_name() {
+        for (name, kind) in [
+            ("fail", FaultKind::Fail),
+            ("hang", FaultKind::Hang),
+            ("crash", FaultKind::Crash),
+            ("kill", FaultKind::Kill),
+        ] {
+            let text = format!("name = \"x\"\n[[faults]]\ntask = \"t\"\nkind = \"{name}\"\n");
+            let m = ScriptedModel::parse(&text, "m.toml").unwrap();
+            assert_eq!(m.fault("t", 0, 1), Some(kind));
+            assert_eq!(kind.to_string(), name);
+        }
+    }
+
+    #[test]
+    fn bad_faults_are_errors_with_positions() {
+        let err = ScriptedModel::parse(
+            "name = \"x\"\n[[faults]]\ntask = \"t\"\nkind = \"explode\"\n",
+            "m.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("m.toml:4:8: "), "{err}");
+        assert!(err.contains("unknown variant `explode`"), "{err}");
+
+        let err = ScriptedModel::parse(
+            "name = \"x\"\n[[faults]]\ntask = \" \"\nkind = \"fail\"\n",
+            "m.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(err, "m.toml:3:8: fault task must not be empty");
+
+        let err = ScriptedModel::parse(
+            "name = \"x\"\n[[faults]]\ntask = \"t\"\nattempts = []\nkind = \"fail\"\n",
+            "m.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("m.toml:4:12: fault attempts must list"),
+            "{err}"
+        );
+
+        let err = ScriptedModel::parse(
+            "name = \"x\"\n[[faults]]\ntask = \"t\"\nattempts = [0]\nkind = \"fail\"\n",
+            "m.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(err, "m.toml:4:12: fault attempts are numbered from 1");
+
+        let err = ScriptedModel::parse("name = \"x\"\n[[faults]]\nkind = \"fail\"\n", "m.toml")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("unknown field `faults`"), "{err}");
+        assert!(err.contains("missing field `task`"), "{err}");
+        assert!(err.starts_with("m.toml:2:"), "{err}");
+
+        let err = ScriptedModel::parse(
+            "name = \"x\"\n[[faults]]\ntask = \"t\"\nkind = \"fail\"\nrepetitions = 2\n",
+            "m.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("unknown field `repetitions`"), "{err}");
+
+        // The old single-table shape is not the format.
+        assert!(
+            ScriptedModel::parse("name = \"x\"\n[faults]\nfail = [\"t#1\"]\n", "m.toml").is_err()
+        );
+    }
+
+    #[test]
+    fn speed_factor_scales_speed_and_load_only() {
+        let m = ScriptedModel::parse(FAULTY, "faulty.toml").unwrap();
+        let fast = m.with_speed_factor(2.0);
+        assert_eq!(fast.tokens_per_second(), 2.0 * DEFAULT_TOKENS_PER_SECOND);
+        assert_eq!(fast.load_ms(), 125);
+        assert_eq!(fast.delay_ms(), m.delay_ms());
+        assert_eq!(fast.faults(), m.faults());
+        let slow = m.with_speed_factor(0.3);
+        assert_eq!(slow.load_ms(), 833);
+        assert_eq!(m.with_speed_factor(0.0), m);
+        assert_eq!(m.with_speed_factor(f64::NAN), m);
+    }
+
+    #[test]
+    fn serialised_models_survive_and_old_ones_default_the_new_fields() {
+        let m = ScriptedModel::parse(FAULTY, "faulty.toml").unwrap();
+        // The engine host gets models serialised; TOML stands in for JSON (same serde shape).
+        let text = toml::to_string(&m).unwrap();
+        assert_eq!(toml::from_str::<ScriptedModel>(&text).unwrap(), m);
+        let old = "name = \"o\"\ntokens_per_second = 5.0\ndelay_ms = 1\n[answers]\n";
+        let o: ScriptedModel = toml::from_str(old).unwrap();
+        assert_eq!(o.load_ms(), 0);
+        assert!(o.faults().is_empty());
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! a broken connection; the coordinator recognises a re-sent one by (job, attempt).
 //!
 //! Shutdown: the first signal makes the worker drain (it tells the coordinator, takes no new jobs,
-//! finishes and reports the running ones, then leaves); a second abandons the running jobs.
+//! finishes and reports the running ones, then leaves); a second abandons the running jobs. A
+//! `Drain` message from the coordinator does what the first signal does.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -54,6 +55,8 @@ pub struct Session {
     running: BTreeMap<(String, u32), Running>,
     outbox: Outbox,
     heartbeat: Duration,
+    /// The coordinator sent `Drain`: leave as on the first stop signal.
+    drain_requested: bool,
 }
 
 impl std::fmt::Debug for Session {
@@ -74,11 +77,13 @@ enum Ended {
 }
 
 impl Session {
+    /// A session that starts with `outbox` (possibly loaded from a previous run's state).
     pub fn new(
         url: String,
         hello: pb::Hello,
         runner: Runner,
         events: mpsc::Receiver<RunnerEvent>,
+        outbox: Outbox,
     ) -> Session {
         Session {
             url,
@@ -86,8 +91,28 @@ impl Session {
             runner,
             events,
             running: BTreeMap::new(),
-            outbox: Outbox::default(),
+            outbox,
             heartbeat: DEFAULT_HEARTBEAT,
+            drain_requested: false,
+        }
+    }
+
+    /// How far shutdown has gone: the signal state, raised to `Drain` by a coordinator's request.
+    fn level(&self, stop: &watch::Receiver<Stop>) -> Stop {
+        let signalled = *stop.borrow();
+        if self.drain_requested {
+            signalled.max(Stop::Drain)
+        } else {
+            signalled
+        }
+    }
+
+    /// Whether a draining worker may leave.
+    fn leaving(&self, stop: &watch::Receiver<Stop>) -> bool {
+        match self.level(stop) {
+            Stop::Run => false,
+            Stop::Drain => self.idle(),
+            Stop::Abandon => true,
         }
     }
 
@@ -96,7 +121,7 @@ impl Session {
         let mut backoff = BACKOFF_START;
         let mut attempt = 0u32;
         loop {
-            if *stop.borrow() == Stop::Abandon || (*stop.borrow() == Stop::Drain && self.idle()) {
+            if self.leaving(&stop) {
                 break;
             }
             attempt += 1;
@@ -124,8 +149,10 @@ impl Session {
         info!(unacknowledged = self.outbox.len(), "worker left");
     }
 
+    /// Nothing running and every result acknowledged (see [`Outbox::results`] for why
+    /// unacknowledged failures do not count).
     fn idle(&self) -> bool {
-        self.running.is_empty() && self.outbox.is_empty()
+        self.running.is_empty() && self.outbox.results() == 0
     }
 
     /// One connection: hello, replay of unacknowledged messages, then the message loop.
@@ -157,13 +184,13 @@ impl Session {
         }
         let mut heartbeat = tokio::time::interval(self.heartbeat);
         loop {
-            if *stop.borrow() == Stop::Abandon || (*stop.borrow() == Stop::Drain && self.idle()) {
+            if self.leaving(stop) {
                 return Ok(Ended::Done);
             }
             tokio::select! {
                 message = inbound.message() => match message {
                     Ok(Some(message)) => {
-                        let now = *stop.borrow();
+                        let now = self.level(stop);
                         if let Some(kind) = message.kind
                             && let Some(new_interval) = self.on_message(kind, &tx, now).await
                         {
@@ -175,24 +202,19 @@ impl Session {
                 },
                 Some(event) = self.events.recv() => self.on_event(event, &tx).await,
                 _ = heartbeat.tick() => {
-                    let draining = *stop.borrow() != Stop::Run;
+                    let draining = self.level(stop) != Stop::Run;
                     send(&tx, Up::Heartbeat(pb::Heartbeat {
                         running: self.running.keys().map(|(j, a)| key(j, *a)).collect(),
                         free_slots: self.hello.slots.saturating_sub(self.running.len() as u32),
-                        ram_available_bytes: 0,
                         draining,
+                        ..pb::Heartbeat::default()
                     })).await;
                 }
                 _ = stop.changed() => {
-                    let now = *stop.borrow();
+                    let now = self.level(stop);
                     info!(stop = ?now, running = self.running.len(), "stop requested");
                     // Tell the coordinator at once, so it sends nothing new.
-                    send(&tx, Up::Heartbeat(pb::Heartbeat {
-                        running: self.running.keys().map(|(j, a)| key(j, *a)).collect(),
-                        free_slots: 0,
-                        ram_available_bytes: 0,
-                        draining: true,
-                    })).await;
+                    self.send_draining(&tx).await;
                     if now == Stop::Abandon {
                         for r in self.running.values() {
                             set_reason(r, "worker abandoned the job on a second stop signal");
@@ -291,9 +313,27 @@ impl Session {
                     set_reason(r, &format!("cancelled: {}", c.reason));
                 }
             }
-            Down::Drain(d) => info!(reason = %d.reason, "coordinator asked to drain"),
+            Down::Drain(d) => {
+                info!(reason = %d.reason, running = self.running.len(), "coordinator asked to drain");
+                self.drain_requested = true;
+                self.send_draining(tx).await;
+            }
         }
         None
+    }
+
+    /// Tells the coordinator this worker is leaving, so it assigns nothing new.
+    async fn send_draining(&self, tx: &mpsc::Sender<pb::WorkerMessage>) {
+        send(
+            tx,
+            Up::Heartbeat(pb::Heartbeat {
+                running: self.running.keys().map(|(j, a)| key(j, *a)).collect(),
+                free_slots: 0,
+                draining: true,
+                ..pb::Heartbeat::default()
+            }),
+        )
+        .await;
     }
 
     async fn on_event(&mut self, event: RunnerEvent, tx: &mpsc::Sender<pb::WorkerMessage>) {

@@ -1,15 +1,21 @@
 //! The benchfarm worker as a library: join a coordinator and run its jobs.
 //!
-//! - [`join`]: discover the machine and its models, start the runner, connect.
-//! - [`client`]: the `Connect` stream (hello, heartbeats, reconnect with backoff, outbox).
+//! - [`join`] / [`join_with`]: discover the machine and its models, start the runner, connect.
+//! - [`client`]: the `Connect` stream (hello, heartbeats, reconnect with backoff, outbox, drain).
 //! - [`runner`]: slot threads that run the engine and grade answers.
-//! - [`outbox`], [`identity`], [`convert`]: unacknowledged results, the stable id, wire mapping.
+//! - [`supervisor`] and [`host`]: the engine in a supervised child process (`worker engine-host`).
+//! - [`options`]: engine placement and the simulation knobs (`--max-ram`, `--speed-factor`).
+//! - [`outbox`], [`identity`], [`convert`]: unacknowledged results (kept in the state dir), the
+//!   stable id, wire mapping.
 
 pub mod client;
 pub mod convert;
+pub mod host;
 pub mod identity;
+pub mod options;
 pub mod outbox;
 pub mod runner;
+pub mod supervisor;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -20,6 +26,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 pub use client::Stop;
+pub use options::{EngineMode, WorkerOptions};
 
 /// `worker join` options.
 #[derive(Debug, Clone)]
@@ -34,11 +41,25 @@ pub struct JoinConfig {
     pub slots: u32,
 }
 
-/// Joins the farm and serves until `stop` says to leave.
+/// Joins the farm and serves until `stop` says to leave, with [`WorkerOptions::default`] (engine
+/// in process, RAM as detected, scripted speed as written).
 pub async fn join(config: JoinConfig, stop: watch::Receiver<Stop>) -> Result<()> {
+    join_with(config, WorkerOptions::default(), stop).await
+}
+
+/// Joins the farm with `options` and serves until `stop` (or the coordinator) says to leave.
+pub async fn join_with(
+    config: JoinConfig,
+    options: WorkerOptions,
+    stop: watch::Receiver<Stop>,
+) -> Result<()> {
     let worker_id = identity::load_or_create(&config.state_dir)
         .with_context(|| format!("state directory {}", config.state_dir.display()))?;
-    let hardware = tokio::task::spawn_blocking(benchfarm_engine::hardware::detect).await?;
+    let mut hardware = tokio::task::spawn_blocking(benchfarm_engine::hardware::detect).await?;
+    if let Some(max) = options.max_ram_bytes {
+        options::cap_ram(&mut hardware, max);
+        info!(max_ram = max, "reporting capped RAM");
+    }
     let models_dir = config.models_dir.clone();
     let cache = config.state_dir.join("sha256-cache.json");
     let discovery = tokio::task::spawn_blocking(move || {
@@ -59,8 +80,13 @@ pub async fn join(config: JoinConfig, stop: watch::Receiver<Stop>) -> Result<()>
         .name
         .clone()
         .unwrap_or_else(|| default_name(&worker_id));
+    let engine_mode = match &options.engine {
+        EngineMode::InProcess => "in-process".to_string(),
+        EngineMode::Child { program } => format!("child:{}", program.display()),
+    };
     info!(worker = %worker_id, name = %name, cpu = %hardware.cpu_model, cores = hardware.effective_cpus(),
-          threads, slots, models = discovery.models.len(), "worker starting");
+          threads, slots, models = discovery.models.len(), engine = %engine_mode,
+          speed_factor = options.speed_factor, "worker starting");
     for m in &discovery.models {
         info!(model = %m.name, file = %m.file_name, size = m.size_bytes, sha256 = %m.sha256, "model available");
     }
@@ -90,9 +116,12 @@ pub async fn join(config: JoinConfig, stop: watch::Receiver<Stop>) -> Result<()>
         threads,
         client::model_paths(&discovery.models),
         events_tx,
+        options.engine.clone(),
+        options.speed_factor,
     )
     .context("starting job threads")?;
-    client::Session::new(config.coordinator.clone(), hello, runner, events_rx)
+    let outbox = outbox::Outbox::open(config.state_dir.join("outbox.json"));
+    client::Session::new(config.coordinator.clone(), hello, runner, events_rx, outbox)
         .run(stop)
         .await;
     Ok(())

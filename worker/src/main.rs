@@ -1,13 +1,18 @@
 //! `worker join`: run benchmark jobs for a coordinator on this machine.
 //!
 //! Ctrl-C or SIGTERM once: drain (finish and report the running job, then leave). Twice: abandon.
+//! A `Drain` from the coordinator acts like the first signal; the worker then exits 0.
+//!
+//! `worker engine-host` (hidden) is the child process each slot runs its engine in; see
+//! `benchfarm_worker::host`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
-use benchfarm_worker::{JoinConfig, Stop};
-use clap::{Parser, Subcommand};
+use anyhow::{Context, Result, bail};
+use benchfarm_worker::options::{parse_size, parse_speed_factor};
+use benchfarm_worker::{EngineMode, JoinConfig, Stop, WorkerOptions};
+use clap::{Parser, Subcommand, ValueEnum};
 use tokio::sync::watch;
 
 #[derive(Parser, Debug)]
@@ -50,7 +55,28 @@ enum Verb {
         /// Jobs run at once (each loads its own copy of a model).
         #[arg(long, default_value_t = 1)]
         slots: u32,
+        /// Where models run: `child` (a supervised engine process per slot, so a llama.cpp abort
+        /// or OOM kill costs one job, not the worker) or `in-process`.
+        #[arg(long, value_enum, default_value_t = EngineArg::Child)]
+        engine: EngineArg,
+        /// Report at most this much RAM (total, available and cgroup limit), e.g. 1GB or 512MiB,
+        /// to pose as a smaller machine.
+        #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+        max_ram: Option<u64>,
+        /// Simulation knob for heterogeneous-farm tests: scripted models run F times as fast here
+        /// (tokens_per_second × F, load_ms ÷ F). No effect on GGUF models.
+        #[arg(long, value_name = "F", default_value_t = 1.0, value_parser = parse_speed_factor)]
+        speed_factor: f64,
     },
+    /// Internal: run a slot's engine, speaking JSON lines on stdin/stdout (started by `join`).
+    #[command(hide = true)]
+    EngineHost,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum EngineArg {
+    Child,
+    InProcess,
 }
 
 fn parse_label(text: &str) -> Result<(String, String)> {
@@ -60,27 +86,56 @@ fn parse_label(text: &str) -> Result<(String, String)> {
     }
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
-    benchfarm_coordinator_free_logging();
-    let Verb::Join {
-        coordinator,
-        models,
-        labels,
-        threads,
-        state,
-        name,
-        slots,
-    } = Args::parse().command;
-    let config = JoinConfig {
-        coordinator,
-        models_dir: models,
-        labels: labels.into_iter().collect::<BTreeMap<_, _>>(),
-        threads,
-        state_dir: state,
-        name,
-        slots,
-    };
+fn main() -> Result<std::process::ExitCode> {
+    match Args::parse().command {
+        Verb::EngineHost => {
+            // No timestamps: the worker re-logs these lines with its own, at the level in front.
+            logging(false);
+            Ok(benchfarm_worker::host::serve_stdio())
+        }
+        Verb::Join {
+            coordinator,
+            models,
+            labels,
+            threads,
+            state,
+            name,
+            slots,
+            engine,
+            max_ram,
+            speed_factor,
+        } => {
+            logging(true);
+            let config = JoinConfig {
+                coordinator,
+                models_dir: models,
+                labels: labels.into_iter().collect::<BTreeMap<_, _>>(),
+                threads,
+                state_dir: state,
+                name,
+                slots,
+            };
+            let engine = match engine {
+                EngineArg::InProcess => EngineMode::InProcess,
+                EngineArg::Child => EngineMode::Child {
+                    program: std::env::current_exe()
+                        .context("cannot find this executable to start engine processes")?,
+                },
+            };
+            let options = WorkerOptions {
+                engine,
+                max_ram_bytes: max_ram,
+                speed_factor,
+            };
+            tokio::runtime::Runtime::new()
+                .context("starting the async runtime")?
+                .block_on(join(config, options))?;
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn join(config: JoinConfig, options: WorkerOptions) -> Result<()> {
     let (stop_tx, stop_rx) = watch::channel(Stop::Run);
     tokio::spawn(async move {
         let Ok(mut term) =
@@ -96,19 +151,24 @@ async fn main() -> Result<()> {
             let _ = stop_tx.send(next);
         }
     });
-    benchfarm_worker::join(config, stop_rx).await
+    benchfarm_worker::join_with(config, options, stop_rx).await
 }
 
 /// Logs to stderr; llama.cpp's own log lines arrive at debug level under `llama-cpp-2`.
-fn benchfarm_coordinator_free_logging() {
+/// `timestamps` is off in the engine host, whose lines the worker re-logs (and so must parse).
+fn logging(timestamps: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(
             "info,h2=warn,tower=warn,llama-cpp-2=warn,llama_cpp_2=warn",
         )
     });
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .compact()
-        .try_init();
+        .compact();
+    let _ = if timestamps {
+        builder.try_init()
+    } else {
+        builder.without_time().with_ansi(false).try_init()
+    };
 }

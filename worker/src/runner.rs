@@ -1,9 +1,11 @@
 //! The job loop: assignment in, graded result out. Model work runs on dedicated threads.
 //!
-//! Each slot is one OS thread that owns its [`Engines`] (so a loaded llama.cpp model stays loaded
-//! for the next job of the same model) and never touches the async runtime: it takes jobs from a
+//! Each slot is one OS thread that owns its engine (so a loaded llama.cpp model stays loaded for
+//! the next job of the same model) and never touches the async runtime: it takes jobs from a
 //! channel, runs the engine, grades the answer with the suite crate and sends a [`RunnerEvent`]
-//! back. A panic inside a job is caught and reported as that job's failure; the slot carries on.
+//! back. The engine is a [`Supervisor`] (the model runs in a child process, so an abort costs one
+//! job) or, with [`EngineMode::InProcess`], an in-process [`Engines`]. A panic inside a job is
+//! caught and reported as that job's failure; the slot carries on with a fresh engine.
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
@@ -12,6 +14,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use benchfarm_engine::{Engine, Engines, GenerateRequest, ModelSource, StopReason};
+
+use crate::options::EngineMode;
+use crate::supervisor::Supervisor;
 use benchfarm_modelfile::ScriptedModel;
 use benchfarm_proto::v1 as pb;
 use benchfarm_suite::Suite;
@@ -42,6 +47,8 @@ struct Context {
     /// sha256 → GGUF path, from model discovery.
     models: HashMap<String, PathBuf>,
     threads: u32,
+    /// Scripted models run this many times faster here (a simulation knob).
+    speed_factor: f64,
     /// Parsed suites and scripted models by their text: a run's jobs all carry the same text.
     suites: Mutex<HashMap<String, Arc<Suite>>>,
     scripted: Mutex<HashMap<String, Arc<ScriptedModel>>>,
@@ -54,18 +61,22 @@ pub struct Runner {
 }
 
 impl Runner {
-    /// Starts `slots` threads; each job gets `threads` CPU threads.
+    /// Starts `slots` threads; each job gets `threads` CPU threads. Scripted models are sped up
+    /// by `speed_factor` (1.0: as written).
     pub fn start(
         slots: u32,
         threads: u32,
         models: HashMap<String, PathBuf>,
         events: mpsc::Sender<RunnerEvent>,
+        engine: EngineMode,
+        speed_factor: f64,
     ) -> std::io::Result<Runner> {
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
         let context = Arc::new(Context {
             models,
             threads,
+            speed_factor,
             suites: Mutex::new(HashMap::new()),
             scripted: Mutex::new(HashMap::new()),
         });
@@ -73,10 +84,11 @@ impl Runner {
             let rx = Arc::clone(&rx);
             let context = Arc::clone(&context);
             let events = events.clone();
+            let mode = engine.clone();
             std::thread::Builder::new()
                 .name(format!("slot-{slot}"))
                 .spawn(move || {
-                    let mut engines = Engines::new();
+                    let mut engine = new_engine(&mode);
                     loop {
                         // The lock is held only while waiting for the next job.
                         let job = match rx.lock() {
@@ -91,16 +103,12 @@ impl Runner {
                             return;
                         }
                         let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                            execute(&job, &context, &mut engines)
+                            execute(&job, &context, engine.as_mut())
                         }))
                         .unwrap_or_else(|panic| {
-                            let what = panic
-                                .downcast_ref::<String>()
-                                .cloned()
-                                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                                .unwrap_or_else(|| "unknown panic".into());
+                            let what = panic_text(panic.as_ref());
                             // The engine may be in any state after a panic: start afresh.
-                            engines = Engines::new();
+                            engine = new_engine(&mode);
                             Err(format!("engine panicked: {what}"))
                         });
                         if events
@@ -123,11 +131,28 @@ impl Runner {
     }
 }
 
+/// A slot's engine for `mode`.
+fn new_engine(mode: &EngineMode) -> Box<dyn Engine> {
+    match mode {
+        EngineMode::InProcess => Box::new(Engines::new()),
+        EngineMode::Child { program } => Box::new(Supervisor::new(program.clone())),
+    }
+}
+
+/// The message of a caught panic.
+pub(crate) fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
 /// Runs one job to a graded result, or a reason it could not.
 fn execute(
     job: &Job,
     context: &Context,
-    engines: &mut Engines,
+    engine: &mut dyn Engine,
 ) -> Result<Box<pb::JobResult>, String> {
     let a = &job.assignment;
     let suite = cached(&context.suites, &a.suite_toml, |text| {
@@ -145,6 +170,7 @@ fn execute(
         Some(pb::model_ref::Source::ScriptedToml(text)) => {
             ModelSource::Scripted(cached(&context.scripted, text, |t| {
                 ScriptedModel::parse(t, &format!("scripted model {}", model_ref.name))
+                    .map(|m| m.with_speed_factor(context.speed_factor))
                     .map_err(|e| e.to_string())
             })?)
         }
@@ -166,6 +192,7 @@ fn execute(
         model,
         task_id: a.task_id.clone(),
         repetition: a.repetition,
+        attempt: job.key.attempt,
         system: task.system.clone(),
         prompt: task.prompt.clone(),
         max_tokens: task.max_tokens,
@@ -175,16 +202,22 @@ fn execute(
         cancel: Arc::clone(&job.cancel),
     };
     debug!(job = %a.task_id, model = %model_ref.name, "generating");
-    let generation = engines.generate(&request).map_err(|e| e.to_string())?;
-    if generation.stop == StopReason::Cancelled || job.cancel.load(Ordering::Relaxed) {
-        let reason = job
-            .cancel_reason
-            .lock()
-            .ok()
-            .and_then(|r| r.clone())
-            .unwrap_or_else(|| "cancelled".into());
-        return Err(reason);
-    }
+    let outcome = engine.generate(&request);
+    // A cancelled job reports why it was cancelled (timeout, coordinator), also when stopping it
+    // took killing its engine process: that error is a consequence, not the cause.
+    let cancelled = job.cancel.load(Ordering::Relaxed);
+    let generation = match outcome {
+        Err(e) if !cancelled => return Err(e.to_string()),
+        Ok(g) if !cancelled && g.stop != StopReason::Cancelled => g,
+        _ => {
+            return Err(job
+                .cancel_reason
+                .lock()
+                .ok()
+                .and_then(|r| r.clone())
+                .unwrap_or_else(|| "cancelled".into()));
+        }
+    };
     let grade = task.grade(&generation.text);
     let t = &generation.timings;
     info!(task = %a.task_id, model = %model_ref.name, rep = a.repetition, verdict = %grade.verdict,

@@ -1,0 +1,150 @@
+//! Worker options beyond [`crate::JoinConfig`]: where the engine runs, and the simulation knobs
+//! (`--max-ram`, `--speed-factor`) that let one machine play a heterogeneous farm in tests.
+//!
+//! They live apart from `JoinConfig` so that adding one never breaks code that builds a
+//! `JoinConfig` literal (the e2e harness does); build these with `..WorkerOptions::default()`.
+
+use std::path::PathBuf;
+
+use benchfarm_engine::hardware::Hardware;
+
+/// Where a slot runs its engine.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum EngineMode {
+    /// In the worker process: a llama.cpp abort or an OOM kill takes the whole worker down.
+    /// The library default, because a library host (a test binary) has no `engine-host`
+    /// subcommand to start.
+    #[default]
+    InProcess,
+    /// In a supervised child process, `program engine-host`, one per slot: a crash costs one job.
+    /// `worker join` uses this with its own executable unless told `--engine in-process`.
+    Child { program: PathBuf },
+}
+
+/// Options with defaults that keep the worker's plain behaviour.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerOptions {
+    pub engine: EngineMode,
+    /// Report at most this much RAM (total, available and any cgroup limit), to pose as a
+    /// smaller machine. `None`: report what the machine has.
+    pub max_ram_bytes: Option<u64>,
+    /// Simulation knob: scripted models run this many times faster on this worker
+    /// (tokens_per_second multiplied, load_ms divided). No effect on GGUF models.
+    pub speed_factor: f64,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        WorkerOptions {
+            engine: EngineMode::InProcess,
+            max_ram_bytes: None,
+            speed_factor: 1.0,
+        }
+    }
+}
+
+/// Why an option value was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum OptionError {
+    #[error(
+        "invalid size {0:?}: expected a number of bytes with an optional unit (B, kB, MB, GB, TB, KiB, MiB, GiB, TiB), e.g. 1GB or 512MiB"
+    )]
+    Size(String),
+    #[error("invalid speed factor {0:?}: expected a positive number, e.g. 0.5 or 2")]
+    SpeedFactor(String),
+}
+
+/// Parses a size such as `1GB` (10^9 bytes), `512MiB` (2^29 bytes), `1.5GiB` or `4096`.
+/// Units are case-insensitive; decimal units are powers of 1000, binary (`i`) ones of 1024.
+pub fn parse_size(text: &str) -> Result<u64, OptionError> {
+    let bad = || OptionError::Size(text.to_string());
+    let trimmed = text.trim();
+    let split = trimmed
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(split);
+    let value: f64 = number.parse().map_err(|_| bad())?;
+    let multiplier: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" | "k" => 1e3,
+        "mb" | "m" => 1e6,
+        "gb" | "g" => 1e9,
+        "tb" | "t" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return Err(bad()),
+    };
+    let bytes = (value * multiplier).round();
+    // Zero RAM would make the worker unschedulable; refuse it rather than join uselessly.
+    if !bytes.is_finite() || bytes < 1.0 || bytes > u64::MAX as f64 {
+        return Err(bad());
+    }
+    Ok(bytes as u64)
+}
+
+/// Parses `--speed-factor`: a positive, finite number.
+pub fn parse_speed_factor(text: &str) -> Result<f64, OptionError> {
+    match text.trim().parse::<f64>() {
+        Ok(f) if f.is_finite() && f > 0.0 => Ok(f),
+        _ => Err(OptionError::SpeedFactor(text.to_string())),
+    }
+}
+
+/// Caps the RAM figures in `hardware` at `max`. An absent cgroup limit stays absent: the total
+/// is capped already, and inventing a cgroup would misdescribe the machine further.
+pub fn cap_ram(hardware: &mut Hardware, max: u64) {
+    hardware.ram_total_bytes = hardware.ram_total_bytes.min(max);
+    hardware.ram_available_bytes = hardware.ram_available_bytes.min(max);
+    hardware.cgroup_memory_limit_bytes = hardware.cgroup_memory_limit_bytes.map(|l| l.min(max));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_decimal_and_binary_units() {
+        assert_eq!(parse_size("1GB"), Ok(1_000_000_000));
+        assert_eq!(parse_size("512MiB"), Ok(512 * 1024 * 1024));
+        assert_eq!(parse_size("1.5GiB"), Ok(3 * 512 * 1024 * 1024));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size(" 2 gb "), Ok(2_000_000_000));
+        assert_eq!(parse_size("64k"), Ok(64_000));
+        for bad in ["", "GB", "1XB", "-1GB", "0", "1.2.3MB", "0.1B"] {
+            assert!(parse_size(bad).is_err(), "{bad:?}");
+        }
+        let err = parse_size("lots").unwrap_err().to_string();
+        assert!(err.contains("\"lots\"") && err.contains("512MiB"), "{err}");
+    }
+
+    #[test]
+    fn speed_factors_must_be_positive() {
+        assert_eq!(parse_speed_factor("0.5"), Ok(0.5));
+        assert_eq!(parse_speed_factor("3"), Ok(3.0));
+        for bad in ["0", "-1", "inf", "NaN", "fast"] {
+            assert!(parse_speed_factor(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn ram_is_capped_everywhere_it_is_reported() {
+        let mut h = benchfarm_engine::hardware::detect();
+        h.ram_total_bytes = 16_000_000_000;
+        h.ram_available_bytes = 12_000_000_000;
+        h.cgroup_memory_limit_bytes = Some(8_000_000_000);
+        cap_ram(&mut h, 1_000_000_000);
+        assert_eq!(h.ram_total_bytes, 1_000_000_000);
+        assert_eq!(h.ram_available_bytes, 1_000_000_000);
+        assert_eq!(h.cgroup_memory_limit_bytes, Some(1_000_000_000));
+        assert_eq!(h.effective_ram_bytes(), 1_000_000_000);
+        h.cgroup_memory_limit_bytes = None;
+        cap_ram(&mut h, 500);
+        assert_eq!(h.cgroup_memory_limit_bytes, None);
+        assert_eq!(h.ram_total_bytes, 500);
+        // A cap above what the machine has changes nothing.
+        cap_ram(&mut h, u64::MAX);
+        assert_eq!(h.ram_total_bytes, 500);
+    }
+}

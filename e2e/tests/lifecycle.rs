@@ -214,5 +214,6 @@ fn plan_request_with_suite(suite_toml: &str) -> pb::SubmitRunRequest {
         repetitions: 1,
         seed: 0,
         label: "test".into(),
+        ..Default::default()
     }
 }

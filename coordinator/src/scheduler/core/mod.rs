@@ -304,8 +304,18 @@ impl Scheduler {
                 attempt,
                 reason,
             } => {
-                self.note_failure(worker_id);
-                self.end_attempt(&job_id, attempt, AttemptEnd::Failed(reason))
+                // A failure re-sent after a reconnect is not counted against the worker twice.
+                let current = self.jobs.get(&job_id).and_then(|j| j.state.holder())
+                    == Some((worker_id, attempt));
+                if current {
+                    self.note_failure(worker_id);
+                }
+                self.end_attempt(&job_id, attempt, AttemptEnd::Failed(reason))?;
+                self.store.flush()?;
+                // Failures are acknowledged like results, so the worker's outbox can forget them.
+                let key = pb::JobKey { job_id, attempt };
+                self.send(worker_id, Kind::Ack(pb::ResultAck { key: Some(key) }));
+                Ok(())
             }
         }
     }

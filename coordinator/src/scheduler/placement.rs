@@ -250,9 +250,10 @@ impl<'q> Picker<'q, '_> {
             .all
             .iter()
             .filter(|w| {
+                // may_take, not fit: a faster worker this job avoids would leave it to us in turn.
                 w.worker_id != worker.worker_id
                     && w.speed > worker.speed * 1.25
-                    && fit(job, w).is_ok()
+                    && self.may_take(job, w)
             })
             .collect();
         if available > faster.len() {

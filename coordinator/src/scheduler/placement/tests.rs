@@ -175,6 +175,17 @@ fn the_last_job_waits_for_a_much_faster_worker() {
     assert_eq!(place(&[job("j1", "r", "m")], &[slow, fast]).len(), 1);
 }
 
+#[test]
+fn a_slow_worker_does_not_wait_for_a_faster_one_the_job_avoids() {
+    let mut j = job("j1", "r", "m");
+    j.avoid = vec!["fast".into()];
+    let mut slow = worker("slow", 1, &["m"]);
+    slow.speed = 25.0;
+    let mut fast = worker("fast", 0, &["m"]);
+    fast.speed = 400.0;
+    assert_eq!(ids(&place(&[j], &[slow, fast])), vec![("j1", "slow")]);
+}
+
 proptest! {
     /// Every job placed at most once, never on a worker that cannot run it, never past a worker's
     /// free slots, and (with equal speeds) nothing left unplaced that a free worker could take.

@@ -43,6 +43,39 @@ fn grpcurl() -> Option<PathBuf> {
     None
 }
 
+/// The part of grpc/reflection/v1/reflection.proto that listing services needs (field numbers as
+/// upstream; the fields left out are skipped on the wire).
+const REFLECTION_V1_PROTO: &str = r#"
+syntax = "proto3";
+package grpc.reflection.v1;
+service ServerReflection {
+  rpc ServerReflectionInfo(stream ServerReflectionRequest) returns (stream ServerReflectionResponse);
+}
+message ServerReflectionRequest {
+  string host = 1;
+  oneof message_request {
+    string list_services = 7;
+  }
+}
+message ServerReflectionResponse {
+  string valid_host = 1;
+  oneof message_response {
+    ListServiceResponse list_services_response = 6;
+    ErrorResponse error_response = 7;
+  }
+}
+message ListServiceResponse {
+  repeated ServiceResponse service = 1;
+}
+message ServiceResponse {
+  string name = 1;
+}
+message ErrorResponse {
+  int32 error_code = 1;
+  string error_message = 2;
+}
+"#;
+
 /// grpcurl aimed at one plaintext server.
 struct Grpcurl {
     bin: PathBuf,
@@ -54,9 +87,14 @@ impl Grpcurl {
     /// output when it fails. It is a child process awaited by tokio, so the in-process server keeps
     /// serving meanwhile.
     async fn run(&self, data: Option<&str>, rest: &[&str]) -> String {
+        self.run_with(&[], data, rest).await
+    }
+
+    /// `run` with more flags before the address.
+    async fn run_with(&self, flags: &[&str], data: Option<&str>, rest: &[&str]) -> String {
         let mut command = tokio::process::Command::new(&self.bin);
         // grpcurl's own limit, and ours around it in case it hangs before applying that.
-        command.args(["-max-time", "20", "-plaintext"]);
+        command.args(["-max-time", "20", "-plaintext"]).args(flags);
         if let Some(data) = data {
             command.args(["-d", data]);
         }
@@ -90,9 +128,43 @@ async fn grpcurl_lists_checks_describes_and_calls_the_server() {
         addr: server.addr.to_string(),
     };
 
-    // Reflection: grpcurl 1.8 asks v1alpha, newer ones v1; the server answers both.
+    // Reflection as grpcurl speaks it: v1alpha for grpcurl 1.8, v1 for later ones. Each reflection
+    // service lists itself, so only one of the two versions shows here.
     let list = grpcurl.run(None, &["list"]).await;
     let services: Vec<&str> = list.lines().map(str::trim).collect();
+    for service in [
+        "benchfarm.v1.FarmService",
+        "benchfarm.v1.WorkerService",
+        "grpc.health.v1.Health",
+    ] {
+        assert!(
+            services.contains(&service),
+            "`list` lacks {service}:\n{list}"
+        );
+    }
+    assert!(
+        services
+            .iter()
+            .any(|s| s.starts_with("grpc.reflection.") && s.ends_with(".ServerReflection")),
+        "`list` lacks a reflection service:\n{list}"
+    );
+
+    // Reflection v1, which newer clients use, asked with its proto so that grpcurl does not need
+    // reflection to call it: it must list our services and itself.
+    let protos = tempfile::tempdir().unwrap();
+    std::fs::write(
+        protos.path().join("reflection_v1.proto"),
+        REFLECTION_V1_PROTO,
+    )
+    .unwrap();
+    let import = protos.path().to_str().unwrap();
+    let v1 = grpcurl
+        .run_with(
+            &["-import-path", import, "-proto", "reflection_v1.proto"],
+            Some(r#"{"listServices": ""}"#),
+            &["grpc.reflection.v1.ServerReflection/ServerReflectionInfo"],
+        )
+        .await;
     for service in [
         "benchfarm.v1.FarmService",
         "benchfarm.v1.WorkerService",
@@ -100,8 +172,8 @@ async fn grpcurl_lists_checks_describes_and_calls_the_server() {
         "grpc.reflection.v1.ServerReflection",
     ] {
         assert!(
-            services.contains(&service),
-            "`list` lacks {service}:\n{list}"
+            v1.contains(&format!(r#""name": "{service}""#)),
+            "reflection v1 does not list {service}:\n{v1}"
         );
     }
 

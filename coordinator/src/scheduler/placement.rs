@@ -16,7 +16,7 @@
 //! Kept free of I/O and clocks (as quickwit does for its scheduler) so its invariants are tested with
 //! proptest; the scheduler calls [`place`] after every change and sends what it returns.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::records::{Pin, Requirements};
 
@@ -69,6 +69,8 @@ pub struct WorkerView {
     pub ram_available_bytes: u64,
     /// Measured tokens per second (an estimate for workers without history).
     pub speed: f64,
+    /// Seconds it needs to load a model it has not loaded (an estimate).
+    pub load_seconds: f64,
     /// Seconds until one of its busy slots frees up (0 when it has a free slot).
     pub busy_for: f64,
     /// False while draining or quarantined.
@@ -161,6 +163,13 @@ pub fn place(queue: &[PendingJob], workers: &[WorkerView]) -> Vec<Placement> {
             .then_with(|| a.worker_id.cmp(&b.worker_id))
     });
     let snapshot = workers.clone();
+    // Speed of the workers on each model (loaded, or about to be): spreads workers over models.
+    let mut coverage: HashMap<String, f64> = HashMap::new();
+    for w in &snapshot {
+        if let Some(m) = &w.loaded {
+            *coverage.entry(m.clone()).or_default() += w.speed;
+        }
+    }
 
     // One job per worker per round, so slots fill evenly across workers.
     loop {
@@ -171,12 +180,19 @@ pub fn place(queue: &[PendingJob], workers: &[WorkerView]) -> Vec<Placement> {
                 per_run: &per_run,
                 taken: &taken,
                 all: &snapshot,
+                coverage: &coverage,
             };
             let Some(job) = pick.next(worker, &mut next_run) else {
                 continue;
             };
             taken.insert(job.job_id.as_str());
             worker.free_slots -= 1;
+            if worker.loaded.as_deref() != Some(job.model.as_str()) {
+                if let Some(old) = &worker.loaded {
+                    *coverage.entry(old.clone()).or_default() -= worker.speed;
+                }
+                *coverage.entry(job.model.clone()).or_default() += worker.speed;
+            }
             worker.loaded = Some(job.model.clone());
             placements.push(Placement {
                 job_id: job.job_id.clone(),
@@ -196,11 +212,12 @@ struct Picker<'q, 'a> {
     per_run: &'a BTreeMap<&'q str, Vec<&'q PendingJob>>,
     taken: &'a BTreeSet<&'q str>,
     all: &'a [WorkerView],
+    coverage: &'a HashMap<String, f64>,
 }
 
 impl<'q> Picker<'q, '_> {
     /// The next job for `worker`: runs in turn starting at `next_run`; in a run, a job of the loaded
-    /// model first, else the first job the worker may take.
+    /// model first, else one of the model whose remaining work is least covered by workers.
     fn next(&self, worker: &WorkerView, next_run: &mut usize) -> Option<&'q PendingJob> {
         for offset in 0..self.run_order.len() {
             let run_index = (*next_run + offset) % self.run_order.len();
@@ -214,16 +231,45 @@ impl<'q> Picker<'q, '_> {
                 .loaded
                 .as_ref()
                 .and_then(|m| allowed.iter().find(|j| &j.model == m));
-            let Some(job) = same_model.or(allowed.first()).copied() else {
+            let Some(job) = same_model
+                .copied()
+                .or_else(|| self.least_covered(&allowed, worker))
+            else {
                 continue;
             };
-            if self.leave_to_faster(job, worker, allowed.len()) {
+            if self.leave_to_faster(job, worker, &allowed) {
                 continue;
             }
             *next_run = run_index + 1;
             return Some(job);
         }
         None
+    }
+
+    /// The first job of the model that would take longest to finish with the workers already on it
+    /// plus this one: so workers spread over models and each loads as few models as it can.
+    fn least_covered(
+        &self,
+        allowed: &[&'q PendingJob],
+        worker: &WorkerView,
+    ) -> Option<&'q PendingJob> {
+        let mut per_model: Vec<(&str, f64, &'q PendingJob)> = Vec::new();
+        for job in allowed {
+            match per_model.iter_mut().find(|(m, _, _)| *m == job.model) {
+                Some(entry) => entry.1 += job.work_tokens,
+                None => per_model.push((job.model.as_str(), job.work_tokens, job)),
+            }
+        }
+        let time_left = |(model, work, _): &(&str, f64, &PendingJob)| {
+            work / (self.coverage.get(*model).copied().unwrap_or(0.0).max(0.0)
+                + worker.speed.max(1e-9))
+        };
+        // Ties go to queue order (max_by keeps the last maximum, so compare on reversed order).
+        per_model
+            .iter()
+            .enumerate()
+            .max_by(|(ia, a), (ib, b)| time_left(a).total_cmp(&time_left(b)).then(ib.cmp(ia)))
+            .map(|(_, (_, _, job))| *job)
     }
 
     /// Capable, and not a worker this job failed on while another capable worker exists.
@@ -241,11 +287,24 @@ impl<'q> Picker<'q, '_> {
         true
     }
 
-    /// At the tail of the queue (no more jobs left for this worker than there are faster workers
-    /// that could take them), a slow worker skips a job that a faster one would finish sooner, even
-    /// counting the time the faster one still needs for its current job.
-    fn leave_to_faster(&self, job: &PendingJob, worker: &WorkerView, available: usize) -> bool {
-        let own_finish = job.work_tokens / worker.speed.max(1e-9);
+    /// At the tail of the queue, a slow worker leaves a job to the faster workers when they would
+    /// get through everything still queued for it (this job included) before the slow worker would
+    /// finish this one job: the tail is what makes a heterogeneous farm's makespan long. Model loads
+    /// count on both sides.
+    fn leave_to_faster(
+        &self,
+        job: &PendingJob,
+        worker: &WorkerView,
+        allowed: &[&PendingJob],
+    ) -> bool {
+        let switch = |w: &WorkerView| {
+            if w.loaded.as_deref() == Some(job.model.as_str()) {
+                0.0
+            } else {
+                w.load_seconds
+            }
+        };
+        let own_finish = switch(worker) + job.work_tokens / worker.speed.max(1e-9);
         let faster: Vec<&WorkerView> = self
             .all
             .iter()
@@ -256,12 +315,16 @@ impl<'q> Picker<'q, '_> {
                     && self.may_take(job, w)
             })
             .collect();
-        if available > faster.len() {
+        if faster.is_empty() {
             return false;
         }
-        faster
+        let remaining: f64 = allowed.iter().map(|j| j.work_tokens).sum();
+        let speed: f64 = faster.iter().map(|w| w.speed.max(1e-9)).sum();
+        let start = faster
             .iter()
-            .any(|w| w.busy_for + job.work_tokens / w.speed.max(1e-9) < own_finish / 1.25)
+            .map(|w| w.busy_for + switch(w))
+            .fold(f64::INFINITY, f64::min);
+        own_finish > start + remaining / speed
     }
 }
 

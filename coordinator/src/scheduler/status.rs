@@ -262,6 +262,7 @@ mod tests {
             ram_total_bytes: ram,
             ram_available_bytes: ram,
             speed: 1.0,
+            load_seconds: 0.0,
             busy_for: 0.0,
             accepting: true,
         }

@@ -97,12 +97,7 @@ impl Scheduler {
                 .and_then(|r| r.models.get(job.model_index as usize))
             {
                 let model = model.sha256.clone();
-                self.learn(
-                    worker_id,
-                    &model,
-                    record.timings.gen_tokens,
-                    record.timings.gen_ms,
-                );
+                self.learn(worker_id, &model, &record.timings);
             }
             if let Some(w) = self.workers.get_mut(worker_id) {
                 w.record.jobs_done += 1;
@@ -110,15 +105,13 @@ impl Scheduler {
                 w.record.last_seen_unix_ms = now_ms();
                 self.store.put_worker(&w.record)?;
             }
-            self.store.flush()?;
             self.emit(&job, Some(record.grade.verdict));
             self.finish_if_complete(&job.run_id)?;
         } else {
-            self.store.flush()?;
             debug!(job = %record.job_id, attempt = record.attempt, fresh, "result not counted");
         }
         // Written (or known) before acknowledged: the worker may now forget it.
-        self.send(worker_id, Kind::Ack(pb::ResultAck { key: Some(key) }));
+        self.acks.push((worker_id.to_string(), key));
         Ok(())
     }
 
@@ -169,7 +162,9 @@ impl Scheduler {
         let lost: Vec<String> = self
             .workers
             .iter()
-            .filter(|(_, w)| w.last_seen.elapsed() > lease)
+            .filter(|(id, w)| {
+                w.last_seen.elapsed() > lease && (w.conn.is_some() || !self.held_by(id).is_empty())
+            })
             .map(|(id, _)| id.clone())
             .collect();
         for id in lost {
@@ -185,7 +180,8 @@ impl Scheduler {
                     AttemptEnd::Lost("worker lease expired".into()),
                 )?;
             }
-            self.workers.remove(&id);
+            // The entry stays (disconnected): what was measured about the worker survives until
+            // it comes back.
         }
         let now = now_ms();
         let unstarted: Vec<(String, u32)> = self

@@ -25,6 +25,9 @@ use crate::job::JobState;
 use crate::records::{AttemptEnd, JobRecord, RunRecord, RunState, now_ms};
 use crate::store::Store;
 
+/// Commands handled before one group commit (flush + acks), at most.
+const GROUP_COMMIT_MAX: usize = 256;
+
 /// A worker the scheduler knows in this process's life.
 struct Worker {
     record: crate::records::WorkerRecord,
@@ -36,6 +39,8 @@ struct Worker {
     draining: bool,
     /// Measured generation speed (tokens/s, moving average over its jobs); `None` before its first.
     speed: Option<f64>,
+    /// Measured model load time (seconds, moving average over its cold jobs).
+    load_seconds: Option<f64>,
     /// Failed attempts in a row; reset by a success or a reconnect.
     failures_in_a_row: u32,
     /// Why it gets no new jobs, when quarantined.
@@ -51,6 +56,7 @@ impl Worker {
             loaded: None,
             draining: false,
             speed: None,
+            load_seconds: None,
             failures_in_a_row: 0,
             quarantined: None,
         }
@@ -70,6 +76,8 @@ pub(super) struct Scheduler {
     /// Every job of every live run; ordered by id = run submission order, then expansion order.
     jobs: BTreeMap<String, JobRecord>,
     workers: HashMap<String, Worker>,
+    /// Results and failures stored but not yet acknowledged: sent after the next flush.
+    acks: Vec<(String, pb::JobKey)>,
     /// Mean generated tokens per job, by model sha256: the expected size of a job, for placement.
     model_tokens: HashMap<String, (f64, u32)>,
 }
@@ -91,6 +99,7 @@ impl Scheduler {
             jobs: BTreeMap::new(),
             workers: HashMap::new(),
             model_tokens: HashMap::new(),
+            acks: Vec::new(),
         };
         let known_workers: HashMap<_, _> = s
             .store
@@ -142,7 +151,7 @@ impl Scheduler {
     ) {
         let mut tick = tokio::time::interval(self.config.tick);
         loop {
-            let outcome = tokio::select! {
+            let mut outcome = tokio::select! {
                 command = commands.recv() => match command {
                     Some(command) => self.handle(command),
                     None => break,
@@ -150,6 +159,16 @@ impl Scheduler {
                 _ = tick.tick() => self.expire_leases(),
                 _ = shutdown.recv() => break,
             };
+            // Group commit: take whatever else is already waiting, then make it all durable with
+            // one flush and only then acknowledge. One fsync per result would make the store, not
+            // the workers, the farm's bottleneck.
+            for _ in 0..GROUP_COMMIT_MAX {
+                let Ok(command) = commands.try_recv() else {
+                    break;
+                };
+                outcome = outcome.and(self.handle(command));
+            }
+            outcome = outcome.and_then(|()| self.commit());
             if let Err(err) = outcome.and_then(|()| self.schedule()) {
                 // A store error must not stop the farm; the operation that failed is logged and
                 // retried by the next event (workers re-send unacknowledged results).
@@ -160,6 +179,19 @@ impl Scheduler {
             warn!(error = %err, "flushing the store at shutdown failed");
         }
         info!("scheduler stopped");
+    }
+
+    /// Flushes the store, then acknowledges every result and failure written since the last commit:
+    /// a worker forgets a result only once it is durable here.
+    fn commit(&mut self) -> Result<(), SchedulerError> {
+        if self.acks.is_empty() {
+            return Ok(());
+        }
+        self.store.flush()?;
+        for (worker_id, key) in std::mem::take(&mut self.acks) {
+            self.send(&worker_id, Kind::Ack(pb::ResultAck { key: Some(key) }));
+        }
+        Ok(())
     }
 
     fn handle(&mut self, command: Command) -> Result<(), SchedulerError> {
@@ -234,6 +266,7 @@ impl Scheduler {
         if let Some(previous) = previous {
             worker.loaded = previous.loaded;
             worker.speed = previous.speed;
+            worker.load_seconds = previous.load_seconds;
         }
         self.workers.insert(id.clone(), worker);
         // Jobs this worker held before that it no longer runs (it restarted) go back to the queue.
@@ -311,10 +344,9 @@ impl Scheduler {
                     self.note_failure(worker_id);
                 }
                 self.end_attempt(&job_id, attempt, AttemptEnd::Failed(reason))?;
-                self.store.flush()?;
                 // Failures are acknowledged like results, so the worker's outbox can forget them.
-                let key = pb::JobKey { job_id, attempt };
-                self.send(worker_id, Kind::Ack(pb::ResultAck { key: Some(key) }));
+                self.acks
+                    .push((worker_id.to_string(), pb::JobKey { job_id, attempt }));
                 Ok(())
             }
         }

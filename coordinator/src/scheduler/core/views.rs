@@ -28,8 +28,39 @@ impl Scheduler {
         })
     }
 
-    /// Folds one finished job into the worker's speed and the model's expected job size.
-    pub(super) fn learn(&mut self, worker_id: &str, model: &str, gen_tokens: u32, gen_ms: f64) {
+    /// The seconds placement assumes `worker` needs to load a model it does not have loaded: its
+    /// own measured loads, else the median measured worker's scaled by relative speed, else 0.
+    pub(super) fn load_seconds_of(&self, worker: &Worker) -> f64 {
+        if let Some(load) = worker.load_seconds {
+            return load;
+        }
+        let mut known: Vec<(f64, f64)> = self
+            .workers
+            .values()
+            .filter_map(|w| Some((w.load_seconds?, w.speed?)))
+            .collect();
+        known.sort_by(|a, b| a.0.total_cmp(&b.0));
+        match known.get(known.len() / 2) {
+            Some((load, speed)) => load * speed / self.speed_of(worker).max(1e-9),
+            None => 0.0,
+        }
+    }
+
+    /// Folds one finished job into the worker's speed and load time and the model's expected job
+    /// size.
+    pub(super) fn learn(&mut self, worker_id: &str, model: &str, t: &crate::records::Timings) {
+        if let Some(w) = self.workers.get_mut(worker_id)
+            && t.cold
+            && t.load_ms > 0.0
+            && t.load_ms.is_finite()
+        {
+            let sample = t.load_ms / 1000.0;
+            w.load_seconds = Some(
+                w.load_seconds
+                    .map_or(sample, |old| old + SPEED_SMOOTHING * (sample - old)),
+            );
+        }
+        let (gen_tokens, gen_ms) = (t.gen_tokens, t.gen_ms);
         if gen_tokens == 0 || gen_ms <= 0.0 || !gen_ms.is_finite() {
             return;
         }
@@ -49,11 +80,20 @@ impl Scheduler {
     }
 
     /// Expected generated tokens of a job of `model` with token limit `max_tokens`: the model's mean
-    /// so far, else half the limit.
+    /// so far, else the mean over every model measured (answers to one suite are alike in length
+    /// more often than not), else half the limit.
     fn expected_tokens(&self, model: &str, max_tokens: u32) -> f64 {
-        match self.model_tokens.get(model) {
-            Some((sum, n)) if *n > 0 => sum / f64::from(*n),
-            _ => f64::from(max_tokens.max(2)) / 2.0,
+        if let Some((sum, n)) = self.model_tokens.get(model).filter(|(_, n)| *n > 0) {
+            return sum / f64::from(*n);
+        }
+        let (sum, n) = self
+            .model_tokens
+            .values()
+            .fold((0.0, 0u32), |(s, c), (sum, n)| (s + sum, c + n));
+        if n > 0 {
+            sum / f64::from(n)
+        } else {
+            f64::from(max_tokens.max(2)) / 2.0
         }
     }
 
@@ -135,6 +175,7 @@ impl Scheduler {
                     ram_total_bytes: cap(hw.ram_total_bytes),
                     ram_available_bytes: cap(hw.ram_available_bytes),
                     speed,
+                    load_seconds: self.load_seconds_of(w),
                     busy_for: if busy_for.is_finite() { busy_for } else { 0.0 },
                     accepting: w.accepting(),
                 }

@@ -29,6 +29,7 @@ fn worker(id: &str, slots: u32, models: &[&str]) -> WorkerView {
         ram_total_bytes: 1 << 30,
         ram_available_bytes: 1 << 30,
         speed: 100.0,
+        load_seconds: 0.0,
         busy_for: 0.0,
         accepting: true,
     }
@@ -137,6 +138,23 @@ fn loaded_model_is_preferred() {
 }
 
 #[test]
+fn idle_workers_spread_over_models() {
+    // Two models with equal work and two idle workers: one worker each, not both on the first.
+    let queue = vec![
+        job("a1", "r", "a"),
+        job("a2", "r", "a"),
+        job("b1", "r", "b"),
+        job("b2", "r", "b"),
+    ];
+    let placed = place(
+        &queue,
+        &[worker("w1", 1, &["a", "b"]), worker("w2", 1, &["a", "b"])],
+    );
+    let models: BTreeSet<&str> = placed.iter().map(|p| &p.job_id[..1]).collect();
+    assert_eq!(models.len(), 2, "{placed:?}");
+}
+
+#[test]
 fn runs_take_turns() {
     let queue = vec![
         job("a1", "r1", "m"),
@@ -167,9 +185,20 @@ fn the_last_job_waits_for_a_much_faster_worker() {
     fast.speed = 400.0;
     fast.busy_for = 0.25;
     assert!(place(&[job("j1", "r", "m")], &[slow.clone(), fast.clone()]).is_empty());
-    // With more jobs than faster workers, the slow worker does take one.
-    let queue = vec![job("j1", "r", "m"), job("j2", "r", "m")];
-    assert_eq!(place(&queue, &[slow.clone(), fast.clone()]).len(), 1);
+    // Two jobs: the fast one is still done with both (0.25 + 0.5 s) long before the slow one's 4 s.
+    let two = vec![job("j1", "r", "m"), job("j2", "r", "m")];
+    assert!(place(&two, &[slow.clone(), fast.clone()]).is_empty());
+    // With 20 jobs (5.25 s for the fast worker alone) the slow worker does take one.
+    let twenty: Vec<_> = (0..20)
+        .map(|i| job(&format!("j{i:02}"), "r", "m"))
+        .collect();
+    assert_eq!(place(&twenty, &[slow.clone(), fast.clone()]).len(), 1);
+    // A model load counts: loading takes the fast worker 3 s, so a loaded slow worker goes ahead.
+    let mut loaded_slow = slow.clone();
+    loaded_slow.loaded = Some("m".into());
+    let mut cold_fast = fast.clone();
+    cold_fast.load_seconds = 4.0;
+    assert_eq!(place(&two, &[loaded_slow, cold_fast]).len(), 1);
     // And when the fast worker is busy for long, the slow one starts now.
     fast.busy_for = 60.0;
     assert_eq!(place(&[job("j1", "r", "m")], &[slow, fast]).len(), 1);

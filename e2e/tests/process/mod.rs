@@ -8,8 +8,8 @@
 //! process group it started, so nothing outlives a test, passed or failed.
 //!
 //! The binaries are taken from `$BENCHFARM_BIN_DIR`, else from the test executable's profile
-//! directory (`target/<profile>/`) or `target/debug/`, whichever holds the more recently built pair
-//! (the bench runs in the release profile, where nothing else builds the binaries).
+//! directory (`target/<profile>/`), else from `target/debug/` (the bench runs in the release
+//! profile, where nothing else builds the binaries).
 //! `cargo test --workspace` builds them (the coordinator and worker packages have integration
 //! tests); `cargo test -p benchfarm-e2e` alone does not: `cargo build --workspace --bins` first.
 // Test helpers: a panic is the failure report we want, and not every test uses every helper.
@@ -47,7 +47,7 @@ fn bins_built(dir: &Path) -> Option<std::time::SystemTime> {
 }
 
 /// The directory holding the `coordinator` and `worker` binaries: `$BENCHFARM_BIN_DIR`, else the
-/// freshest complete pair of the test's own profile directory and `target/debug`.
+/// test's own profile directory, else `target/debug`.
 pub fn bin_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("BENCHFARM_BIN_DIR") {
         let dir = PathBuf::from(dir);
@@ -68,11 +68,12 @@ pub fn bin_dir() -> PathBuf {
     if let Some(target) = profile.parent() {
         candidates.push(target.join("debug"));
     }
+    // The test's own profile first: picking whichever pair is newer could run stale binaries of
+    // the other profile against the code under test.
     candidates
         .iter()
-        .filter_map(|dir| Some((bins_built(dir)?, dir)))
-        .max_by_key(|(built, _)| *built)
-        .map(|(_, dir)| dir.clone())
+        .find(|dir| bins_built(dir).is_some())
+        .cloned()
         .unwrap_or_else(|| {
             panic!(
                 "no coordinator and worker binaries in {candidates:?}: \

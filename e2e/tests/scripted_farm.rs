@@ -169,7 +169,7 @@ async fn two_scripted_models_over_the_builtin_suite() {
     server.shutdown().await.unwrap();
 
     // Every job ran exactly once: one counted result each, done at that attempt, both workers used.
-    let store = Store::open(&dir.path().join("data")).unwrap();
+    let store = Store::open_waiting(&dir.path().join("data"), Duration::from_secs(10)).unwrap();
     let jobs = store.jobs_of_run(&submitted.run_id).unwrap();
     let results = store.results_of_run(&submitted.run_id).unwrap();
     assert_eq!(jobs.len(), 60);

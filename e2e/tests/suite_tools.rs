@@ -136,7 +136,7 @@ async fn regrade_recomputes_grades_and_keeps_history() {
     worker.leave().await;
     server.shutdown().await.unwrap();
 
-    let store = Store::open(&dir.path().join("data")).unwrap();
+    let store = Store::open_waiting(&dir.path().join("data"), Duration::from_secs(10)).unwrap();
     let results = store.results_of_run(&run.run_id).unwrap();
     assert!(
         results

@@ -60,7 +60,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
         addr: config.listen,
         source,
     })?;
-    let store = Store::open(&config.data)?;
+    let store = open_store(&config.data).await?;
     let (shutdown, _) = broadcast::channel(1);
     let (done_tx, done) = mpsc::channel(1);
     let scheduler = scheduler::spawn(
@@ -125,6 +125,22 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
         done,
         server,
     })
+}
+
+/// Opens the store, waiting up to 10 s for another holder of its lock to let go: a coordinator
+/// restarted in the same process (or right after the last one exited) finds sled's file lock still
+/// held for a moment while the old instance's background threads wind down.
+async fn open_store(dir: &std::path::Path) -> Result<Store, ServeError> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match Store::open(dir) {
+            Err(err) if err.is_locked() && tokio::time::Instant::now() < deadline => {
+                tracing::debug!(data = %dir.display(), "store is locked; waiting for its previous holder");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            result => return Ok(result?),
+        }
+    }
 }
 
 impl RunningServer {

@@ -47,6 +47,14 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// Whether another holder (a previous instance winding down) still has the store's lock.
+    pub fn is_locked(&self) -> bool {
+        matches!(self, StoreError::Open { source: sled::Error::Io(e), .. }
+            if e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("could not acquire lock"))
+    }
+}
+
 /// A handle to the store; cheap to clone (sled trees are reference counted).
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -91,6 +99,21 @@ impl Store {
             workers: db.open_tree("workers")?,
             db,
         })
+    }
+
+    /// [`Store::open`], waiting up to `wait` while another holder still has the lock (a store
+    /// reopened in the same process right after it was closed: sled releases its lock from a
+    /// background thread). For tools and tests; the server waits asynchronously.
+    pub fn open_waiting(dir: &Path, wait: std::time::Duration) -> Result<Store, StoreError> {
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            match Store::open(dir) {
+                Err(err) if err.is_locked() && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                result => return result,
+            }
+        }
     }
 
     /// Makes every write so far durable.

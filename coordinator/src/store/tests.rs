@@ -79,7 +79,7 @@ fn runs_jobs_and_results_round_trip_and_survive_reopen() {
         assert!(store.insert_result(&result(&jobs[0].id, 2)).unwrap());
         store.flush().unwrap();
     }
-    let store = Store::open(dir.path()).unwrap();
+    let store = Store::open_waiting(dir.path(), std::time::Duration::from_secs(10)).unwrap();
     assert_eq!(store.runs().unwrap().len(), 2);
     // Prefix scans do not mix run r1 with run r10.
     assert_eq!(store.jobs_of_run("r1").unwrap().len(), 2);
@@ -103,6 +103,6 @@ fn newer_schema_is_refused() {
             .unwrap();
         store.flush().unwrap();
     }
-    let err = Store::open(dir.path()).unwrap_err();
+    let err = Store::open_waiting(dir.path(), std::time::Duration::from_secs(10)).unwrap_err();
     assert!(err.to_string().contains("schema version 99"), "{err}");
 }

@@ -489,7 +489,8 @@ impl Farm {
         if let Some(c) = self.coordinator.as_mut() {
             c.terminate(Duration::from_secs(15));
         }
-        Store::open(&self.data()).expect("the store opens after the coordinator stopped")
+        Store::open_waiting(&self.data(), Duration::from_secs(10))
+            .expect("the store opens after the coordinator stopped")
     }
 }
 

@@ -81,6 +81,12 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(benchfarm_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            // Each reflection version lists the other too, so `grpcurl list` (which speaks one of
+            // them) shows every service this server has.
+            .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(
+                tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+            )
     };
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;

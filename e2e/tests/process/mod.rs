@@ -83,12 +83,24 @@ pub fn bin_dir() -> PathBuf {
 }
 
 /// A loopback port that was free a moment ago (bound, read, released).
+///
+/// Never the same port twice in one test process: tests run in parallel, and a port released here
+/// can be handed out again before the coordinator it was meant for binds it, which would leave two
+/// farms on one port.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut handed_out = HANDED_OUT.lock().unwrap();
+        if !handed_out.contains(&port) {
+            handed_out.push(port);
+            return port;
+        }
+    }
 }
 
 /// Sends `signal` (a name such as "STOP") with the `kill` command to `target` ("123", or "-123"

@@ -57,6 +57,10 @@ enum Verb {
         /// Failed jobs in a row after which a worker is quarantined (0: never).
         #[arg(long, default_value_t = 3)]
         quarantine_after: u32,
+        /// Jobs sent to a worker beyond its slots, waiting there for the next free slot (hides the
+        /// round trip between jobs; see docs/benchmarks.md before turning it on).
+        #[arg(long, default_value_t = 0)]
+        prefetch: u32,
     },
     /// Submit a plan file; prints the run id.
     Submit {
@@ -130,6 +134,7 @@ async fn main() -> Result<()> {
             job_timeout_ms,
             job_timeout_floor_ms,
             quarantine_after,
+            prefetch,
         } => {
             telemetry::init("info,benchfarm_coordinator=info,h2=warn,tower=warn");
             let config = grpc::server::ServeConfig {
@@ -141,6 +146,7 @@ async fn main() -> Result<()> {
                     job_timeout: Duration::from_millis(job_timeout_ms),
                     job_timeout_floor: Duration::from_millis(job_timeout_floor_ms),
                     quarantine_after,
+                    prefetch,
                     ..scheduler::Config::default()
                 },
             };

@@ -44,6 +44,9 @@ pub enum Stop {
 struct Running {
     cancel: Arc<AtomicBool>,
     reason: Arc<Mutex<Option<String>>>,
+    /// The attempt's time limit; its clock starts when a slot starts the job, not on receipt (a
+    /// prefetched job may wait behind another).
+    timeout: Option<Duration>,
 }
 
 /// The worker's live state across connections.
@@ -261,6 +264,8 @@ impl Session {
                 let running = Running {
                     cancel: Arc::new(AtomicBool::new(false)),
                     reason: Arc::new(Mutex::new(None)),
+                    timeout: (assignment.timeout_ms > 0)
+                        .then(|| Duration::from_millis(u64::from(assignment.timeout_ms))),
                 };
                 let job = Job {
                     assignment: assignment.clone(),
@@ -268,22 +273,6 @@ impl Session {
                     cancel: Arc::clone(&running.cancel),
                     cancel_reason: Arc::clone(&running.reason),
                 };
-                if assignment.timeout_ms > 0 {
-                    let cancel = Arc::clone(&running.cancel);
-                    let reason = Arc::clone(&running.reason);
-                    let limit = Duration::from_millis(u64::from(assignment.timeout_ms));
-                    tokio::spawn(async move {
-                        tokio::time::sleep(limit).await;
-                        if !cancel.load(Ordering::Relaxed) {
-                            if let Ok(mut r) = reason.lock() {
-                                r.get_or_insert_with(|| {
-                                    format!("timed out after {} ms", limit.as_millis())
-                                });
-                            }
-                            cancel.store(true, Ordering::Relaxed);
-                        }
-                    });
-                }
                 debug!(job = %k.job_id, attempt = k.attempt, task = %assignment.task_id, "job received");
                 self.running.insert((k.job_id.clone(), k.attempt), running);
                 if let Err(reason) = self.runner.submit(job) {
@@ -338,7 +327,26 @@ impl Session {
 
     async fn on_event(&mut self, event: RunnerEvent, tx: &mpsc::Sender<pb::WorkerMessage>) {
         match event {
-            RunnerEvent::Started(k) => send(tx, Up::Started(pb::JobStarted { key: Some(k) })).await,
+            RunnerEvent::Started(k) => {
+                if let Some(r) = self.running.get(&(k.job_id.clone(), k.attempt))
+                    && let Some(limit) = r.timeout
+                {
+                    let cancel = Arc::clone(&r.cancel);
+                    let reason = Arc::clone(&r.reason);
+                    tokio::spawn(async move {
+                        tokio::time::sleep(limit).await;
+                        if !cancel.load(Ordering::Relaxed) {
+                            if let Ok(mut r) = reason.lock() {
+                                r.get_or_insert_with(|| {
+                                    format!("timed out after {} ms", limit.as_millis())
+                                });
+                            }
+                            cancel.store(true, Ordering::Relaxed);
+                        }
+                    });
+                }
+                send(tx, Up::Started(pb::JobStarted { key: Some(k) })).await
+            }
             RunnerEvent::Finished(k, outcome) => {
                 self.running.remove(&(k.job_id.clone(), k.attempt));
                 let kind = match outcome {

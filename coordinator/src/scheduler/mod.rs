@@ -37,6 +37,10 @@ pub struct Config {
     pub quarantine_after: u32,
     /// The shortest timeout a job gets, however fast its worker (capped by `job_timeout`).
     pub job_timeout_floor: Duration,
+    /// Jobs sent to a worker beyond its free slots, to wait there: hides the round trip between
+    /// one job's result and the next assignment. Off by default: measured on farm_sim it hands slow
+    /// workers extra jobs before their speed is known (docs/benchmarks.md).
+    pub prefetch: u32,
 }
 
 impl Default for Config {
@@ -48,6 +52,7 @@ impl Default for Config {
             tick: Duration::from_millis(500),
             quarantine_after: 3,
             job_timeout_floor: Duration::from_secs(30),
+            prefetch: 0,
         }
     }
 }

@@ -184,15 +184,23 @@ impl Scheduler {
             // it comes back.
         }
         let now = now_ms();
+        // Assigned a lease ago, not started, and not in the worker's heartbeats: the assignment was
+        // lost. (A job waiting behind another on its worker is reported in every heartbeat.)
         let unstarted: Vec<(String, u32)> = self
             .jobs
             .values()
             .filter_map(|j| match &j.state {
-                JobState::Assigned { attempt, .. } => j
+                JobState::Assigned { attempt, worker_id } => j
                     .attempts
                     .iter()
                     .find(|a| {
                         a.attempt == *attempt && now - a.assigned_unix_ms > lease.as_millis() as i64
+                    })
+                    .filter(|_| {
+                        !self
+                            .workers
+                            .get(worker_id)
+                            .is_some_and(|w| w.reported.contains(&(j.id.clone(), *attempt)))
                     })
                     .map(|_| (j.id.clone(), *attempt)),
                 _ => None,

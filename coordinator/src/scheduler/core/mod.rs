@@ -41,6 +41,8 @@ struct Worker {
     speed: Option<f64>,
     /// Measured model load time (seconds, moving average over its cold jobs).
     load_seconds: Option<f64>,
+    /// The jobs it said it holds (running or waiting) in its last heartbeat.
+    reported: HashSet<(String, u32)>,
     /// Failed attempts in a row; reset by a success or a reconnect.
     failures_in_a_row: u32,
     /// Why it gets no new jobs, when quarantined.
@@ -57,6 +59,7 @@ impl Worker {
             draining: false,
             speed: None,
             load_seconds: None,
+            reported: HashSet::new(),
             failures_in_a_row: 0,
             quarantined: None,
         }
@@ -323,11 +326,12 @@ impl Scheduler {
         }
         worker.last_seen = Instant::now();
         match event {
-            WorkerEvent::Heartbeat { draining, .. } => {
+            WorkerEvent::Heartbeat { draining, running } => {
                 if draining && !worker.draining {
                     info!(worker = %worker_id, "worker draining");
                 }
                 worker.draining = draining;
+                worker.reported = running.into_iter().collect();
                 Ok(())
             }
             WorkerEvent::Started { job_id, attempt } => self.started(&job_id, attempt),

@@ -146,18 +146,30 @@ impl Scheduler {
                     .filter(|j| j.state.holder().is_some_and(|(id, _)| id == w.record.id))
                     .collect();
                 let speed = self.speed_of(w);
-                let free_slots = w.record.slots.saturating_sub(held.len() as u32);
-                // Seconds until its soonest job ends: expected duration minus time already spent.
-                let busy_for = if free_slots > 0 {
+                let slots = w.record.slots.max(1);
+                // Up to `prefetch` jobs wait on the worker beyond its slots, so the next job is
+                // there when one ends instead of a round trip later.
+                let free_slots = (slots + self.config.prefetch).saturating_sub(held.len() as u32);
+                // Seconds until a slot is free for a new job: the work still ahead of the worker
+                // (running jobs' remainder, waiting jobs whole) spread over its slots, when all
+                // its slots are taken.
+                let busy_for = if (held.len() as u32) < slots {
                     0.0
                 } else {
-                    held.iter()
+                    let ahead: f64 = held
+                        .iter()
                         .filter_map(|j| {
                             let p = self.pending_job(j)?;
-                            let started = j.attempts.last().map_or(now, |a| a.assigned_unix_ms);
-                            Some((p.work_tokens / speed - (now - started) as f64 / 1000.0).max(0.0))
+                            let whole = p.work_tokens / speed;
+                            Some(match (&j.state, j.attempts.last()) {
+                                (JobState::Running { .. }, Some(a)) => {
+                                    (whole - (now - a.assigned_unix_ms) as f64 / 1000.0).max(0.0)
+                                }
+                                _ => whole,
+                            })
                         })
-                        .fold(f64::INFINITY, f64::min)
+                        .sum();
+                    ahead / f64::from(slots)
                 };
                 let hw = &w.record.hardware;
                 let cap = |bytes: u64| match hw.cgroup_memory_limit_bytes {

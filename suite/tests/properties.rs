@@ -125,7 +125,9 @@ proptest! {
         let answer = format!("{before}```{tag}\n{body}{close}");
         prop_assert_eq!(extract_code(&answer), body.trim());
         let inline = format!("`{}`", body.trim());
-        if !body.contains('\n') {
+        // A blank body would make "``", which is not inline code around nothing but an empty
+        // double-backtick opener: extraction leaves it alone.
+        if !body.contains('\n') && !body.trim().is_empty() {
             prop_assert_eq!(extract_code(&inline), body.trim());
         }
     }

@@ -102,6 +102,11 @@ pub fn sample_stddev(xs: &[f64]) -> f64 {
     if xs.len() < 2 {
         return 0.0;
     }
+    // Identical values have no spread; the mean of equal floats can differ from them in the last
+    // bit, which would print as a stddev of 8e-18.
+    if xs.iter().all(|x| *x == xs[0]) {
+        return 0.0;
+    }
     let m = xs.iter().sum::<f64>() / xs.len() as f64;
     let ss: f64 = xs.iter().map(|x| (x - m) * (x - m)).sum();
     (ss / (xs.len() - 1) as f64).sqrt()
@@ -119,6 +124,13 @@ pub fn rate(tokens: u64, ms: f64) -> Option<f64> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn identical_values_have_exactly_zero_spread() {
+        // 0.05 three times: the float mean is not exactly 0.05, the naive sum of squares is not 0.
+        assert_eq!(super::sample_stddev(&[0.05, 0.05, 0.05]), 0.0);
+        assert!(super::sample_stddev(&[0.05, 0.05, 0.1]) > 0.0);
+    }
+
     use super::*;
 
     fn close(a: f64, b: f64) -> bool {

@@ -103,8 +103,14 @@ struct WorkerFigures {
 }
 
 async fn iteration() -> Figures {
+    // FARM_SIM_COORDINATOR_ARGS: extra `coordinator serve` flags, e.g. "--prefetch 1", to compare
+    // scheduler settings side by side.
+    let extra = std::env::var("FARM_SIM_COORDINATOR_ARGS")
+        .map(|a| a.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default();
     let mut farm = Farm::start(CoordinatorOpts {
         lease_ms: 10_000,
+        extra,
         ..CoordinatorOpts::default()
     })
     .await;

@@ -71,6 +71,9 @@ pub struct WorkerView {
     pub speed: f64,
     /// Seconds it needs to load a model it has not loaded (an estimate).
     pub load_seconds: f64,
+    /// Jobs it runs at once, and jobs it holds now (running or waiting on it).
+    pub slots: u32,
+    pub held: u32,
     /// Seconds until one of its busy slots frees up (0 when it has a free slot).
     pub busy_for: f64,
     /// False while draining or quarantined.
@@ -162,10 +165,9 @@ pub fn place(queue: &[PendingJob], workers: &[WorkerView]) -> Vec<Placement> {
             .total_cmp(&a.speed)
             .then_with(|| a.worker_id.cmp(&b.worker_id))
     });
-    let snapshot = workers.clone();
     // Speed of the workers on each model (loaded, or about to be): spreads workers over models.
     let mut coverage: HashMap<String, f64> = HashMap::new();
-    for w in &snapshot {
+    for w in &workers {
         if let Some(m) = &w.loaded {
             *coverage.entry(m.clone()).or_default() += w.speed;
         }
@@ -174,19 +176,35 @@ pub fn place(queue: &[PendingJob], workers: &[WorkerView]) -> Vec<Placement> {
     // One job per worker per round, so slots fill evenly across workers.
     loop {
         let mut placed_this_round = false;
-        for worker in workers.iter_mut().filter(|w| w.free_slots > 0) {
+        for i in 0..workers.len() {
+            if workers[i].free_slots == 0 {
+                continue;
+            }
             let pick = Picker {
                 run_order: &run_order,
                 per_run: &per_run,
                 taken: &taken,
-                all: &snapshot,
+                all: &workers,
                 coverage: &coverage,
             };
-            let Some(job) = pick.next(worker, &mut next_run) else {
+            let Some(job) = pick.next(&workers[i], &mut next_run) else {
                 continue;
             };
+            let worker = &mut workers[i];
             taken.insert(job.job_id.as_str());
             worker.free_slots -= 1;
+            // What this job adds to the worker's queue, for the decisions later in this call: a
+            // job beyond its slots waits for one to free up.
+            let switch = if worker.loaded.as_deref() == Some(job.model.as_str()) {
+                0.0
+            } else {
+                worker.load_seconds
+            };
+            worker.held += 1;
+            if worker.held > worker.slots.max(1) {
+                worker.busy_for += (switch + job.work_tokens / worker.speed.max(1e-9))
+                    / f64::from(worker.slots.max(1));
+            }
             if worker.loaded.as_deref() != Some(job.model.as_str()) {
                 if let Some(old) = &worker.loaded {
                     *coverage.entry(old.clone()).or_default() -= worker.speed;
@@ -304,7 +322,8 @@ impl<'q> Picker<'q, '_> {
                 w.load_seconds
             }
         };
-        let own_finish = switch(worker) + job.work_tokens / worker.speed.max(1e-9);
+        let own_finish =
+            worker.busy_for + switch(worker) + job.work_tokens / worker.speed.max(1e-9);
         let faster: Vec<&WorkerView> = self
             .all
             .iter()

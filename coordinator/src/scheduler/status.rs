@@ -263,6 +263,8 @@ mod tests {
             ram_available_bytes: ram,
             speed: 1.0,
             load_seconds: 0.0,
+            slots: 1,
+            held: 0,
             busy_for: 0.0,
             accepting: true,
         }

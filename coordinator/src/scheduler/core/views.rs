@@ -188,6 +188,8 @@ impl Scheduler {
                     ram_available_bytes: cap(hw.ram_available_bytes),
                     speed,
                     load_seconds: self.load_seconds_of(w),
+                    slots,
+                    held: held.len() as u32,
                     busy_for: if busy_for.is_finite() { busy_for } else { 0.0 },
                     accepting: w.accepting(),
                 }

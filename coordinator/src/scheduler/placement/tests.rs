@@ -30,6 +30,8 @@ fn worker(id: &str, slots: u32, models: &[&str]) -> WorkerView {
         ram_available_bytes: 1 << 30,
         speed: 100.0,
         load_seconds: 0.0,
+        slots: 1,
+        held: 0,
         busy_for: 0.0,
         accepting: true,
     }

@@ -164,6 +164,16 @@ pub enum AttemptEnd {
     Cancelled,
 }
 
+impl RunRecord {
+    /// The token limit of one of the run's tasks (the suite default for an unknown id).
+    pub fn max_tokens_of(&self, task_id: &str) -> u32 {
+        self.tasks
+            .iter()
+            .find(|t| t.id == task_id)
+            .map_or_else(default_max_tokens, |t| t.max_tokens)
+    }
+}
+
 /// One try of a job on one worker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attempt {

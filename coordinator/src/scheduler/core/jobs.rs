@@ -239,11 +239,7 @@ impl Scheduler {
             return Ok(());
         };
         let attempt = job.attempts.len() as u32 + 1;
-        let max_tokens = run
-            .tasks
-            .iter()
-            .find(|t| t.id == job.task_id)
-            .map_or(256, |t| t.max_tokens);
+        let max_tokens = run.max_tokens_of(&job.task_id);
         let timeout = self.job_timeout(worker_id, max_tokens, model.size_bytes);
         let job = self
             .jobs

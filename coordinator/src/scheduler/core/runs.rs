@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use benchfarm_proto::v1::{self as pb, RunEvent, coordinator_message::Kind};
 use tracing::{debug, info};
 
-use super::super::placement::{PendingJob, WorkerView, fit, memory_needed};
+use super::super::placement::{WorkerView, fit};
 use super::super::status::{RunProgress, progress, waiting_reasons, why_unplaceable};
 use super::super::{SchedulerError, WorkerSummary};
 use super::Scheduler;
@@ -24,17 +24,7 @@ impl Scheduler {
         let workers = self.worker_views();
         let mut pins = Vec::with_capacity(run.models.len());
         for model in &run.models {
-            let sample = PendingJob {
-                job_id: String::new(),
-                run_id: run.id.clone(),
-                model: model.sha256.clone(),
-                scripted: model.is_scripted(),
-                memory_bytes: memory_needed(model.size_bytes, model.is_scripted()),
-                pin: None,
-                require: run.require.clone(),
-                avoid: Vec::new(),
-                work_tokens: 1.0,
-            };
+            let sample = super::views::model_job(&run, model);
             let capable: Vec<&WorkerView> =
                 workers.iter().filter(|w| fit(&sample, w).is_ok()).collect();
             let refuse =

@@ -11,12 +11,29 @@ use std::time::Duration;
 use super::super::placement::{PendingJob, WorkerView, memory_needed};
 use super::{Scheduler, Worker};
 use crate::job::JobState;
-use crate::records::{AttemptEnd, JobRecord, now_ms};
+use crate::records::{AttemptEnd, JobRecord, RunModel, RunRecord, now_ms};
 
 /// Tokens per second assumed before any worker has been measured.
 const NOMINAL_SPEED: f64 = 100.0;
 /// Weight of the newest job in a worker's speed average.
 const SPEED_SMOOTHING: f64 = 0.3;
+
+/// A job of `model` in `run` as placement sees it, before it has an id, a pin or a history: what
+/// capability checks need (submit asks it of every model; [`Scheduler::pending_job`] fills in the
+/// rest).
+pub(super) fn model_job(run: &RunRecord, model: &RunModel) -> PendingJob {
+    PendingJob {
+        job_id: String::new(),
+        run_id: run.id.clone(),
+        model: model.sha256.clone(),
+        scripted: model.is_scripted(),
+        memory_bytes: memory_needed(model.size_bytes, model.is_scripted()),
+        pin: None,
+        require: run.require.clone(),
+        avoid: Vec::new(),
+        work_tokens: 1.0,
+    }
+}
 
 impl Scheduler {
     /// The speed placement assumes for `worker`.
@@ -101,19 +118,10 @@ impl Scheduler {
     pub(super) fn pending_job(&self, job: &JobRecord) -> Option<PendingJob> {
         let run = self.runs.get(&job.run_id)?;
         let model = run.models.get(job.model_index as usize)?;
-        let max_tokens = run
-            .tasks
-            .iter()
-            .find(|t| t.id == job.task_id)
-            .map_or(256, |t| t.max_tokens);
+        let max_tokens = run.max_tokens_of(&job.task_id);
         Some(PendingJob {
             job_id: job.id.clone(),
-            run_id: job.run_id.clone(),
-            model: model.sha256.clone(),
-            scripted: model.is_scripted(),
-            memory_bytes: memory_needed(model.size_bytes, model.is_scripted()),
             pin: job.pin.clone(),
-            require: run.require.clone(),
             avoid: job
                 .attempts
                 .iter()
@@ -121,6 +129,7 @@ impl Scheduler {
                 .map(|a| a.worker_id.clone())
                 .collect(),
             work_tokens: self.expected_tokens(&model.sha256, max_tokens),
+            ..model_job(run, model)
         })
     }
 

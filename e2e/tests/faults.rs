@@ -413,11 +413,8 @@ async fn a_corrupt_model_file_is_not_advertised_and_its_jobs_run_elsewhere() {
     std::fs::write(corrupt.join(file_name), &bytes[..bytes.len() / 2]).unwrap();
     drop(bytes);
     std::os::unix::fs::symlink(&model, good.join(file_name)).unwrap();
-    farm.write("smoke.toml", SMOKE_SUITE);
-    let request = farm.plan(&format!(
-        "suite = \"smoke.toml\"\nrepetitions = 1\n[[models]]\npath = \"{}\"\nname = \"SmolLM2-135M\"\n",
-        good.join(file_name).display()
-    ));
+    farm.write("smoke.toml", &smoke_suite(16));
+    let request = farm.plan(&smoke_plan(&good.join(file_name)));
     let sha = request.models[0].sha256.clone();
     farm.start_worker("a", WorkerOpts::default().models(&corrupt));
     farm.start_worker("b", WorkerOpts::default().models(&good));

@@ -41,9 +41,7 @@ async fn restart_keeps_every_finished_result() {
     let data = dir.path().join("data");
     let server = start_server(&data, Duration::from_secs(30)).await;
     let url = url(&server);
-    let empty = dir.path().join("empty");
-    std::fs::create_dir_all(&empty).unwrap();
-    let worker = start_worker(&url, "w1", &empty, &dir.path().join("w1"));
+    let worker = start_scripted_worker(&url, "w1", dir.path());
     let mut client = client(&url).await;
     wait_workers(&mut client, 1).await;
     let run = client.submit_run(request).await.unwrap().into_inner();
@@ -86,9 +84,7 @@ async fn worker_retries_until_the_coordinator_is_up() {
         .local_addr()
         .unwrap();
     let url = format!("http://{addr}");
-    let empty = dir.path().join("empty");
-    std::fs::create_dir_all(&empty).unwrap();
-    let worker = start_worker(&url, "early", &empty, &dir.path().join("w"));
+    let worker = start_scripted_worker(&url, "early", dir.path());
     // Long enough for several failed attempts (backoff starts at 250 ms).
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert!(
@@ -116,9 +112,7 @@ async fn a_run_without_a_capable_worker_waits_and_says_why() {
     );
     let server = start_server(&dir.path().join("data"), Duration::from_secs(30)).await;
     let url = url(&server);
-    let empty = dir.path().join("empty");
-    std::fs::create_dir_all(&empty).unwrap();
-    let worker = start_worker(&url, "w1", &empty, &dir.path().join("w1"));
+    let worker = start_scripted_worker(&url, "w1", dir.path());
     let mut client = client(&url).await;
     wait_workers(&mut client, 1).await;
     let run = client.submit_run(request).await.unwrap().into_inner();

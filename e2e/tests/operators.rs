@@ -28,7 +28,7 @@ type Client = pb::farm_service_client::FarmServiceClient<tonic::transport::Chann
 async fn a_worker_failing_in_a_row_is_quarantined_until_cleared() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("broken.toml"), BROKEN).unwrap();
-    // The built-in suite's other tasks get "" (no fault) and succeed; parse-json fails each time.
+    // A one-task suite: every job is parse-json, which fails in the engine every time.
     let suite = "name = \"one\"\nversion = \"1\"\n[[tasks]]\nid = \"parse-json\"\ncategory = \"c\"\n\
                  prompt = \"p\"\npass = [{ contains = \"x\" }]\n";
     std::fs::write(dir.path().join("one.toml"), suite).unwrap();
@@ -38,9 +38,7 @@ async fn a_worker_failing_in_a_row_is_quarantined_until_cleared() {
     );
     let server = start_server(&dir.path().join("data"), Duration::from_secs(30)).await;
     let url = url(&server);
-    let empty = dir.path().join("empty");
-    std::fs::create_dir_all(&empty).unwrap();
-    let worker = start_worker(&url, "flaky", &empty, &dir.path().join("w"));
+    let worker = start_scripted_worker(&url, "flaky", dir.path());
     let mut client = client(&url).await;
     wait_workers(&mut client, 1).await;
     let run = client.submit_run(request).await.unwrap().into_inner();
@@ -159,9 +157,7 @@ async fn strict_submit_refuses_what_no_worker_can_run() {
     std::fs::write(dir.path().join("echo.toml"), "name = \"echo\"\n[answers]\n").unwrap();
     let server = start_server(&dir.path().join("data"), Duration::from_secs(30)).await;
     let url = url(&server);
-    let empty = dir.path().join("empty");
-    std::fs::create_dir_all(&empty).unwrap();
-    let worker = start_worker(&url, "home", &empty, &dir.path().join("w"));
+    let worker = start_scripted_worker(&url, "home", dir.path());
     let mut client = client(&url).await;
     wait_workers(&mut client, 1).await;
     let text = "suite = \"agent-coding\"\nrequire = { labels = { site = \"lab\" } }\n[[models]]\nscripted = \"echo.toml\"\n";

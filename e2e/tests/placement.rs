@@ -193,11 +193,8 @@ async fn a_worker_without_the_ram_for_a_model_never_gets_it() {
     let models = farm.path("models");
     std::fs::create_dir_all(&models).unwrap();
     std::os::unix::fs::symlink(&model, models.join(file_name)).unwrap();
-    farm.write("smoke.toml", SMOKE_SUITE);
-    let request = farm.plan(&format!(
-        "suite = \"smoke.toml\"\nrepetitions = 1\n[[models]]\npath = \"{}\"\nname = \"SmolLM2-135M\"\n",
-        models.join(file_name).display()
-    ));
+    farm.write("smoke.toml", &smoke_suite(16));
+    let request = farm.plan(&smoke_plan(&models.join(file_name)));
     farm.start_worker(
         "small",
         WorkerOpts::default()

@@ -10,29 +10,6 @@ use benchfarm_coordinator::records::ResultRecord;
 use benchfarm_coordinator::store::Store;
 use common::*;
 
-const SUITE: &str = r#"
-name = "smoke"
-version = "1"
-
-[defaults]
-system = "You are a coding assistant working in a Linux shell. Answer with only what is asked."
-max_tokens = 48
-
-[[tasks]]
-id = "list-files"
-category = "shell"
-prompt = "Write a shell command that lists all files in the current directory, including hidden ones. Reply with only the command."
-pass = [{ regex = '\bls\b' }, { contains = "-a" }]
-partial = [{ regex = '\bls\b' }]
-
-[[tasks]]
-id = "count-lines"
-category = "shell"
-prompt = "Write a shell command that counts the lines of the file notes.txt. Reply with only the command."
-pass = [{ contains = "wc" }, { contains = "notes.txt" }]
-partial = [{ contains = "wc" }]
-"#;
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn default_model_end_to_end_is_deterministic_and_timed() {
     let Some(model) = default_model() else { return };
@@ -40,11 +17,8 @@ async fn default_model_end_to_end_is_deterministic_and_timed() {
     let models = dir.path().join("models");
     std::fs::create_dir_all(&models).unwrap();
     std::os::unix::fs::symlink(&model, models.join("SmolLM2-135M-Instruct.Q4_1.gguf")).unwrap();
-    std::fs::write(dir.path().join("smoke.toml"), SUITE).unwrap();
-    let plan_text = format!(
-        "suite = \"smoke.toml\"\nrepetitions = 1\n[[models]]\npath = \"{}\"\nname = \"SmolLM2-135M\"\n",
-        models.join("SmolLM2-135M-Instruct.Q4_1.gguf").display()
-    );
+    std::fs::write(dir.path().join("smoke.toml"), smoke_suite(48)).unwrap();
+    let plan_text = smoke_plan(&models.join("SmolLM2-135M-Instruct.Q4_1.gguf"));
 
     let server = start_server(&dir.path().join("data"), Duration::from_secs(60)).await;
     let url = url(&server);

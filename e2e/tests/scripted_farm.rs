@@ -89,10 +89,8 @@ async fn two_scripted_models_over_the_builtin_suite() {
 
     let server = start_server(&dir.path().join("data"), Duration::from_secs(30)).await;
     let url = url(&server);
-    let empty = dir.path().join("no-models");
-    std::fs::create_dir_all(&empty).unwrap();
-    let w1 = start_worker(&url, "w1", &empty, &dir.path().join("w1"));
-    let w2 = start_worker(&url, "w2", &empty, &dir.path().join("w2"));
+    let w1 = start_scripted_worker(&url, "w1", dir.path());
+    let w2 = start_scripted_worker(&url, "w2", dir.path());
     let mut client = client(&url).await;
     wait_workers(&mut client, 2).await;
 

@@ -81,9 +81,7 @@ async fn regrade_recomputes_grades_and_keeps_history() {
     );
     let server = start_server(&dir.path().join("data"), Duration::from_secs(30)).await;
     let url = url(&server);
-    let empty = dir.path().join("empty");
-    std::fs::create_dir_all(&empty).unwrap();
-    let worker = start_worker(&url, "w1", &empty, &dir.path().join("w1"));
+    let worker = start_scripted_worker(&url, "w1", dir.path());
     let mut client = client(&url).await;
     wait_workers(&mut client, 1).await;
     let run = client.submit_run(request).await.unwrap().into_inner();

@@ -74,6 +74,13 @@ pub fn start_worker(url: &str, name: &str, models: &Path, state: &Path) -> TestW
     TestWorker { stop, task }
 }
 
+/// A worker with no GGUF models (it runs scripted models only); its state lives in `dir/NAME`.
+pub fn start_scripted_worker(url: &str, name: &str, dir: &Path) -> TestWorker {
+    let no_models = dir.join("no-models");
+    std::fs::create_dir_all(&no_models).unwrap();
+    start_worker(url, name, &no_models, &dir.join(name))
+}
+
 pub async fn client(url: &str) -> FarmServiceClient<Channel> {
     benchfarm_coordinator::cli::client::connect(url)
         .await
@@ -165,24 +172,7 @@ pub fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
-/// The default model, or `None` (test skipped) when it is absent outside CI. In CI a missing model
-/// is a failure: the test command fetches it first.
-pub fn default_model() -> Option<PathBuf> {
-    let path = std::env::var_os("BENCHFARM_TEST_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("models/SmolLM2-135M-Instruct.Q4_1.gguf"));
-    if path.is_file() {
-        return Some(path);
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!(
-            "{} is missing; run scripts/fetch-models.sh (the test command does)",
-            path.display()
-        );
-    }
-    eprintln!(
-        "skipping: {} is missing (run scripts/fetch-models.sh)",
-        path.display()
-    );
-    None
-}
+#[path = "../support/real_model.rs"]
+mod real_model;
+#[allow(unused_imports)] // not every test binary uses the real model
+pub use real_model::*;

@@ -812,53 +812,7 @@ pub fn plan_text(suite: &str, repetitions: u32, models: &[&str], extra: &str) ->
     s
 }
 
-/// The default model (`models/SmolLM2-135M-Instruct.Q4_1.gguf`, or `$BENCHFARM_TEST_MODEL`), or
-/// `None` (skip) when it is absent outside CI. In CI a missing model is a failure.
-pub fn default_model() -> Option<PathBuf> {
-    let path = std::env::var_os("BENCHFARM_TEST_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .parent()
-                .unwrap()
-                .join("models/SmolLM2-135M-Instruct.Q4_1.gguf")
-        });
-    if path.is_file() {
-        return Some(path);
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!(
-            "{} is missing; run scripts/fetch-models.sh (the test command does)",
-            path.display()
-        );
-    }
-    eprintln!(
-        "skipping: {} is missing (run scripts/fetch-models.sh)",
-        path.display()
-    );
-    None
-}
-
-/// The two-task smoke suite of the real-model tests, with `max_tokens = 16`.
-pub const SMOKE_SUITE: &str = r#"
-name = "smoke"
-version = "1"
-
-[defaults]
-system = "You are a coding assistant working in a Linux shell. Answer with only what is asked."
-max_tokens = 16
-
-[[tasks]]
-id = "list-files"
-category = "shell"
-prompt = "Write a shell command that lists all files in the current directory, including hidden ones. Reply with only the command."
-pass = [{ regex = '\bls\b' }, { contains = "-a" }]
-partial = [{ regex = '\bls\b' }]
-
-[[tasks]]
-id = "count-lines"
-category = "shell"
-prompt = "Write a shell command that counts the lines of the file notes.txt. Reply with only the command."
-pass = [{ contains = "wc" }, { contains = "notes.txt" }]
-partial = [{ contains = "wc" }]
-"#;
+#[path = "../support/real_model.rs"]
+mod real_model;
+#[allow(unused_imports)] // not every test binary uses the real model
+pub use real_model::*;

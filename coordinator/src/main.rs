@@ -58,8 +58,8 @@ enum Verb {
         #[arg(long, default_value_t = 3)]
         quarantine_after: u32,
         /// Jobs sent to a worker beyond its slots, waiting there for the next free slot (hides the
-        /// round trip between jobs; see docs/benchmarks.md before turning it on).
-        #[arg(long, default_value_t = 0)]
+        /// round trip between jobs; 0 turns it off; measured in docs/benchmarks.md).
+        #[arg(long, default_value_t = 1)]
         prefetch: u32,
     },
     /// Submit a plan file; prints the run id.

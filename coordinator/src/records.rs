@@ -180,6 +180,9 @@ pub struct Attempt {
     pub attempt: u32,
     pub worker_id: String,
     pub assigned_unix_ms: UnixMs,
+    /// When the worker said a slot started it (a prefetched job waits on the worker first).
+    #[serde(default)]
+    pub started_unix_ms: Option<UnixMs>,
     #[serde(default)]
     pub ended_unix_ms: Option<UnixMs>,
     #[serde(default)]

@@ -38,8 +38,10 @@ pub struct Config {
     /// The shortest timeout a job gets, however fast its worker (capped by `job_timeout`).
     pub job_timeout_floor: Duration,
     /// Jobs sent to a worker beyond its free slots, to wait there: hides the round trip between
-    /// one job's result and the next assignment. Off by default: measured on farm_sim it hands slow
-    /// workers extra jobs before their speed is known (docs/benchmarks.md).
+    /// one job's result and the next assignment (worth 5 % of the makespan on farm_sim, whose
+    /// jobs are short; docs/benchmarks.md). Placement counts a waiting job in the worker's
+    /// `busy_for`, so a slow worker is not handed the tail; "assigned but never started" spares
+    /// the jobs a worker reports waiting in its heartbeats.
     pub prefetch: u32,
 }
 
@@ -52,7 +54,7 @@ impl Default for Config {
             tick: Duration::from_millis(500),
             quarantine_after: 3,
             job_timeout_floor: Duration::from_secs(30),
-            prefetch: 0,
+            prefetch: 1,
         }
     }
 }

@@ -193,15 +193,16 @@ pub fn place(queue: &[PendingJob], workers: &[WorkerView]) -> Vec<Placement> {
             let worker = &mut workers[i];
             taken.insert(job.job_id.as_str());
             worker.free_slots -= 1;
-            // What this job adds to the worker's queue, for the decisions later in this call: a
-            // job beyond its slots waits for one to free up.
+            // What this job adds to the worker's queue, for the decisions later in this call: once
+            // every slot is taken (this job may take the last one), the next job waits for one to
+            // free up.
             let switch = if worker.loaded.as_deref() == Some(job.model.as_str()) {
                 0.0
             } else {
                 worker.load_seconds
             };
             worker.held += 1;
-            if worker.held > worker.slots.max(1) {
+            if worker.held >= worker.slots.max(1) {
                 worker.busy_for += (switch + job.work_tokens / worker.speed.max(1e-9))
                     / f64::from(worker.slots.max(1));
             }

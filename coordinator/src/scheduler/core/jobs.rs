@@ -18,6 +18,9 @@ impl Scheduler {
         match transition(&job.state, &JobEvent::Start { attempt }) {
             Ok(state) if state != job.state => {
                 job.state = state;
+                if let Some(a) = job.attempt_mut(attempt) {
+                    a.started_unix_ms = Some(now_ms());
+                }
                 let job = job.clone();
                 self.store.put_job(&job)?;
                 self.emit(&job, None);
@@ -286,6 +289,7 @@ impl Scheduler {
             attempt,
             worker_id: worker_id.to_string(),
             assigned_unix_ms: now_ms(),
+            started_unix_ms: None,
             ended_unix_ms: None,
             end: None,
         });

@@ -157,8 +157,14 @@ impl Scheduler {
                 let speed = self.speed_of(w);
                 let slots = w.record.slots.max(1);
                 // Up to `prefetch` jobs wait on the worker beyond its slots, so the next job is
-                // there when one ends instead of a round trip later.
-                let free_slots = (slots + self.config.prefetch).saturating_sub(held.len() as u32);
+                // there when one ends instead of a round trip later; not behind a job that failed
+                // (the next one would likely fail too, and quarantine must stop at its threshold).
+                let prefetch = if w.failures_in_a_row == 0 {
+                    self.config.prefetch
+                } else {
+                    0
+                };
+                let free_slots = (slots + prefetch).saturating_sub(held.len() as u32);
                 // Seconds until a slot is free for a new job: the work still ahead of the worker
                 // (running jobs' remainder, waiting jobs whole) spread over its slots, when all
                 // its slots are taken.
@@ -171,8 +177,11 @@ impl Scheduler {
                             let p = self.pending_job(j)?;
                             let whole = p.work_tokens / speed;
                             Some(match (&j.state, j.attempts.last()) {
+                                // Elapsed since the slot started it: a prefetched job may
+                                // have waited on the worker long after it was assigned.
                                 (JobState::Running { .. }, Some(a)) => {
-                                    (whole - (now - a.assigned_unix_ms) as f64 / 1000.0).max(0.0)
+                                    let started = a.started_unix_ms.unwrap_or(a.assigned_unix_ms);
+                                    (whole - (now - started) as f64 / 1000.0).max(0.0)
                                 }
                                 _ => whole,
                             })

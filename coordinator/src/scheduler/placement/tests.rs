@@ -207,6 +207,27 @@ fn the_last_job_waits_for_a_much_faster_worker() {
 }
 
 #[test]
+fn a_job_placed_on_a_free_slot_counts_for_the_next_job_of_the_same_call() {
+    // Prefetch: the slow worker has a free slot and room for one job waiting behind it. Jobs of 100
+    // tokens take 1 s on it and 0.25 s on the fast worker. Of 6 jobs it takes the first (ends at
+    // 1 s; the fast worker needs 1.5 s for all 6); a second would end at 2 s, after the fast
+    // worker's 1.25 s for the other 5, so it leaves that one: the first job counts although it
+    // took a free slot. Of 12 jobs it takes two (2 s against 2.75 s).
+    let mut slow = worker("slow", 2, &["m"]);
+    slow.speed = 100.0;
+    slow.loaded = Some("m".into());
+    let mut fast = worker("fast", 0, &["m"]);
+    fast.speed = 400.0;
+    fast.loaded = Some("m".into());
+    let six: Vec<_> = (0..6).map(|i| job(&format!("j{i}"), "r", "m")).collect();
+    assert_eq!(place(&six, &[slow.clone(), fast.clone()]).len(), 1);
+    let twelve: Vec<_> = (0..12)
+        .map(|i| job(&format!("j{i:02}"), "r", "m"))
+        .collect();
+    assert_eq!(place(&twelve, &[slow, fast]).len(), 2);
+}
+
+#[test]
 fn a_slow_worker_does_not_wait_for_a_faster_one_the_job_avoids() {
     let mut j = job("j1", "r", "m");
     j.avoid = vec!["fast".into()];

@@ -6,8 +6,9 @@
 //!
 //! A real coordinator and 8 real worker processes on 127.0.0.1 (the process harness of the e2e
 //! tests), with `--speed-factor` 0.25× … 4×, run 3 scripted models × 20 tasks × 5 repetitions =
-//! 300 jobs. Each model costs `load_ms` = 300 ms (at 1×) whenever a worker switches to it; a job
-//! lasts 50–100 ms at 1× (answers of 20–40 tokens at 400 tokens/s) and 1/speed of that on a worker.
+//! 300 jobs. Each model costs `load_ms` = 100 ms (at 1×, `FARM_SIM_LOAD_MS`) whenever a worker
+//! switches to it; a job lasts 50–100 ms at 1× (answers of 20–40 tokens at 400 tokens/s) and
+//! 1/speed of that on a worker.
 //!
 //! Measured, per iteration (a fresh farm each time):
 //! - makespan: the run's submit-to-finish time, from the store (`created` → `finished`);
@@ -37,7 +38,14 @@ const MODELS: usize = 3;
 const TASKS: usize = 20;
 const REPETITIONS: u32 = 5;
 const TOKENS_PER_SECOND: f64 = 400.0;
-const LOAD_MS: u64 = 300;
+/// Milliseconds a model takes to load at 1× (`FARM_SIM_LOAD_MS`, default 100): twice the shortest
+/// job, so loading is dearer than a job everywhere and 1.6–3.2 jobs' worth on the 0.25× board.
+fn load_ms() -> u64 {
+    std::env::var("FARM_SIM_LOAD_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100)
+}
 const RATIO_TARGET: f64 = 1.15;
 
 /// Answer length of task i: 20, 25, 30, 35, 40 tokens (50–100 ms at 1×).
@@ -60,10 +68,10 @@ fn work_1x(i: usize) -> f64 {
 }
 
 /// A tighter bound that counts model loads: every worker that runs anything loads at least one
-/// model first (`LOAD_MS / speed`), so the makespan T satisfies
+/// model first (`load_ms() / speed`), so the makespan T satisfies
 /// Σ_w speed_w · max(0, T − load / speed_w) ≥ total work, and T ≥ (load + longest job) / fastest.
 fn load_aware_bound(total_work: f64, longest: f64) -> f64 {
-    let load = LOAD_MS as f64 / 1000.0;
+    let load = load_ms() as f64 / 1000.0;
     let capacity = |t: f64| -> f64 { SPEEDS.iter().map(|s| (s * t - load).max(0.0)).sum() };
     let (mut low, mut high) = (0.0, total_work + load * SPEEDS.len() as f64);
     for _ in 0..100 {
@@ -100,6 +108,9 @@ struct WorkerFigures {
     busy: f64,
     cold: usize,
     models: usize,
+    /// Seconds from the run's creation to this worker's first assignment and its last result.
+    first_assigned: f64,
+    last_result: f64,
 }
 
 async fn iteration() -> Figures {
@@ -119,7 +130,7 @@ async fn iteration() -> Figures {
     for m in 1..=MODELS {
         let mut model = Scripted::new(&format!("m{m}"), TASKS);
         model.tokens_per_second = TOKENS_PER_SECOND;
-        model.load_ms = Some(LOAD_MS);
+        model.load_ms = Some(load_ms());
         model.tokens = answer_tokens;
         let file = format!("m{m}.toml");
         farm.write(&file, &model.toml());
@@ -181,6 +192,21 @@ async fn iteration() -> Figures {
         let mine: Vec<_> = counted.iter().filter(|r| &r.worker_name == name).collect();
         let models: BTreeSet<u32> = mine.iter().map(|r| model_of[r.job_id.as_str()]).collect();
         pairs += models.len();
+        let since_created = |ms: i64| (ms - record.created_unix_ms) as f64 / 1000.0;
+        let worker_id = mine
+            .first()
+            .map(|r| r.worker_id.clone())
+            .unwrap_or_default();
+        let first_assigned = jobs
+            .iter()
+            .flat_map(|j| &j.attempts)
+            .filter(|a| a.worker_id == worker_id)
+            .map(|a| since_created(a.assigned_unix_ms))
+            .fold(f64::INFINITY, f64::min);
+        let last_result = mine
+            .iter()
+            .map(|r| since_created(r.received_unix_ms))
+            .fold(0.0, f64::max);
         per_worker.push(WorkerFigures {
             name: name.clone(),
             speed,
@@ -188,6 +214,8 @@ async fn iteration() -> Figures {
             busy: mine.iter().map(|r| r.timings.wall_ms).sum::<f64>() / 1000.0,
             cold: mine.iter().filter(|r| r.timings.cold).count(),
             models: models.len(),
+            first_assigned,
+            last_result,
         });
     }
     Figures {
@@ -219,10 +247,11 @@ fn main() {
         .and_then(|t| t.elapsed().ok())
         .map_or_else(|| "?".into(), |d| format!("{} s", d.as_secs()));
     println!(
-        "farm_sim: {} workers ({}×), {MODELS} models (load {LOAD_MS} ms at 1×) × {TASKS} tasks × \
+        "farm_sim: {} workers ({}×), {MODELS} models (load {} ms at 1×) × {TASKS} tasks × \
          {REPETITIONS} reps = {} jobs of 50–100 ms at 1×; binaries from {} (worker built {age} ago)",
         SPEEDS.len(),
         SPEEDS.map(|s| s.to_string()).join("/"),
+        load_ms(),
         MODELS * TASKS * REPETITIONS as usize,
         bins.display()
     );
@@ -282,18 +311,22 @@ fn print_summary(all: &[Figures]) {
 
 fn print_workers(iteration: usize, f: &Figures) {
     println!("\niteration {iteration}: makespan {:.3} s", f.makespan);
-    println!("| worker | speed | jobs | busy s | busy/makespan | models | cold loads |");
-    println!("|---|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| worker | speed | jobs | busy s | busy/makespan | models | cold loads | first assigned s | last result s |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for w in &f.per_worker {
         println!(
-            "| {} | {} | {} | {:.3} | {:.0}% | {} | {} |",
+            "| {} | {} | {} | {:.3} | {:.0}% | {} | {} | {:.3} | {:.3} |",
             w.name,
             w.speed,
             w.jobs,
             w.busy,
             100.0 * w.busy / f.makespan,
             w.models,
-            w.cold
+            w.cold,
+            w.first_assigned,
+            w.last_result
         );
     }
 }

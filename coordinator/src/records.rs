@@ -162,6 +162,9 @@ pub enum AttemptEnd {
     Lost(String),
     /// The user cancelled the run.
     Cancelled,
+    /// The worker gave the job back without starting it (it was draining): not a try, so it does
+    /// not count toward `max_attempts`.
+    Returned(String),
 }
 
 impl RunRecord {

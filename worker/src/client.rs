@@ -112,6 +112,10 @@ impl Session {
 
     /// Whether a draining worker may leave.
     fn leaving(&self, stop: &watch::Receiver<Stop>) -> bool {
+        if self.level(stop) != Stop::Run {
+            // A stop that came while disconnected: queued jobs are given back, not started.
+            self.runner.stop_starting();
+        }
         match self.level(stop) {
             Stop::Run => false,
             Stop::Drain => self.idle(),
@@ -250,12 +254,14 @@ impl Session {
             Down::Assign(assignment) => {
                 let k = assignment.key.clone()?;
                 if stop != Stop::Run {
-                    // Sent before the coordinator saw our drain notice: give it back at once.
+                    // Sent before the coordinator saw our drain notice: give it back at once,
+                    // marked not started so it costs the job no attempt.
                     send(
                         tx,
                         Up::Failed(pb::JobFailed {
                             key: Some(k),
                             reason: "worker is draining".into(),
+                            not_started: true,
                         }),
                     )
                     .await;
@@ -282,6 +288,7 @@ impl Session {
                             kind: Some(Up::Failed(pb::JobFailed {
                                 key: Some(k),
                                 reason,
+                                not_started: false,
                             })),
                         },
                         tx,
@@ -311,8 +318,10 @@ impl Session {
         None
     }
 
-    /// Tells the coordinator this worker is leaving, so it assigns nothing new.
+    /// Tells the coordinator this worker is leaving, so it assigns nothing new, and gives back the
+    /// jobs that wait for a slot.
     async fn send_draining(&self, tx: &mpsc::Sender<pb::WorkerMessage>) {
+        self.runner.stop_starting();
         send(
             tx,
             Up::Heartbeat(pb::Heartbeat {
@@ -356,10 +365,22 @@ impl Session {
                         Up::Failed(pb::JobFailed {
                             key: Some(k),
                             reason,
+                            not_started: false,
                         })
                     }
                 };
                 self.finish(pb::WorkerMessage { kind: Some(kind) }, tx)
+                    .await;
+            }
+            RunnerEvent::NotStarted(k) => {
+                self.running.remove(&(k.job_id.clone(), k.attempt));
+                info!(job = %k.job_id, attempt = k.attempt, "job given back unstarted: draining");
+                let failed = Up::Failed(pb::JobFailed {
+                    key: Some(k),
+                    reason: "worker is draining; the job had not started".into(),
+                    not_started: true,
+                });
+                self.finish(pb::WorkerMessage { kind: Some(failed) }, tx)
                     .await;
             }
         }

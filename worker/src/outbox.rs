@@ -192,6 +192,7 @@ mod tests {
                     attempt,
                 }),
                 reason: "x".into(),
+                not_started: false,
             })),
         }
     }

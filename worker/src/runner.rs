@@ -38,6 +38,8 @@ pub struct Job {
 #[derive(Debug)]
 pub enum RunnerEvent {
     Started(pb::JobKey),
+    /// Taken off the queue after [`Runner::stop_starting`]: given back, never started.
+    NotStarted(pb::JobKey),
     Finished(pb::JobKey, Result<Box<pb::JobResult>, String>),
 }
 
@@ -58,6 +60,8 @@ struct Context {
 #[derive(Debug)]
 pub struct Runner {
     jobs: std::sync::mpsc::Sender<Job>,
+    /// Set when the worker drains: slots finish what they run and give back what waits.
+    stop_starting: Arc<AtomicBool>,
 }
 
 impl Runner {
@@ -73,6 +77,7 @@ impl Runner {
     ) -> std::io::Result<Runner> {
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
+        let stop_starting = Arc::new(AtomicBool::new(false));
         let context = Arc::new(Context {
             models,
             threads,
@@ -85,6 +90,7 @@ impl Runner {
             let context = Arc::clone(&context);
             let events = events.clone();
             let mode = engine.clone();
+            let stop_starting = Arc::clone(&stop_starting);
             std::thread::Builder::new()
                 .name(format!("slot-{slot}"))
                 .spawn(move || {
@@ -96,6 +102,17 @@ impl Runner {
                             Err(_) => return,
                         };
                         let Ok(job) = job else { return };
+                        if stop_starting.load(Ordering::Relaxed) {
+                            // Draining: a job that waited for this slot goes back to the
+                            // coordinator, which gives it to a worker that stays.
+                            if events
+                                .blocking_send(RunnerEvent::NotStarted(job.key.clone()))
+                                .is_err()
+                            {
+                                return;
+                            }
+                            continue;
+                        }
                         if events
                             .blocking_send(RunnerEvent::Started(job.key.clone()))
                             .is_err()
@@ -120,7 +137,16 @@ impl Runner {
                     }
                 })?;
         }
-        Ok(Runner { jobs: tx })
+        Ok(Runner {
+            jobs: tx,
+            stop_starting,
+        })
+    }
+
+    /// From now on, jobs still waiting for a slot are given back instead of started
+    /// ([`RunnerEvent::NotStarted`]); running ones finish.
+    pub fn stop_starting(&self) {
+        self.stop_starting.store(true, Ordering::Relaxed);
     }
 
     /// Queues a job for the next free slot.

@@ -157,6 +157,7 @@ fn to_event(message: WorkerMessage, worker_id: &str) -> Option<WorkerEvent> {
                 job_id: key.job_id,
                 attempt: key.attempt,
                 reason: f.reason,
+                not_started: f.not_started,
             }
         }
     };

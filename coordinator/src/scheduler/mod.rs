@@ -97,6 +97,8 @@ pub enum WorkerEvent {
         job_id: String,
         attempt: u32,
         reason: String,
+        /// Given back unstarted by a draining worker: requeued without using up an attempt.
+        not_started: bool,
     },
 }
 

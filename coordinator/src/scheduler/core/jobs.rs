@@ -129,7 +129,14 @@ impl Scheduler {
         let Some(job) = self.jobs.get_mut(job_id) else {
             return Ok(());
         };
-        let attempts_made = job.attempts.len() as u32;
+        // Attempts given back unstarted were no tries: they do not count toward max_attempts.
+        let returned = |end: &Option<AttemptEnd>| matches!(end, Some(AttemptEnd::Returned(_)));
+        let attempts_made = job
+            .attempts
+            .iter()
+            .filter(|a| a.attempt != attempt && !returned(&a.end))
+            .count() as u32
+            + u32::from(!matches!(end, AttemptEnd::Returned(_)));
         match transition(
             &job.state,
             &JobEvent::Fail {

@@ -340,14 +340,21 @@ impl Scheduler {
                 job_id,
                 attempt,
                 reason,
+                not_started,
             } => {
-                // A failure re-sent after a reconnect is not counted against the worker twice.
+                // A failure re-sent after a reconnect is not counted against the worker twice; a
+                // job given back unstarted is no failure of the worker's at all.
                 let current = self.jobs.get(&job_id).and_then(|j| j.state.holder())
                     == Some((worker_id, attempt));
-                if current {
-                    self.note_failure(worker_id);
-                }
-                self.end_attempt(&job_id, attempt, AttemptEnd::Failed(reason))?;
+                let end = if not_started {
+                    AttemptEnd::Returned(reason)
+                } else {
+                    if current {
+                        self.note_failure(worker_id);
+                    }
+                    AttemptEnd::Failed(reason)
+                };
+                self.end_attempt(&job_id, attempt, end)?;
                 // Failures are acknowledged like results, so the worker's outbox can forget them.
                 self.acks
                     .push((worker_id.to_string(), pb::JobKey { job_id, attempt }));

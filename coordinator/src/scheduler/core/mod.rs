@@ -27,6 +27,8 @@ use crate::store::Store;
 
 /// Commands handled before one group commit (flush + acks), at most.
 const GROUP_COMMIT_MAX: usize = 256;
+/// The longest heartbeat interval a worker is told to use.
+const HEARTBEAT_MAX_MS: u32 = 5_000;
 
 /// A worker the scheduler knows in this process's life.
 struct Worker {
@@ -286,7 +288,10 @@ impl Scheduler {
         let lease_ms = self.config.lease.as_millis() as u32;
         Ok(Welcome {
             lease_ms,
-            heartbeat_ms: lease_ms / 2,
+            // Half the lease, so one lost heartbeat does not lose the worker; at most every 5 s, so
+            // the coordinator's view of what a worker holds (and `coordinator workers`) stays fresh
+            // with a long lease.
+            heartbeat_ms: (lease_ms / 2).min(HEARTBEAT_MAX_MS),
             coordinator_version: env!("CARGO_PKG_VERSION").to_string(),
         })
     }

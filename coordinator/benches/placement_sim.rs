@@ -320,6 +320,78 @@ fn simulate(seed: u64, prefetch: u32, known: bool) -> Outcome {
     }
 }
 
+/// The best makespan any schedule could reach here, knowing every speed in advance, with jobs
+/// divisible at will and no overhead at all. Every worker loads one model first (`load ÷ speed`),
+/// so a group of workers on one model finishes its `work` at the smallest T with
+/// Σ max(0, speed·T − load) ≥ work. The schedule is a split of the workers over the models, where
+/// one worker may also switch once to a second model (paying a second load); two or more switches
+/// cost at least (Σ work + (working workers + 2)·load) ÷ their Σ speed even if balance were
+/// perfect, which is taken as their bound. Brute force over the 3^8 splits.
+fn ideal_makespan(work_per_model: f64) -> f64 {
+    let load = load_seconds();
+    let n = SPEEDS.len();
+    // Capacity of a worker by time t, after `loads` loads.
+    let capacity = |s: f64, t: f64, loads: f64| (s * t - loads * load).max(0.0);
+    let smallest_t = |feasible: &dyn Fn(f64) -> bool| {
+        let (mut low, mut high) = (0.0, 100.0);
+        for _ in 0..60 {
+            let mid = (low + high) / 2.0;
+            if feasible(mid) {
+                high = mid;
+            } else {
+                low = mid;
+            }
+        }
+        high
+    };
+    // Two or more switches: at least two loads beyond one per working worker, however well
+    // balanced; the slowest workers may sit idle (no load, no capacity).
+    let mut sorted = SPEEDS.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let mut best = (0..n)
+        .map(|idle| {
+            let speed: f64 = sorted[idle..].iter().sum();
+            (MODELS as f64 * work_per_model + (n - idle + 2) as f64 * load) / speed
+        })
+        .fold(f64::INFINITY, f64::min);
+    for code in 0..MODELS.pow(n as u32) {
+        let group: Vec<usize> = (0..n)
+            .map(|i| (code / MODELS.pow(i as u32)) % MODELS)
+            .collect();
+        // Without a switch.
+        let t = smallest_t(&|t| {
+            (0..MODELS).all(|m| {
+                (0..n)
+                    .filter(|&i| group[i] == m)
+                    .map(|i| capacity(SPEEDS[i], t, 1.0))
+                    .sum::<f64>()
+                    >= work_per_model
+            })
+        });
+        best = best.min(t);
+        // Worker j also serves model m2.
+        for j in 0..n {
+            for m2 in (0..MODELS).filter(|&m| m != group[j]) {
+                let t = smallest_t(&|t| {
+                    let short = |m: usize| {
+                        let have: f64 = (0..n)
+                            .filter(|&i| i != j && group[i] == m)
+                            .map(|i| capacity(SPEEDS[i], t, 1.0))
+                            .sum();
+                        (work_per_model - have).max(0.0)
+                    };
+                    (0..MODELS)
+                        .filter(|&m| m != group[j] && m != m2)
+                        .all(|m| short(m) <= 1e-12)
+                        && short(group[j]) + short(m2) <= capacity(SPEEDS[j], t, 2.0)
+                });
+                best = best.min(t);
+            }
+        }
+    }
+    best
+}
+
 fn main() {
     let env = |name: &str, default: u64| -> u64 {
         std::env::var(name)
@@ -345,6 +417,12 @@ fn main() {
         load_seconds(),
         MODELS * TASKS * REPETITIONS,
         ROUND_TRIP * 1000.0
+    );
+    let ideal = ideal_makespan(work / MODELS as f64);
+    println!(
+        "the best any schedule could do (every speed known, divisible jobs, no overhead): \
+         {ideal:.3} s, ratio {:.3}",
+        ideal / lower_bound
     );
     let mut ratios = Vec::new();
     let mut loads = Vec::new();

@@ -11,7 +11,7 @@
 //! 1×), 3 models that cost 100 ms ÷ speed to load (`PLACEMENT_SIM_LOAD_MS`), 20 tasks of 20–40
 //! tokens × 5 repetitions.
 //!
-//! The simulation feeds [`place`] what the scheduler does (`coordinator/src/scheduler/core/views.rs`):
+//! The simulation feeds [`place`] what the scheduler does, with the scheduler's own [`estimates`]:
 //! a worker's speed and load time are learned from its finished jobs (the median measured worker
 //! stands in for one without history), a model's expected answer length from its finished jobs,
 //! and `busy_for` from the jobs a worker holds. Placement runs after every result. Each result
@@ -24,9 +24,10 @@
 //! `PLACEMENT_SIM_KNOWN=1` lets the coordinator know every worker's speed from the start, and
 //! `PLACEMENT_SIM_VERBOSE=1` prints every seed's per-worker figures.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 
 use benchfarm_coordinator::records::Requirements;
+use benchfarm_coordinator::scheduler::estimates;
 use benchfarm_coordinator::scheduler::placement::{PendingJob, WorkerView, place};
 
 const SPEEDS: [f64; 8] = [0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0];
@@ -36,10 +37,8 @@ const REPETITIONS: usize = 5;
 const TOKENS_PER_SECOND: f64 = 400.0;
 /// Result to coordinator plus assignment back to the worker, as measured on 127.0.0.1.
 const ROUND_TRIP: f64 = 0.002;
-/// The scheduler's speed smoothing and nominal speed (views.rs).
-const SPEED_SMOOTHING: f64 = 0.3;
-const NOMINAL_SPEED: f64 = 100.0;
-const MAX_TOKENS: f64 = 256.0;
+/// The suite's default token limit (no task here sets one).
+const MAX_TOKENS: u32 = 256;
 
 /// Seconds a model takes to load at 1× (`PLACEMENT_SIM_LOAD_MS`, default 100 as in farm_sim).
 fn load_seconds() -> f64 {
@@ -73,8 +72,8 @@ struct SimWorker {
     view_model: Option<usize>,
     speed: Option<f64>,
     load: Option<f64>,
-    /// When the coordinator assigned each held or running job.
-    assigned_at: BTreeMap<usize, f64>,
+    /// The jobs the coordinator sees it holding (assigned, running or waiting, until the result).
+    holds: BTreeSet<usize>,
     jobs: usize,
     loads: usize,
     busy: f64,
@@ -116,7 +115,7 @@ fn simulate(seed: u64, prefetch: u32, known: bool) -> Outcome {
             // on a farm it has seen before.
             speed: known.then_some(TOKENS_PER_SECOND * factor),
             load: known.then_some(load_seconds() / factor),
-            assigned_at: BTreeMap::new(),
+            holds: BTreeSet::new(),
             jobs: 0,
             loads: 0,
             busy: 0.0,
@@ -137,52 +136,35 @@ fn simulate(seed: u64, prefetch: u32, known: bool) -> Outcome {
          queued: &mut Vec<usize>,
          model_tokens: &BTreeMap<usize, (f64, u32)>| {
             let expected = |model: usize| -> f64 {
-                if let Some((sum, n)) = model_tokens.get(&model).filter(|(_, n)| *n > 0) {
-                    return sum / f64::from(*n);
-                }
-                let (sum, n) = model_tokens
-                    .values()
-                    .fold((0.0, 0u32), |(s, c), (sum, n)| (s + sum, c + n));
-                if n > 0 {
-                    sum / f64::from(n)
-                } else {
-                    MAX_TOKENS / 2.0
-                }
+                estimates::expected_tokens(
+                    model_tokens.get(&model).copied(),
+                    model_tokens.values().copied(),
+                    MAX_TOKENS,
+                )
             };
-            let mut known: Vec<f64> = workers.iter().filter_map(|w| w.speed).collect();
-            known.sort_by(f64::total_cmp);
-            let median_speed = known.get(known.len() / 2).copied().unwrap_or(NOMINAL_SPEED);
-            let mut known_loads: Vec<(f64, f64)> = workers
+            let measured_speeds: Vec<f64> = workers.iter().filter_map(|w| w.speed).collect();
+            let measured_loads: Vec<(f64, f64)> = workers
                 .iter()
                 .filter_map(|w| Some((w.load?, w.speed?)))
                 .collect();
-            known_loads.sort_by(|a, b| a.0.total_cmp(&b.0));
             let views: Vec<WorkerView> = workers
                 .iter()
                 .map(|w| {
-                    let speed = w.speed.unwrap_or(median_speed);
-                    let load_seconds = w.load.unwrap_or_else(|| {
-                        known_loads
-                            .get(known_loads.len() / 2)
-                            .map_or(0.0, |(l, s)| l * s / speed)
+                    let speed = estimates::assumed_speed(w.speed, measured_speeds.iter().copied());
+                    let load_seconds = estimates::assumed_load_seconds(
+                        w.load,
+                        measured_loads.iter().copied(),
+                        speed,
+                    );
+                    let held = w.holds.len() as u32;
+                    let ahead = w.holds.iter().map(|&job| {
+                        let running_for = match w.running {
+                            Some((j, start, ..)) if j == job => Some(now - start),
+                            _ => None,
+                        };
+                        (expected(jobs[job].model) / speed, running_for)
                     });
-                    let held = w.assigned_at.len() as u32;
-                    let busy_for = if held < 1 {
-                        0.0
-                    } else {
-                        w.assigned_at
-                            .iter()
-                            .map(|(&job, _)| {
-                                let whole = expected(jobs[job].model) / speed;
-                                match w.running {
-                                    Some((j, start, ..)) if j == job => {
-                                        (whole - (now - start)).max(0.0)
-                                    }
-                                    _ => whole,
-                                }
-                            })
-                            .sum()
-                    };
+                    let busy_for = estimates::busy_for(held, 1, ahead);
                     WorkerView {
                         worker_id: w.id.clone(),
                         class: "sim".into(),
@@ -226,7 +208,7 @@ fn simulate(seed: u64, prefetch: u32, known: bool) -> Outcome {
                     .find(|w| w.id == p.worker_id)
                     .expect("placement names a worker it was given");
                 queued.retain(|&q| q != job);
-                w.assigned_at.insert(job, now);
+                w.holds.insert(job);
                 w.held.push_back((job, now + ROUND_TRIP / 2.0));
                 w.view_model = Some(jobs[job].model);
             }
@@ -291,17 +273,10 @@ fn simulate(seed: u64, prefetch: u32, known: bool) -> Outcome {
         for (_, i, job, cold, load) in arrived {
             done += 1;
             let w = &mut workers[i];
-            w.assigned_at.remove(&job);
-            let sample = TOKENS_PER_SECOND * w.factor;
-            w.speed = Some(
-                w.speed
-                    .map_or(sample, |old| old + SPEED_SMOOTHING * (sample - old)),
-            );
+            w.holds.remove(&job);
+            w.speed = Some(estimates::smoothed(w.speed, TOKENS_PER_SECOND * w.factor));
             if cold {
-                w.load = Some(
-                    w.load
-                        .map_or(load, |old| old + SPEED_SMOOTHING * (load - old)),
-                );
+                w.load = Some(estimates::smoothed(w.load, load));
             }
             let entry = model_tokens.entry(jobs[job].model).or_insert((0.0, 0));
             entry.0 += answer_tokens(jobs[job].task);

@@ -6,6 +6,7 @@
 //! scheduler, only an mpsc sender of [`CoordinatorMessage`]s (which is also how tests fake one).
 
 mod core;
+pub mod estimates;
 pub mod placement;
 pub mod status;
 

@@ -1,22 +1,14 @@
-//! What placement sees: queued jobs as [`PendingJob`]s and workers as [`WorkerView`]s, with the
-//! estimates that feed speed-aware placement and per-job timeouts.
-//!
-//! Speed is learned: each worker's generated tokens per second, as a moving average over its jobs.
-//! A worker without history is assumed to be as fast as the median measured worker (or a nominal
-//! 100 tokens/s before anyone has measured anything), so a new worker is neither starved nor trusted
-//! with the tail of a run.
+//! What placement sees: queued jobs as [`PendingJob`]s and workers as [`WorkerView`]s, built from
+//! the scheduler's state with the rules in [`estimates`] (learned speeds and load times, expected
+//! answer lengths, `busy_for`), and the per-job timeouts derived from the same speeds.
 
 use std::time::Duration;
 
+use super::super::estimates;
 use super::super::placement::{PendingJob, WorkerView, memory_needed};
 use super::{Scheduler, Worker};
 use crate::job::JobState;
 use crate::records::{AttemptEnd, JobRecord, RunModel, RunRecord, now_ms};
-
-/// Tokens per second assumed before any worker has been measured.
-const NOMINAL_SPEED: f64 = 100.0;
-/// Weight of the newest job in a worker's speed average.
-const SPEED_SMOOTHING: f64 = 0.3;
 
 /// A job of `model` in `run` as placement sees it, before it has an id, a pin or a history: what
 /// capability checks need (submit asks it of every model; [`Scheduler::pending_job`] fills in the
@@ -38,29 +30,18 @@ pub(super) fn model_job(run: &RunRecord, model: &RunModel) -> PendingJob {
 impl Scheduler {
     /// The speed placement assumes for `worker`.
     pub(super) fn speed_of(&self, worker: &Worker) -> f64 {
-        worker.speed.unwrap_or_else(|| {
-            let mut known: Vec<f64> = self.workers.values().filter_map(|w| w.speed).collect();
-            known.sort_by(f64::total_cmp);
-            known.get(known.len() / 2).copied().unwrap_or(NOMINAL_SPEED)
-        })
+        estimates::assumed_speed(worker.speed, self.workers.values().filter_map(|w| w.speed))
     }
 
-    /// The seconds placement assumes `worker` needs to load a model it does not have loaded: its
-    /// own measured loads, else the median measured worker's scaled by relative speed, else 0.
+    /// The seconds placement assumes `worker` needs to load a model it does not have loaded.
     pub(super) fn load_seconds_of(&self, worker: &Worker) -> f64 {
-        if let Some(load) = worker.load_seconds {
-            return load;
-        }
-        let mut known: Vec<(f64, f64)> = self
-            .workers
-            .values()
-            .filter_map(|w| Some((w.load_seconds?, w.speed?)))
-            .collect();
-        known.sort_by(|a, b| a.0.total_cmp(&b.0));
-        match known.get(known.len() / 2) {
-            Some((load, speed)) => load * speed / self.speed_of(worker).max(1e-9),
-            None => 0.0,
-        }
+        estimates::assumed_load_seconds(
+            worker.load_seconds,
+            self.workers
+                .values()
+                .filter_map(|w| Some((w.load_seconds?, w.speed?))),
+            self.speed_of(worker),
+        )
     }
 
     /// Folds one finished job into the worker's speed and load time and the model's expected job
@@ -71,11 +52,7 @@ impl Scheduler {
             && t.load_ms > 0.0
             && t.load_ms.is_finite()
         {
-            let sample = t.load_ms / 1000.0;
-            w.load_seconds = Some(
-                w.load_seconds
-                    .map_or(sample, |old| old + SPEED_SMOOTHING * (sample - old)),
-            );
+            w.load_seconds = Some(estimates::smoothed(w.load_seconds, t.load_ms / 1000.0));
         }
         let (gen_tokens, gen_ms) = (t.gen_tokens, t.gen_ms);
         if gen_tokens == 0 || gen_ms <= 0.0 || !gen_ms.is_finite() {
@@ -83,10 +60,7 @@ impl Scheduler {
         }
         let sample = f64::from(gen_tokens) / (gen_ms / 1000.0);
         if let Some(w) = self.workers.get_mut(worker_id) {
-            w.speed = Some(match w.speed {
-                Some(old) => old + SPEED_SMOOTHING * (sample - old),
-                None => sample,
-            });
+            w.speed = Some(estimates::smoothed(w.speed, sample));
         }
         let entry = self
             .model_tokens
@@ -96,22 +70,13 @@ impl Scheduler {
         entry.1 += 1;
     }
 
-    /// Expected generated tokens of a job of `model` with token limit `max_tokens`: the model's mean
-    /// so far, else the mean over every model measured (answers to one suite are alike in length
-    /// more often than not), else half the limit.
+    /// Expected generated tokens of a job of `model` with token limit `max_tokens`.
     fn expected_tokens(&self, model: &str, max_tokens: u32) -> f64 {
-        if let Some((sum, n)) = self.model_tokens.get(model).filter(|(_, n)| *n > 0) {
-            return sum / f64::from(*n);
-        }
-        let (sum, n) = self
-            .model_tokens
-            .values()
-            .fold((0.0, 0u32), |(s, c), (sum, n)| (s + sum, c + n));
-        if n > 0 {
-            sum / f64::from(n)
-        } else {
-            f64::from(max_tokens.max(2)) / 2.0
-        }
+        estimates::expected_tokens(
+            self.model_tokens.get(model).copied(),
+            self.model_tokens.values().copied(),
+            max_tokens,
+        )
     }
 
     /// A queued job as placement sees it; `None` when its run or model is gone.
@@ -165,30 +130,19 @@ impl Scheduler {
                     0
                 };
                 let free_slots = (slots + prefetch).saturating_sub(held.len() as u32);
-                // Seconds until a slot is free for a new job: the work still ahead of the worker
-                // (running jobs' remainder, waiting jobs whole) spread over its slots, when all
-                // its slots are taken.
-                let busy_for = if (held.len() as u32) < slots {
-                    0.0
-                } else {
-                    let ahead: f64 = held
-                        .iter()
-                        .filter_map(|j| {
-                            let p = self.pending_job(j)?;
-                            let whole = p.work_tokens / speed;
-                            Some(match (&j.state, j.attempts.last()) {
-                                // Elapsed since the slot started it: a prefetched job may
-                                // have waited on the worker long after it was assigned.
-                                (JobState::Running { .. }, Some(a)) => {
-                                    let started = a.started_unix_ms.unwrap_or(a.assigned_unix_ms);
-                                    (whole - (now - started) as f64 / 1000.0).max(0.0)
-                                }
-                                _ => whole,
-                            })
-                        })
-                        .sum();
-                    ahead / f64::from(slots)
-                };
+                // The jobs it holds, each whole and, when running, how long since it started.
+                let ahead = held.iter().filter_map(|j| {
+                    let whole = self.pending_job(j)?.work_tokens / speed;
+                    let running_for = match (&j.state, j.attempts.last()) {
+                        (JobState::Running { .. }, Some(a)) => {
+                            let started = a.started_unix_ms.unwrap_or(a.assigned_unix_ms);
+                            Some((now - started) as f64 / 1000.0)
+                        }
+                        _ => None,
+                    };
+                    Some((whole, running_for))
+                });
+                let busy_for = estimates::busy_for(held.len() as u32, slots, ahead);
                 let hw = &w.record.hardware;
                 let cap = |bytes: u64| match hw.cgroup_memory_limit_bytes {
                     0 => bytes,
@@ -208,7 +162,7 @@ impl Scheduler {
                     load_seconds: self.load_seconds_of(w),
                     slots,
                     held: held.len() as u32,
-                    busy_for: if busy_for.is_finite() { busy_for } else { 0.0 },
+                    busy_for,
                     accepting: w.accepting(),
                 }
             })

@@ -167,6 +167,14 @@ pub enum AttemptEnd {
     Returned(String),
 }
 
+impl AttemptEnd {
+    /// Whether this was a try of the job, counted toward `max_attempts` (a job given back unstarted
+    /// was not).
+    pub fn is_try(&self) -> bool {
+        !matches!(self, AttemptEnd::Returned(_))
+    }
+}
+
 impl RunRecord {
     /// The token limit of one of the run's tasks (the suite default for an unknown id).
     pub fn max_tokens_of(&self, task_id: &str) -> u32 {

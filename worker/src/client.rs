@@ -112,11 +112,12 @@ impl Session {
 
     /// Whether a draining worker may leave.
     fn leaving(&self, stop: &watch::Receiver<Stop>) -> bool {
-        if self.level(stop) != Stop::Run {
+        let level = self.level(stop);
+        if level != Stop::Run {
             // A stop that came while disconnected: queued jobs are given back, not started.
             self.runner.stop_starting();
         }
-        match self.level(stop) {
+        match level {
             Stop::Run => false,
             Stop::Drain => self.idle(),
             Stop::Abandon => true,
@@ -256,15 +257,7 @@ impl Session {
                 if stop != Stop::Run {
                     // Sent before the coordinator saw our drain notice: give it back at once,
                     // marked not started so it costs the job no attempt.
-                    send(
-                        tx,
-                        Up::Failed(pb::JobFailed {
-                            key: Some(k),
-                            reason: "worker is draining".into(),
-                            not_started: true,
-                        }),
-                    )
-                    .await;
+                    send(tx, job_failed(k, "worker is draining".into(), true)).await;
                     return None;
                 }
                 let running = Running {
@@ -285,11 +278,7 @@ impl Session {
                     self.running.remove(&(k.job_id.clone(), k.attempt));
                     self.finish(
                         pb::WorkerMessage {
-                            kind: Some(Up::Failed(pb::JobFailed {
-                                key: Some(k),
-                                reason,
-                                not_started: false,
-                            })),
+                            kind: Some(job_failed(k, reason, false)),
                         },
                         tx,
                     )
@@ -362,11 +351,7 @@ impl Session {
                     Ok(result) => Up::Result(*result),
                     Err(reason) => {
                         warn!(job = %k.job_id, attempt = k.attempt, reason = %reason, "job failed");
-                        Up::Failed(pb::JobFailed {
-                            key: Some(k),
-                            reason,
-                            not_started: false,
-                        })
+                        job_failed(k, reason, false)
                     }
                 };
                 self.finish(pb::WorkerMessage { kind: Some(kind) }, tx)
@@ -375,11 +360,11 @@ impl Session {
             RunnerEvent::NotStarted(k) => {
                 self.running.remove(&(k.job_id.clone(), k.attempt));
                 info!(job = %k.job_id, attempt = k.attempt, "job given back unstarted: draining");
-                let failed = Up::Failed(pb::JobFailed {
-                    key: Some(k),
-                    reason: "worker is draining; the job had not started".into(),
-                    not_started: true,
-                });
+                let failed = job_failed(
+                    k,
+                    "worker is draining; the job had not started".into(),
+                    true,
+                );
                 self.finish(pb::WorkerMessage { kind: Some(failed) }, tx)
                     .await;
             }
@@ -391,6 +376,16 @@ impl Session {
         self.outbox.insert(message.clone());
         let _ = tx.send(message).await;
     }
+}
+
+/// A job that ended without an answer; `not_started` when it is given back unstarted (draining),
+/// which costs the job no attempt.
+fn job_failed(key: pb::JobKey, reason: String, not_started: bool) -> Up {
+    Up::Failed(pb::JobFailed {
+        key: Some(key),
+        reason,
+        not_started,
+    })
 }
 
 fn set_reason(running: &Running, reason: &str) {

@@ -129,14 +129,13 @@ impl Scheduler {
         let Some(job) = self.jobs.get_mut(job_id) else {
             return Ok(());
         };
-        // Attempts given back unstarted were no tries: they do not count toward max_attempts.
-        let returned = |end: &Option<AttemptEnd>| matches!(end, Some(AttemptEnd::Returned(_)));
-        let attempts_made = job
+        // Tries so far, this one included when it was one (see AttemptEnd::is_try).
+        let earlier = job
             .attempts
             .iter()
-            .filter(|a| a.attempt != attempt && !returned(&a.end))
-            .count() as u32
-            + u32::from(!matches!(end, AttemptEnd::Returned(_)));
+            .filter(|a| a.attempt != attempt && a.end.as_ref().is_none_or(AttemptEnd::is_try))
+            .count() as u32;
+        let attempts_made = earlier + u32::from(end.is_try());
         match transition(
             &job.state,
             &JobEvent::Fail {

@@ -347,13 +347,13 @@ impl Scheduler {
                 reason,
                 not_started,
             } => {
-                // A failure re-sent after a reconnect is not counted against the worker twice; a
-                // job given back unstarted is no failure of the worker's at all.
-                let current = self.jobs.get(&job_id).and_then(|j| j.state.holder())
-                    == Some((worker_id, attempt));
+                // A job given back unstarted is no failure of the worker's at all; a failure
+                // re-sent after a reconnect is not counted against the worker twice.
                 let end = if not_started {
                     AttemptEnd::Returned(reason)
                 } else {
+                    let current = self.jobs.get(&job_id).and_then(|j| j.state.holder())
+                        == Some((worker_id, attempt));
                     if current {
                         self.note_failure(worker_id);
                     }

@@ -81,14 +81,7 @@ async fn a_worker_killed_mid_run_loses_no_result() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    let status = wait_run(&mut client, &run.run_id, Duration::from_secs(45)).await;
-    assert_eq!(
-        (status.state.as_str(), status.jobs_done, status.jobs_failed),
-        ("finished", 30, 0),
-        "{status:?}"
-    );
-    let report = report_json(&mut client, &run.run_id).await;
-    assert_eq!(report_counts(&report), (30, 30, 0));
+    let report = wait_finished(&mut client, &run.run_id, Duration::from_secs(45), 30, 0).await;
     assert_eq!(report["models"][0]["n"], 30);
     let w2 = worker_status(&mut client, "w2").await.unwrap();
     assert!(!w2.connected, "a killed worker is not connected");
@@ -144,14 +137,7 @@ async fn a_worker_stopped_with_sigterm_finishes_its_job_and_leaves() {
         "w2 did not drain and exit cleanly within 10 s: {exit:?}"
     );
 
-    let status = wait_run(&mut client, &run.run_id, Duration::from_secs(45)).await;
-    assert_eq!(
-        (status.state.as_str(), status.jobs_done, status.jobs_failed),
-        ("finished", 30, 0),
-        "{status:?}"
-    );
-    let report = report_json(&mut client, &run.run_id).await;
-    assert_eq!(report_counts(&report), (30, 30, 0));
+    wait_finished(&mut client, &run.run_id, Duration::from_secs(45), 30, 0).await;
 
     let store = farm.stop_and_open_store();
     let (jobs, results) = assert_exactly_once(&store, &run.run_id, 30);
@@ -218,14 +204,7 @@ async fn a_coordinator_restarted_mid_run_loses_and_duplicates_nothing() {
     farm.start_coordinator().await;
     let mut client = farm.client().await;
 
-    let status = wait_run(&mut client, &run.run_id, Duration::from_secs(45)).await;
-    assert_eq!(
-        (status.state.as_str(), status.jobs_done, status.jobs_failed),
-        ("finished", 30, 0),
-        "{status:?}"
-    );
-    let report = report_json(&mut client, &run.run_id).await;
-    assert_eq!(report_counts(&report), (30, 30, 0));
+    let report = wait_finished(&mut client, &run.run_id, Duration::from_secs(45), 30, 0).await;
     assert_eq!(report["models"][0]["n"], 30);
     for name in ["w1", "w2", "w3"] {
         assert!(
@@ -265,14 +244,7 @@ async fn a_worker_frozen_past_its_lease_is_replaced_and_its_late_result_does_not
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(farm.worker("w2").signal_group("CONT"));
 
-    let status = wait_run(&mut client, &run.run_id, Duration::from_secs(45)).await;
-    assert_eq!(
-        (status.state.as_str(), status.jobs_done, status.jobs_failed),
-        ("finished", 40, 0),
-        "{status:?}"
-    );
-    let report = report_json(&mut client, &run.run_id).await;
-    assert_eq!(report_counts(&report), (40, 40, 0));
+    let report = wait_finished(&mut client, &run.run_id, Duration::from_secs(45), 40, 0).await;
     assert_eq!(report["models"][0]["n"], 40);
     // Woken up, the worker notices its stream is gone and joins again.
     farm.wait_connected(&mut client, &["w2"]).await;
@@ -327,14 +299,7 @@ async fn a_hung_job_times_out_and_succeeds_on_retry() {
     .await;
     let run = client.submit_run(request).await.unwrap().into_inner();
     assert_eq!(run.jobs, 8);
-    let status = wait_run(&mut client, &run.run_id, Duration::from_secs(40)).await;
-    assert_eq!(
-        (status.state.as_str(), status.jobs_done, status.jobs_failed),
-        ("finished", 8, 0),
-        "{status:?}"
-    );
-    let report = report_json(&mut client, &run.run_id).await;
-    assert_eq!(report_counts(&report), (8, 8, 0));
+    wait_finished(&mut client, &run.run_id, Duration::from_secs(40), 8, 0).await;
     for name in ["w1", "w2"] {
         assert!(farm.worker(name).is_running(), "worker {name} died");
     }
@@ -372,14 +337,7 @@ async fn a_job_failing_every_attempt_fails_alone() {
     .await;
     let run = client.submit_run(request).await.unwrap().into_inner();
     assert_eq!(run.jobs, 8);
-    let status = wait_run(&mut client, &run.run_id, Duration::from_secs(40)).await;
-    assert_eq!(
-        (status.state.as_str(), status.jobs_done, status.jobs_failed),
-        ("finished", 7, 1),
-        "{status:?}"
-    );
-    let report = report_json(&mut client, &run.run_id).await;
-    assert_eq!(report_counts(&report), (8, 7, 1));
+    let report = wait_finished(&mut client, &run.run_id, Duration::from_secs(40), 7, 1).await;
     let failed = &report["failed_jobs"];
     assert_eq!(failed.as_array().unwrap().len(), 1, "{failed}");
     assert_eq!(
@@ -456,14 +414,7 @@ async fn a_corrupt_model_file_is_not_advertised_and_its_jobs_run_elsewhere() {
 
     let run = client.submit_run(request).await.unwrap().into_inner();
     assert_eq!(run.jobs, 2);
-    let status = wait_run(&mut client, &run.run_id, Duration::from_secs(50)).await;
-    assert_eq!(
-        (status.state.as_str(), status.jobs_done, status.jobs_failed),
-        ("finished", 2, 0),
-        "{status:?}"
-    );
-    let report = report_json(&mut client, &run.run_id).await;
-    assert_eq!(report_counts(&report), (2, 2, 0));
+    let report = wait_finished(&mut client, &run.run_id, Duration::from_secs(50), 2, 0).await;
     assert_eq!(report["models"][0]["workers"], serde_json::json!(["b"]));
     let a = worker_status(&mut client, "a").await.unwrap();
     assert!(a.connected, "worker a left");
@@ -502,14 +453,7 @@ async fn an_engine_process_killed_or_aborted_leaves_the_worker_joined() {
     let pid = farm.worker("w1").pid();
     let run = client.submit_run(request).await.unwrap().into_inner();
     assert_eq!(run.jobs, 4);
-    let status = wait_run(&mut client, &run.run_id, Duration::from_secs(40)).await;
-    assert_eq!(
-        (status.state.as_str(), status.jobs_done, status.jobs_failed),
-        ("finished", 4, 0),
-        "{status:?}"
-    );
-    let report = report_json(&mut client, &run.run_id).await;
-    assert_eq!(report_counts(&report), (4, 4, 0));
+    wait_finished(&mut client, &run.run_id, Duration::from_secs(40), 4, 0).await;
     let w1 = worker_status(&mut client, "w1").await.unwrap();
     assert!(w1.connected, "w1 is not connected");
     assert_eq!(w1.worker_id, ids["w1"]);

@@ -74,18 +74,14 @@ async fn every_worker_runs_every_job_once() {
     let run = client.submit_run(request).await.unwrap().into_inner();
     let total = CELLS * 3;
     assert_eq!(run.jobs as usize, total);
-    let status = wait_run(&mut client, &run.run_id, Duration::from_secs(40)).await;
-    assert_eq!(
-        (
-            status.state.as_str(),
-            status.jobs_done as usize,
-            status.jobs_failed
-        ),
-        ("finished", total, 0),
-        "{status:?}"
-    );
-    let report = report_json(&mut client, &run.run_id).await;
-    assert_eq!(report_counts(&report), (total as u64, total as u64, 0));
+    wait_finished(
+        &mut client,
+        &run.run_id,
+        Duration::from_secs(40),
+        total as u32,
+        0,
+    )
+    .await;
 
     let store = farm.stop_and_open_store();
     let (jobs, results) = assert_exactly_once(&store, &run.run_id, total);
@@ -129,18 +125,14 @@ async fn per_class_covers_every_class_once() {
     let run = client.submit_run(request).await.unwrap().into_inner();
     let total = CELLS * 2;
     assert_eq!(run.jobs as usize, total);
-    let status = wait_run(&mut client, &run.run_id, Duration::from_secs(40)).await;
-    assert_eq!(
-        (
-            status.state.as_str(),
-            status.jobs_done as usize,
-            status.jobs_failed
-        ),
-        ("finished", total, 0),
-        "{status:?}"
-    );
-    let report = report_json(&mut client, &run.run_id).await;
-    assert_eq!(report_counts(&report), (total as u64, total as u64, 0));
+    let report = wait_finished(
+        &mut client,
+        &run.run_id,
+        Duration::from_secs(40),
+        total as u32,
+        0,
+    )
+    .await;
     let classes: BTreeSet<&str> = report["hardware"]
         .as_array()
         .unwrap()
@@ -234,14 +226,7 @@ async fn a_worker_without_the_ram_for_a_model_never_gets_it() {
 
     farm.start_worker("big", WorkerOpts::default().models(&models));
     let ids = farm.wait_connected(&mut client, &["small", "big"]).await;
-    let status = wait_run(&mut client, &run.run_id, Duration::from_secs(50)).await;
-    assert_eq!(
-        (status.state.as_str(), status.jobs_done, status.jobs_failed),
-        ("finished", 2, 0),
-        "{status:?}"
-    );
-    let report = report_json(&mut client, &run.run_id).await;
-    assert_eq!(report_counts(&report), (2, 2, 0));
+    let report = wait_finished(&mut client, &run.run_id, Duration::from_secs(50), 2, 0).await;
     assert_eq!(report["models"][0]["workers"], serde_json::json!(["big"]));
 
     let store = farm.stop_and_open_store();
@@ -273,18 +258,14 @@ async fn required_labels_limit_the_workers() {
     ));
     let run = client.submit_run(request).await.unwrap().into_inner();
     assert_eq!(run.jobs as usize, CELLS);
-    let status = wait_run(&mut client, &run.run_id, Duration::from_secs(40)).await;
-    assert_eq!(
-        (
-            status.state.as_str(),
-            status.jobs_done as usize,
-            status.jobs_failed
-        ),
-        ("finished", CELLS, 0),
-        "{status:?}"
-    );
-    let report = report_json(&mut client, &run.run_id).await;
-    assert_eq!(report_counts(&report), (CELLS as u64, CELLS as u64, 0));
+    wait_finished(
+        &mut client,
+        &run.run_id,
+        Duration::from_secs(40),
+        CELLS as u32,
+        0,
+    )
+    .await;
 
     let store = farm.stop_and_open_store();
     let ids: BTreeMap<String, String> = store

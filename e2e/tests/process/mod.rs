@@ -578,6 +578,29 @@ pub async fn wait_run(client: &mut Client, run_id: &str, limit: Duration) -> pb:
     }
 }
 
+/// Waits for the run to end and asserts it finished with `done` jobs done and `failed` failed, both
+/// in its status and in its report (which counts `done + failed` jobs). Returns the report.
+pub async fn wait_finished(
+    client: &mut Client,
+    run_id: &str,
+    limit: Duration,
+    done: u32,
+    failed: u32,
+) -> serde_json::Value {
+    let status = wait_run(client, run_id, limit).await;
+    assert_eq!(
+        (status.state.as_str(), status.jobs_done, status.jobs_failed),
+        ("finished", done, failed),
+        "{status:?}"
+    );
+    let report = report_json(client, run_id).await;
+    assert_eq!(
+        report_counts(&report),
+        (u64::from(done + failed), u64::from(done), u64::from(failed))
+    );
+    report
+}
+
 /// Waits until at least `done` jobs of the run are done and the worker `name` holds a job (so that
 /// what the test does to it next happens mid-job). Returns the worker's running jobs.
 pub async fn wait_busy(

@@ -12,6 +12,7 @@
 //! - [`cli`]: the client verbs (`submit`, `status`, `workers`, `report`, `cancel`, `regrade`, `suite`).
 
 pub mod cli;
+pub mod clock;
 pub mod grpc;
 pub mod hardware_class;
 pub mod job;

@@ -61,6 +61,10 @@ enum Verb {
         /// round trip between jobs; 0 turns it off; measured in docs/benchmarks.md).
         #[arg(long, default_value_t = 1)]
         prefetch: u32,
+        /// The most jobs one run may expand to (models x tasks x repetitions x pins); a larger
+        /// submit is refused with an error naming this limit.
+        #[arg(long, default_value_t = 1_000_000)]
+        max_jobs_per_run: u32,
     },
     /// Submit a plan file; prints the run id.
     Submit {
@@ -135,6 +139,7 @@ async fn main() -> Result<()> {
             job_timeout_floor_ms,
             quarantine_after,
             prefetch,
+            max_jobs_per_run,
         } => {
             telemetry::init("info,benchfarm_coordinator=info,h2=warn,tower=warn");
             let config = grpc::server::ServeConfig {
@@ -147,6 +152,7 @@ async fn main() -> Result<()> {
                     job_timeout_floor: Duration::from_millis(job_timeout_floor_ms),
                     quarantine_after,
                     prefetch,
+                    max_jobs_per_run,
                     ..scheduler::Config::default()
                 },
             };

@@ -149,6 +149,38 @@ pub struct RunRecord {
     pub finished_unix_ms: Option<UnixMs>,
     #[serde(default)]
     pub suite_history: Vec<String>,
+    /// Its jobs by state, written when the run ends, so listing runs reads one record per run
+    /// rather than every job (`None` in runs that ended before this field existed).
+    #[serde(default)]
+    pub counts: Option<JobCounts>,
+}
+
+/// A run's jobs by state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobCounts {
+    pub queued: u32,
+    pub running: u32,
+    pub done: u32,
+    pub failed: u32,
+    pub cancelled: u32,
+}
+
+impl JobCounts {
+    /// The counter `state` belongs to (assigned and running share one).
+    pub fn slot(&mut self, state: &JobState) -> &mut u32 {
+        match state {
+            JobState::Queued => &mut self.queued,
+            JobState::Assigned { .. } | JobState::Running { .. } => &mut self.running,
+            JobState::Done { .. } => &mut self.done,
+            JobState::Failed => &mut self.failed,
+            JobState::Cancelled => &mut self.cancelled,
+        }
+    }
+
+    /// Jobs not yet done, failed or cancelled.
+    pub fn live(&self) -> u32 {
+        self.queued + self.running
+    }
 }
 
 /// How one attempt of a job ended.
@@ -198,12 +230,16 @@ pub struct Attempt {
     pub ended_unix_ms: Option<UnixMs>,
     #[serde(default)]
     pub end: Option<AttemptEnd>,
+    /// The time limit the assignment carried (0: none recorded); the coordinator takes the job
+    /// back if no answer comes within it plus a lease.
+    #[serde(default)]
+    pub timeout_ms: u32,
 }
 
 /// One (model, task, repetition) of a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobRecord {
-    /// `{run_id}-{index:05}`: sorts by run, then by expansion order.
+    /// `{run_id}-{index:010}`: sorts by run, then by expansion order.
     pub id: String,
     pub run_id: String,
     pub index: u32,

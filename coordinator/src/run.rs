@@ -9,7 +9,7 @@ use crate::records::{JobRecord, Pin, RunRecord};
 
 /// The id of job `index` of `run_id`: sorts by run and then by expansion order in the store.
 pub fn job_id(run_id: &str, index: u32) -> String {
-    format!("{run_id}-{index:05}")
+    format!("{run_id}-{index:010}")
 }
 
 /// The run id a job id belongs to.
@@ -108,6 +108,7 @@ mod tests {
             state: RunState::Running,
             finished_unix_ms: None,
             suite_history: vec![],
+            counts: None,
         }
     }
 

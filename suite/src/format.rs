@@ -119,17 +119,17 @@ fn read_tasks(r: &mut Reader<'_>, v: &Value<'_>, defaults: &Settings) -> Option<
     // duplicate is reported even when the first task with that id has other errors.
     let mut seen: HashMap<String, Range<usize>> = HashMap::new();
     for (index, item) in items.iter().enumerate() {
-        if let Some(id) = item.get_ref().as_table().and_then(|t| t.get("id")) {
-            if let Some(name) = id.get_ref().as_str().filter(|s| is_slug(s)) {
-                if let Some(first) = seen.get(name) {
-                    let (line, column) = r.locate(first.start);
-                    let message = format!(
-                        "duplicate task id `{name}` (first used at {line}:{column}; ids must be unique)"
-                    );
-                    r.error(id.span(), &format!("tasks[{name}].id"), message);
-                } else {
-                    seen.insert(name.to_owned(), id.span());
-                }
+        if let Some(id) = item.get_ref().as_table().and_then(|t| t.get("id"))
+            && let Some(name) = id.get_ref().as_str().filter(|s| is_slug(s))
+        {
+            if let Some(first) = seen.get(name) {
+                let (line, column) = r.locate(first.start);
+                let message = format!(
+                    "duplicate task id `{name}` (first used at {line}:{column}; ids must be unique)"
+                );
+                r.error(id.span(), &format!("tasks[{name}].id"), message);
+            } else {
+                seen.insert(name.to_owned(), id.span());
             }
         }
         if let Some(task) = read_task(r, index, item, defaults) {

@@ -28,6 +28,8 @@ use crate::runner::{Job, Runner, RunnerEvent};
 /// Backoff between connection attempts: doubles from the first to the last value.
 const BACKOFF_START: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// Unacknowledged answers are sent again every this many heartbeats.
+const RESEND_EVERY_BEATS: u64 = 3;
 /// Heartbeat interval until the coordinator's welcome says otherwise.
 const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(5);
 
@@ -180,6 +182,8 @@ impl Session {
             .keys()
             .map(|(job_id, attempt)| key(job_id, *attempt))
             .collect();
+        // What is re-sent right behind the hello: the coordinator keeps those attempts.
+        hello.unacknowledged = self.outbox.keys();
         send(&tx, Up::Hello(hello)).await;
         let mut inbound = client
             .connect(ReceiverStream::new(rx))
@@ -191,6 +195,7 @@ impl Session {
             let _ = tx.send(message).await;
         }
         let mut heartbeat = tokio::time::interval(self.heartbeat);
+        let mut beats: u64 = 0;
         loop {
             if self.leaving(stop) {
                 return Ok(Ended::Done);
@@ -215,8 +220,18 @@ impl Session {
                         running: self.running.keys().map(|(j, a)| key(j, *a)).collect(),
                         free_slots: self.hello.slots.saturating_sub(self.running.len() as u32),
                         draining,
+                        unacknowledged: self.outbox.keys(),
                         ..pb::Heartbeat::default()
                     })).await;
+                    // An answer still unacknowledged a few heartbeats on was lost on this live
+                    // connection (or its ack was): send it again; the coordinator recognises a
+                    // re-sent (job, attempt) and counts it once.
+                    beats += 1;
+                    if beats.is_multiple_of(RESEND_EVERY_BEATS) {
+                        for message in self.outbox.pending() {
+                            let _ = tx.send(message).await;
+                        }
+                    }
                 }
                 _ = stop.changed() => {
                     let now = self.level(stop);
@@ -317,6 +332,7 @@ impl Session {
                 running: self.running.keys().map(|(j, a)| key(j, *a)).collect(),
                 free_slots: 0,
                 draining: true,
+                unacknowledged: self.outbox.keys(),
                 ..pb::Heartbeat::default()
             }),
         )

@@ -108,6 +108,7 @@ pub async fn join_with(
         slots,
         threads,
         running: Vec::new(),
+        unacknowledged: Vec::new(),
         version: env!("CARGO_PKG_VERSION").to_string(),
     };
     let (events_tx, events_rx) = mpsc::channel(64);
@@ -120,7 +121,7 @@ pub async fn join_with(
         options.speed_factor,
     )
     .context("starting job threads")?;
-    let outbox = outbox::Outbox::open(config.state_dir.join("outbox.json"));
+    let outbox = outbox::Outbox::open(config.state_dir.join("outbox.log"));
     client::Session::new(config.coordinator.clone(), hello, runner, events_rx, outbox)
         .run(stop)
         .await;

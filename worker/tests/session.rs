@@ -1,6 +1,6 @@
 //! The worker against a fake coordinator (a real gRPC server on loopback that the test scripts):
 //! a coordinator's `Drain` makes the worker finish its job and leave; results not acknowledged
-//! before a restart are re-sent by the next worker process from `STATE/outbox.json`; and with the
+//! before a restart are re-sent by the next worker process from `STATE/outbox.log`; and with the
 //! engine in a child process a crash fails one job while the next runs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -244,8 +244,8 @@ async fn unacknowledged_results_are_resent_after_a_restart() {
     stop.send(Stop::Abandon).unwrap();
     leaves(task).await;
     drop(conn);
-    let outbox = std::fs::read_to_string(dir.path().join("outbox.json")).unwrap();
-    assert!(outbox.contains("\"job_id\": \"j1\""), "{outbox}");
+    let outbox = std::fs::read_to_string(dir.path().join("outbox.log")).unwrap();
+    assert!(outbox.contains("\"job_id\":\"j1\""), "{outbox}");
 
     let (stop, task) = start_worker(&url, dir.path(), EngineMode::InProcess);
     let mut conn = accept(&mut conns).await;
@@ -259,7 +259,7 @@ async fn unacknowledged_results_are_resent_after_a_restart() {
     .await;
     stop.send(Stop::Drain).unwrap();
     leaves(task).await;
-    let outbox = std::fs::read_to_string(dir.path().join("outbox.json")).unwrap();
+    let outbox = std::fs::read_to_string(dir.path().join("outbox.log")).unwrap();
     assert!(!outbox.contains("j1"), "{outbox}");
 }
 

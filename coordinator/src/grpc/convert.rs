@@ -130,6 +130,16 @@ fn hardware_to_wire(h: &Hardware) -> pb::Hardware {
 }
 
 /// A worker's hello as the scheduler's [`Joining`].
+/// The most job slots a worker may claim.
+pub const MAX_SLOTS: u32 = 1024;
+/// The most job keys one hello or heartbeat may list.
+pub const MAX_KEYS_PER_MESSAGE: usize = 100_000;
+
+/// (job id, attempt) of wire job keys.
+pub fn keys(keys: Vec<pb::JobKey>) -> Vec<(String, u32)> {
+    keys.into_iter().map(|k| (k.job_id, k.attempt)).collect()
+}
+
 pub fn joining(hello: pb::Hello) -> Result<Joining, Status> {
     if hello.worker_id.trim().is_empty() {
         return Err(Status::invalid_argument("hello.worker_id: empty"));
@@ -138,12 +148,14 @@ pub fn joining(hello: pb::Hello) -> Result<Joining, Status> {
     let engine = hello.engine.unwrap_or_default();
     let labels: std::collections::BTreeMap<_, _> = hello.labels.into_iter().collect();
     let class = hardware_class(&hardware, &labels, &engine.backends);
+    if hello.running.len() + hello.unacknowledged.len() > MAX_KEYS_PER_MESSAGE {
+        return Err(Status::invalid_argument(format!(
+            "hello.running + hello.unacknowledged: more than {MAX_KEYS_PER_MESSAGE} job keys"
+        )));
+    }
     Ok(Joining {
-        running: hello
-            .running
-            .into_iter()
-            .map(|k| (k.job_id, k.attempt))
-            .collect(),
+        running: keys(hello.running),
+        unacknowledged: keys(hello.unacknowledged),
         record: WorkerRecord {
             name: if hello.name.is_empty() {
                 hello.worker_id.clone()
@@ -166,7 +178,9 @@ pub fn joining(hello: pb::Hello) -> Result<Joining, Status> {
             engine: engine.name,
             llama_cpp_build: engine.llama_cpp_build,
             backends: engine.backends,
-            slots: hello.slots.max(1),
+            // A worker claiming more slots than any machine has is capped, not trusted: the
+            // scheduler adds its prefetch to this number.
+            slots: hello.slots.clamp(1, MAX_SLOTS),
             threads: hello.threads,
             hardware_class: class,
             last_seen_unix_ms: 0,
@@ -274,6 +288,7 @@ impl From<crate::scheduler::SchedulerError> for Status {
         match err {
             E::NoSuchRun(_) | E::NoSuchWorker(_) => Status::not_found(err.to_string()),
             E::Refused(_) => Status::failed_precondition(err.to_string()),
+            E::Invalid(_) => Status::invalid_argument(err.to_string()),
             E::Store(_) => Status::internal(err.to_string()),
             E::Stopped => Status::unavailable(err.to_string()),
         }

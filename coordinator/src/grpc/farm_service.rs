@@ -12,7 +12,6 @@ use futures::{Stream, StreamExt};
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 use tonic::{Request, Response, Status};
-use tracing::info;
 
 use super::convert;
 use crate::records::{Placement, RunRecord, RunState, RunTask, now_ms};
@@ -110,6 +109,7 @@ impl FarmService for FarmServiceImpl {
             state: RunState::Running,
             finished_unix_ms: None,
             suite_history: Vec::new(),
+            counts: None,
         };
         let run_id = run.id.clone();
         let jobs = self
@@ -213,8 +213,13 @@ impl FarmService for FarmServiceImpl {
                     Status::invalid_argument(format!("format: {e}"))
                 })?;
         let run = self.stored_run(&req.run_id)?;
-        let body = crate::reporting::render(&self.store, &run, format)
-            .map_err(|e| Status::internal(e.to_string()))?;
+        // Reading every result and rendering is blocking work: off the runtime.
+        let store = self.store.clone();
+        let body =
+            tokio::task::spawn_blocking(move || crate::reporting::render(&store, &run, format))
+                .await
+                .map_err(|e| Status::internal(format!("rendering the report failed: {e}")))?
+                .map_err(|e| Status::internal(e.to_string()))?;
         let content_type = match format {
             benchfarm_report::Format::Json => "application/json",
             benchfarm_report::Format::Jsonl => "application/x-ndjson",
@@ -233,45 +238,28 @@ impl FarmService for FarmServiceImpl {
         request: Request<pb::RegradeRunRequest>,
     ) -> Result<Response<pb::RegradeRunResponse>, Status> {
         let req = request.into_inner();
-        let mut run = self.stored_run(&req.run_id)?;
-        if run.state == RunState::Running {
-            return Err(Status::failed_precondition(format!(
-                "run {} is still running; regrade it once it is over",
-                run.id
-            )));
-        }
-        let new_text = if req.suite_toml.is_empty() {
-            run.suite_toml.clone()
+        // Parsed here (pure, and the error names the field); applied by the scheduler, the
+        // store's single writer, so two regrades at once cannot lose a history entry.
+        let suite = if req.suite_toml.is_empty() {
+            None
         } else {
-            req.suite_toml
+            let suite = parse_suite(&req.suite_toml, "suite_toml")?;
+            Some(Box::new((suite, req.suite_toml)))
         };
-        let suite = parse_suite(&new_text, "suite_toml")?;
-        if suite.name != run.suite_name {
-            return Err(Status::invalid_argument(format!(
-                "suite_toml: suite {:?} is not the run's suite {:?}",
-                suite.name, run.suite_name
-            )));
-        }
-        let internal = |e: crate::store::StoreError| Status::internal(e.to_string());
-        let jobs = self.store.jobs_of_run(&run.id).map_err(internal)?;
-        let results = self.store.results_of_run(&run.id).map_err(internal)?;
-        let (updated, summary) = crate::regrade::regrade(&run, &jobs, &results, &suite, now_ms());
-        for result in &updated {
-            self.store.put_result(result).map_err(internal)?;
-        }
-        if new_text != run.suite_toml {
-            let old = std::mem::replace(&mut run.suite_toml, new_text);
-            run.suite_history.push(old);
-            run.suite_version = suite.version.clone();
-            self.store.put_run(&run).map_err(internal)?;
-        }
-        self.store.flush().map_err(internal)?;
-        info!(run = %run.id, results = summary.results, changed = summary.changed, "run regraded");
+        let run_id = req.run_id;
+        let (summary, suite_version) = self
+            .scheduler
+            .ask(|reply| Command::Regrade {
+                run_id,
+                suite,
+                reply,
+            })
+            .await??;
         Ok(Response::new(pb::RegradeRunResponse {
             results: summary.results,
             changed: summary.changed,
             changes: summary.changes,
-            suite_version: suite.version,
+            suite_version,
         }))
     }
 

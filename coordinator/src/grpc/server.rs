@@ -43,6 +43,8 @@ pub enum ServeError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("grpc server: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error("{0}")]
+    SchedulerDied(String),
 }
 
 /// A running server: its address, and the means to stop it.
@@ -52,6 +54,8 @@ pub struct RunningServer {
     shutdown: broadcast::Sender<()>,
     done: mpsc::Receiver<()>,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
+    /// Why the scheduler died, once it has.
+    failed: tokio::sync::watch::Receiver<Option<String>>,
 }
 
 /// Opens the store, starts the scheduler and serves on `config.listen` (port 0 picks a free port).
@@ -63,12 +67,12 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
     let store = open_store(&config.data).await?;
     let (shutdown, _) = broadcast::channel(1);
     let (done_tx, done) = mpsc::channel(1);
-    let scheduler = scheduler::spawn(
-        store.clone(),
-        config.scheduler.clone(),
-        shutdown.subscribe(),
-        done_tx,
-    )?;
+    let clock: crate::clock::SharedClock = std::sync::Arc::new(crate::clock::SystemClock::new());
+    let loading = store.clone();
+    let scheduler_config = config.scheduler.clone();
+    let stop_scheduler = shutdown.subscribe();
+    let (scheduler, exited) =
+        scheduler::spawn(loading, scheduler_config, clock, stop_scheduler, done_tx)?;
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -102,6 +106,31 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
         source,
     })?;
 
+    // Supervision: a scheduler that dies (rather than stopping on request) turns health to
+    // NOT_SERVING and stops the server, whose `wait` then reports the failure.
+    let (failed_tx, failed) = tokio::sync::watch::channel(None::<String>);
+    {
+        let health = health.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let outcome = exited.await;
+            let why = match outcome {
+                Ok(Ok(())) => return,
+                Ok(Err(panic)) => format!("the scheduler panicked: {panic}"),
+                Err(_) => "the scheduler thread ended without a word".to_string(),
+            };
+            tracing::error!(reason = %why, "scheduler died; the coordinator stops serving");
+            health
+                .set_not_serving::<FarmServiceServer<FarmServiceImpl>>()
+                .await;
+            health
+                .set_not_serving::<WorkerServiceServer<WorkerServiceImpl>>()
+                .await;
+            let _ = failed_tx.send(Some(why));
+            let _ = shutdown.send(());
+        });
+    }
+
     let mut stop = shutdown.subscribe();
     let router = tonic::transport::Server::builder()
         // Dead peers are noticed even when a worker stream is idle.
@@ -130,6 +159,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
         shutdown,
         done,
         server,
+        failed,
     })
 }
 
@@ -139,7 +169,12 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
 async fn open_store(dir: &std::path::Path) -> Result<Store, ServeError> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        match Store::open(dir) {
+        // Opening sled reads and recovers its log: blocking work, off the runtime.
+        let path = dir.to_path_buf();
+        let opened = tokio::task::spawn_blocking(move || Store::open(&path))
+            .await
+            .map_err(|e| ServeError::SchedulerDied(format!("opening the store panicked: {e}")))?;
+        match opened {
             Err(err) if err.is_locked() && tokio::time::Instant::now() < deadline => {
                 tracing::debug!(data = %dir.display(), "store is locked; waiting for its previous holder");
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -168,11 +203,16 @@ impl RunningServer {
         Ok(())
     }
 
-    /// Waits until the server ends by itself (it only does on error).
+    /// Waits until the server ends by itself (it only does on error, or when the scheduler died:
+    /// then with [`ServeError::SchedulerDied`], so the process exits non-zero).
     pub async fn wait(&mut self) -> Result<(), ServeError> {
-        match (&mut self.server).await {
-            Ok(result) => Ok(result?),
+        let ended = match (&mut self.server).await {
+            Ok(result) => result.map_err(ServeError::from),
             Err(_) => Ok(()),
+        };
+        if let Some(why) = self.failed.borrow().clone() {
+            return Err(ServeError::SchedulerDied(why));
         }
+        ended
     }
 }

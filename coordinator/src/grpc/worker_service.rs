@@ -19,7 +19,7 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, warn};
 
 use super::convert;
-use crate::scheduler::{Command, SchedulerHandle, WorkerEvent};
+use crate::scheduler::{Command, Liveness, SchedulerHandle, WorkerEvent};
 
 /// Messages queued for one worker before the scheduler considers it stuck.
 const OUTBOX_CAPACITY: usize = 256;
@@ -65,12 +65,14 @@ impl WorkerService for WorkerServiceImpl {
         let worker_id = joining.record.id.clone();
         let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
         let (outbox, rx) = mpsc::channel(OUTBOX_CAPACITY);
+        let seen = Liveness::new(self.scheduler.clock().now_ms());
         let welcome = self
             .scheduler
             .ask(|reply| Command::Join {
                 worker: Box::new(joining),
                 conn,
                 outbox: outbox.clone(),
+                seen: seen.clone(),
                 reply,
             })
             .await?;
@@ -85,6 +87,8 @@ impl WorkerService for WorkerServiceImpl {
             let reason = loop {
                 match inbound.message().await {
                     Ok(Some(message)) => {
+                        // Stamped here, not when the scheduler gets to it: see `Liveness`.
+                        seen.stamp(scheduler.clock().now_ms());
                         let Some(event) = to_event(message, &worker_id) else {
                             continue;
                         };
@@ -120,22 +124,26 @@ impl WorkerService for WorkerServiceImpl {
     }
 }
 
-/// One inbound message as a scheduler event; malformed ones are logged and dropped (the worker
-/// re-sends what was not acknowledged).
+/// One inbound message as a scheduler event. A malformed result with a readable key becomes a
+/// failure of that attempt (it would be malformed again on every re-send, and the job must not hang
+/// as running); other malformed messages are logged and dropped.
 fn to_event(message: WorkerMessage, worker_id: &str) -> Option<WorkerEvent> {
     let event = match message.kind? {
         In::Hello(_) => {
             warn!(worker = %worker_id, "second hello on one stream ignored");
             return None;
         }
-        In::Heartbeat(h) => WorkerEvent::Heartbeat {
-            running: h
-                .running
-                .into_iter()
-                .map(|k| (k.job_id, k.attempt))
-                .collect(),
-            draining: h.draining,
-        },
+        In::Heartbeat(h) => {
+            if h.running.len() + h.unacknowledged.len() > convert::MAX_KEYS_PER_MESSAGE {
+                warn!(worker = %worker_id, "heartbeat listing too many jobs dropped");
+                return None;
+            }
+            WorkerEvent::Heartbeat {
+                running: convert::keys(h.running),
+                unacknowledged: convert::keys(h.unacknowledged),
+                draining: h.draining,
+            }
+        }
         In::Started(s) => {
             let key = s.key?;
             WorkerEvent::Started {
@@ -144,13 +152,22 @@ fn to_event(message: WorkerMessage, worker_id: &str) -> Option<WorkerEvent> {
             }
         }
         In::Progress(_) => return None,
-        In::Result(r) => match convert::incoming_result(r) {
-            Ok(result) => WorkerEvent::Result(Box::new(result)),
-            Err(status) => {
-                warn!(worker = %worker_id, error = %status.message(), "malformed result dropped");
-                return None;
+        In::Result(r) => {
+            let key = r.key.clone();
+            match convert::incoming_result(r) {
+                Ok(result) => WorkerEvent::Result(Box::new(result)),
+                Err(status) => {
+                    warn!(worker = %worker_id, error = %status.message(), "malformed result");
+                    let key = key?;
+                    WorkerEvent::Failed {
+                        job_id: key.job_id,
+                        attempt: key.attempt,
+                        reason: format!("malformed result: {}", status.message()),
+                        not_started: false,
+                    }
+                }
             }
-        },
+        }
         In::Failed(f) => {
             let key = f.key?;
             WorkerEvent::Failed {

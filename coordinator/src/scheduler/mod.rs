@@ -1,24 +1,53 @@
-//! The scheduler: one task that owns the job queue and the connected workers.
+//! The scheduler: one thread that owns the job queue and the connected workers.
 //!
 //! Everything that changes a job or a worker arrives as a [`Command`] on one mpsc channel and is
 //! handled in order by [`core::Scheduler`], so there are no locks and no races between a result, a
 //! lease expiry and a cancel. gRPC services hold a cheap [`SchedulerHandle`]; a worker is, to the
 //! scheduler, only an mpsc sender of [`CoordinatorMessage`]s (which is also how tests fake one).
+//!
+//! The scheduler runs on its own OS thread, not on the async runtime: it writes and flushes the
+//! store (fsync) inline, and a blocking call there would stall every connection. Its clock is passed
+//! in ([`crate::clock`]); its liveness is watched ([`Supervision`]): if the thread dies the server
+//! turns its health to NOT_SERVING and exits non-zero instead of serving a dead farm.
 
 mod core;
 pub mod estimates;
 pub mod placement;
 pub mod status;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use benchfarm_proto::v1::{CoordinatorMessage, RunEvent, Welcome};
 use benchfarm_suite::Grade;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::records::{RunRecord, Timings, WorkerRecord};
+use crate::clock::SharedClock;
+use crate::records::{RunRecord, Timings, UnixMs, WorkerRecord};
+use crate::regrade::RegradeSummary;
 use crate::store::Store;
 pub use status::RunProgress;
+
+/// When a connection last heard from its worker, stamped by the connection itself on every inbound
+/// message: a scheduler busy with a long command must not mistake the heartbeats queued behind it
+/// for silence (a worker is lost only when *it* is silent).
+#[derive(Debug, Clone)]
+pub struct Liveness(Arc<AtomicI64>);
+
+impl Liveness {
+    pub fn new(now_ms: UnixMs) -> Liveness {
+        Liveness(Arc::new(AtomicI64::new(now_ms)))
+    }
+
+    pub fn stamp(&self, now_ms: UnixMs) {
+        self.0.fetch_max(now_ms, Ordering::Relaxed);
+    }
+
+    pub fn last(&self) -> UnixMs {
+        self.0.load(Ordering::Relaxed)
+    }
+}
 
 /// The channel on which the scheduler talks to one connected worker.
 pub type Outbox = mpsc::Sender<CoordinatorMessage>;
@@ -44,6 +73,8 @@ pub struct Config {
     /// `busy_for`, so a slow worker is not handed the tail; "assigned but never started" spares
     /// the jobs a worker reports waiting in its heartbeats.
     pub prefetch: u32,
+    /// The most jobs one run may expand to; a larger submit is refused.
+    pub max_jobs_per_run: u32,
 }
 
 impl Default for Config {
@@ -56,6 +87,7 @@ impl Default for Config {
             quarantine_after: 3,
             job_timeout_floor: Duration::from_secs(30),
             prefetch: 1,
+            max_jobs_per_run: 1_000_000,
         }
     }
 }
@@ -66,6 +98,9 @@ pub struct Joining {
     pub record: WorkerRecord,
     /// (job id, attempt) the worker is still running from an earlier connection.
     pub running: Vec<(String, u32)>,
+    /// (job id, attempt) of results and failures it holds unacknowledged and re-sends next: those
+    /// attempts are not lost, their answers are on the way.
+    pub unacknowledged: Vec<(String, u32)>,
 }
 
 /// A graded answer from a worker.
@@ -85,8 +120,11 @@ pub struct IncomingResult {
 #[derive(Debug, Clone)]
 pub enum WorkerEvent {
     /// `draining`: the worker is leaving and takes no new jobs.
+    /// `running`: the jobs it holds (running or waiting for a slot); `unacknowledged`: the results
+    /// and failures it sent and still keeps. A running job in neither is no longer the worker's.
     Heartbeat {
         running: Vec<(String, u32)>,
+        unacknowledged: Vec<(String, u32)>,
         draining: bool,
     },
     Started {
@@ -128,6 +166,9 @@ pub enum SchedulerError {
     Store(#[from] crate::store::StoreError),
     #[error("the scheduler has stopped")]
     Stopped,
+    /// The request is malformed (a field out of range, a limit exceeded).
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// The messages the scheduler task handles, one at a time.
@@ -137,6 +178,7 @@ pub enum Command {
         worker: Box<Joining>,
         conn: u64,
         outbox: Outbox,
+        seen: Liveness,
         reply: oneshot::Sender<Welcome>,
     },
     Event {
@@ -177,13 +219,26 @@ pub enum Command {
         worker: String,
         reply: oneshot::Sender<Result<WorkerSummary, SchedulerError>>,
     },
+    /// Regrades a finished run with `suite` (its own when `None`): in the single writer, so two
+    /// regrades at once keep both history entries.
+    Regrade {
+        run_id: String,
+        suite: Option<Box<(benchfarm_suite::Suite, String)>>,
+        /// The summary and the suite version the run is now graded with.
+        reply: oneshot::Sender<Result<(RegradeSummary, String), SchedulerError>>,
+    },
+    /// Time to check leases and deadlines (sent by a ticker, so it is ordered with everything else).
+    Tick,
+    /// Flush and stop.
+    Shutdown,
 }
 
-/// A handle to the scheduler task; clone it freely.
+/// A handle to the scheduler; clone it freely.
 #[derive(Debug, Clone)]
 pub struct SchedulerHandle {
     tx: mpsc::Sender<Command>,
     events: broadcast::Sender<RunEvent>,
+    clock: SharedClock,
 }
 
 impl SchedulerHandle {
@@ -209,20 +264,68 @@ impl SchedulerHandle {
     pub fn subscribe(&self) -> broadcast::Receiver<RunEvent> {
         self.events.subscribe()
     }
+
+    /// The scheduler's clock (connections stamp their [`Liveness`] with it).
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
 }
 
-/// Loads the live state from `store` and starts the scheduler task. It runs until `shutdown` fires;
-/// dropping `_done` when it returns tells the server it has flushed.
+/// How the scheduler thread ended: `Err` with the reason when it died (a panic) rather than
+/// stopping on request.
+pub type Supervision = oneshot::Receiver<Result<(), String>>;
+
+/// Loads the live state from `store` and starts the scheduler thread, its ticker and its shutdown
+/// listener. It runs until `shutdown` fires; dropping `done` when it returns tells the server it has
+/// flushed. Must be called inside a tokio runtime (the ticker is a task).
 pub fn spawn(
     store: Store,
     config: Config,
-    shutdown: broadcast::Receiver<()>,
+    clock: SharedClock,
+    mut shutdown: broadcast::Receiver<()>,
     done: mpsc::Sender<()>,
-) -> Result<SchedulerHandle, SchedulerError> {
+) -> Result<(SchedulerHandle, Supervision), SchedulerError> {
     let (tx, rx) = mpsc::channel(1024);
     // Watchers that fall this far behind are dropped rather than slowing the scheduler down.
     let (events, _) = broadcast::channel(4096);
-    let scheduler = core::Scheduler::load(store, config, events.clone())?;
-    tokio::spawn(scheduler.run(rx, shutdown, done));
-    Ok(SchedulerHandle { tx, events })
+    let tick = config.tick;
+    let scheduler = core::Scheduler::load(store, config, clock.clone(), events.clone())?;
+    let (exited_tx, exited) = oneshot::channel();
+    std::thread::Builder::new()
+        .name("scheduler".into())
+        .spawn(move || {
+            let outcome =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| scheduler.run(rx)))
+                    .map_err(|panic| panic_text(panic.as_ref()));
+            let _ = exited_tx.send(outcome);
+            drop(done);
+        })
+        .map_err(|e| SchedulerError::Refused(format!("cannot start the scheduler thread: {e}")))?;
+    let ticker = tx.clone();
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(tick);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            interval.tick().await;
+            // A full queue already has work for the scheduler; this tick can be skipped.
+            if let Err(mpsc::error::TrySendError::Closed(_)) = ticker.try_send(Command::Tick) {
+                break;
+            }
+        }
+    });
+    let stopper = tx.clone();
+    tokio::spawn(async move {
+        let _ = shutdown.recv().await;
+        let _ = stopper.send(Command::Shutdown).await;
+    });
+    Ok((SchedulerHandle { tx, events, clock }, exited))
+}
+
+/// The message of a panic payload.
+pub fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
 }

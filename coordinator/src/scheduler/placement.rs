@@ -29,7 +29,10 @@ pub fn memory_needed(size_bytes: u64, scripted: bool) -> u64 {
     if scripted {
         0
     } else {
-        size_bytes + size_bytes / 10 + MEMORY_OVERHEAD_BYTES
+        // Saturating: the size is the client's word, and u64::MAX must not panic a debug build.
+        size_bytes
+            .saturating_add(size_bytes / 10)
+            .saturating_add(MEMORY_OVERHEAD_BYTES)
     }
 }
 

@@ -6,8 +6,7 @@
 use std::collections::BTreeMap;
 
 use super::placement::{PendingJob, Unfit, WorkerView, fit};
-use crate::job::JobState;
-use crate::records::{JobRecord, Pin, RunRecord};
+use crate::records::{JobCounts, JobRecord, Pin, RunRecord};
 
 /// Counts of a run's jobs by state, and why the queued ones wait.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -31,7 +30,16 @@ pub struct RunProgress {
 
 /// Counts `jobs` of `run` by state.
 pub fn progress(run: &RunRecord, jobs: &[&JobRecord]) -> RunProgress {
-    let mut p = RunProgress {
+    let mut counts = JobCounts::default();
+    for job in jobs {
+        *counts.slot(&job.state) += 1;
+    }
+    progress_of(run, &counts)
+}
+
+/// A run's progress from its job counts.
+pub fn progress_of(run: &RunRecord, counts: &JobCounts) -> RunProgress {
+    RunProgress {
         run_id: run.id.clone(),
         state: run.state.as_str().to_string(),
         label: run.label.clone(),
@@ -41,18 +49,13 @@ pub fn progress(run: &RunRecord, jobs: &[&JobRecord]) -> RunProgress {
         created_unix_ms: run.created_unix_ms,
         models: run.models.iter().map(|m| m.name.clone()).collect(),
         total: run.jobs_total,
-        ..RunProgress::default()
-    };
-    for job in jobs {
-        match job.state {
-            JobState::Queued => p.queued += 1,
-            JobState::Assigned { .. } | JobState::Running { .. } => p.running += 1,
-            JobState::Done { .. } => p.done += 1,
-            JobState::Failed => p.failed += 1,
-            JobState::Cancelled => p.cancelled += 1,
-        }
+        queued: counts.queued,
+        running: counts.running,
+        done: counts.done,
+        failed: counts.failed,
+        cancelled: counts.cancelled,
+        waiting: Vec::new(),
     }
-    p
 }
 
 /// One line per model (and pin) with queued jobs, saying why they wait. `queued` pairs each queued
@@ -190,6 +193,7 @@ fn short_sha(sha: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::job::JobState;
     use crate::records::{ModelKind, RunModel, RunState, RunTask};
     use std::collections::HashSet;
 
@@ -232,6 +236,7 @@ mod tests {
             state: RunState::Running,
             finished_unix_ms: None,
             suite_history: vec![],
+            counts: None,
         }
     }
 

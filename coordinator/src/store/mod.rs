@@ -1,26 +1,42 @@
-//! The coordinator's embedded store: sled trees of JSON records.
+//! The coordinator's embedded store: trees of JSON records over a [`Kv`] backend.
 //!
 //! Trees: `runs` (run id → [`RunRecord`]), `jobs` (job id → [`JobRecord`]; ids sort by run so a run's
 //! jobs are one prefix scan), `results` (`job id#attempt` → [`ResultRecord`]), `workers` (worker id →
 //! [`WorkerRecord`]) and `meta` (the schema version). Writes that must survive a crash (a result
-//! before its ack, a submitted run before its id is returned) are followed by [`Store::flush`].
+//! before its ack, an assignment before it is sent, a submitted run before its id is returned) are
+//! followed by [`Store::flush`].
 //!
 //! Ordering instead of transactions: a run's jobs are written before the run itself, and a result
 //! before its job's new state, so a crash between the two leaves orphans that [`Store::open`]'s
 //! callers can recognise (jobs without a run are ignored; a job with a stored result is done).
+//!
+//! Bad records never stop the farm: a scan skips a record it cannot decode, logs it once and keeps
+//! it in [`Store::skipped`] (the startup line and `coordinator doctor` report them); the record
+//! itself is left as it is for a human to look at.
+//!
+//! The backend is sled in the server ([`Store::open`]) and [`MemoryKv`] in the scheduler's tests
+//! ([`Store::in_memory`]), which models exactly what a crash keeps.
 
 mod keys;
+pub mod kv;
+pub mod memory;
 
+use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tracing::warn;
 
 use crate::records::{JobRecord, ResultRecord, RunRecord, WorkerRecord};
 pub use keys::result_key;
+use kv::{Kv, SledKv, Tree};
+pub use memory::MemoryKv;
 
-/// Bumped when a stored record changes incompatibly; `open` refuses a newer store.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Bumped when a stored record changes incompatibly; `open` refuses a newer store. Version 2: job
+/// ids and result keys are zero-padded to 10 digits (every u32), so they sort numerically.
+pub const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -28,6 +44,8 @@ pub enum StoreError {
     Open { path: String, source: sled::Error },
     #[error("store: {0}")]
     Sled(#[from] sled::Error),
+    #[error("store: {0}")]
+    Backend(String),
     #[error("store: record {tree}/{key} is not valid: {source}")]
     Corrupt {
         tree: &'static str,
@@ -55,26 +73,40 @@ impl StoreError {
     }
 }
 
-/// A handle to the store; cheap to clone (sled trees are reference counted).
+/// A record a scan could not decode: where it is and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedRecord {
+    pub tree: &'static str,
+    pub key: String,
+    pub error: String,
+}
+
+/// A handle to the store; cheap to clone (clones share the backend).
 #[derive(Clone, Debug)]
 pub struct Store {
-    db: sled::Db,
-    runs: sled::Tree,
-    jobs: sled::Tree,
-    results: sled::Tree,
-    workers: sled::Tree,
+    kv: Arc<dyn Kv>,
+    /// Records skipped by scans, by (tree, key): reported once each.
+    skipped: Arc<Mutex<BTreeMap<(&'static str, String), String>>>,
 }
 
 impl Store {
-    /// Opens (or creates) the store in `dir`.
+    /// Opens (or creates) the sled store in `dir`.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         let path = dir.display().to_string();
         let db = sled::open(dir).map_err(|source| StoreError::Open {
             path: path.clone(),
             source,
         })?;
-        let meta = db.open_tree("meta")?;
-        match meta.get("schema_version")? {
+        Store::with_backend(Arc::new(SledKv::open(db)?), &path)
+    }
+
+    /// A store over an in-memory backend (tests; see [`MemoryKv`]).
+    pub fn in_memory(kv: MemoryKv) -> Result<Store, StoreError> {
+        Store::with_backend(Arc::new(kv), "memory")
+    }
+
+    fn with_backend(kv: Arc<dyn Kv>, path: &str) -> Result<Store, StoreError> {
+        match kv.get(Tree::Meta, b"schema_version")? {
             Some(v) => {
                 let found = std::str::from_utf8(&v)
                     .ok()
@@ -82,22 +114,31 @@ impl Store {
                     .unwrap_or(u32::MAX);
                 if found > SCHEMA_VERSION {
                     return Err(StoreError::Schema {
-                        path,
+                        path: path.to_string(),
                         found,
                         supported: SCHEMA_VERSION,
                     });
                 }
+                if found < SCHEMA_VERSION {
+                    // Version 1 differs only in the padding of new ids; old ones still resolve.
+                    kv.insert(
+                        Tree::Meta,
+                        b"schema_version",
+                        SCHEMA_VERSION.to_string().into_bytes(),
+                    )?;
+                }
             }
             None => {
-                meta.insert("schema_version", SCHEMA_VERSION.to_string().as_bytes())?;
+                kv.insert(
+                    Tree::Meta,
+                    b"schema_version",
+                    SCHEMA_VERSION.to_string().into_bytes(),
+                )?;
             }
         }
         Ok(Store {
-            runs: db.open_tree("runs")?,
-            jobs: db.open_tree("jobs")?,
-            results: db.open_tree("results")?,
-            workers: db.open_tree("workers")?,
-            db,
+            kv,
+            skipped: Arc::default(),
         })
     }
 
@@ -118,81 +159,131 @@ impl Store {
 
     /// Makes every write so far durable.
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
-        Ok(())
+        self.kv.flush()
+    }
+
+    /// Every record a scan has skipped so far because it could not be decoded.
+    pub fn skipped(&self) -> Vec<SkippedRecord> {
+        self.skipped
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|((tree, key), error)| SkippedRecord {
+                tree,
+                key: key.clone(),
+                error: error.clone(),
+            })
+            .collect()
     }
 
     pub fn put_run(&self, run: &RunRecord) -> Result<(), StoreError> {
-        put(&self.runs, &run.id, run)
+        self.put(Tree::Runs, &run.id, run)
     }
 
     pub fn run(&self, id: &str) -> Result<Option<RunRecord>, StoreError> {
-        get(&self.runs, "runs", id)
+        self.get(Tree::Runs, id)
     }
 
     /// Every run, oldest first (run ids are UUIDv7, which sort by creation time).
     pub fn runs(&self) -> Result<Vec<RunRecord>, StoreError> {
-        scan(&self.runs, "runs", "")
+        self.scan(Tree::Runs, "")
     }
 
     pub fn put_job(&self, job: &JobRecord) -> Result<(), StoreError> {
-        put(&self.jobs, &job.id, job)
+        self.put(Tree::Jobs, &job.id, job)
     }
 
-    /// Writes many jobs in one sled batch.
+    /// Writes many jobs in one batch.
     pub fn put_jobs(&self, jobs: &[JobRecord]) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        for job in jobs {
-            batch.insert(job.id.as_bytes(), encode(&job.id, job)?);
-        }
-        self.jobs.apply_batch(batch)?;
-        Ok(())
+        let entries = jobs
+            .iter()
+            .map(|job| Ok((job.id.as_bytes().to_vec(), encode(&job.id, job)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.kv.insert_many(Tree::Jobs, entries)
     }
 
     pub fn job(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
-        get(&self.jobs, "jobs", id)
+        self.get(Tree::Jobs, id)
     }
 
     /// The jobs of one run, in expansion order.
     pub fn jobs_of_run(&self, run_id: &str) -> Result<Vec<JobRecord>, StoreError> {
-        scan(&self.jobs, "jobs", &keys::run_prefix(run_id))
+        self.scan(Tree::Jobs, &keys::run_prefix(run_id))
     }
 
     /// Stores a result unless one is already stored for its (job, attempt). Returns whether it was new.
     pub fn insert_result(&self, result: &ResultRecord) -> Result<bool, StoreError> {
         let key = result_key(&result.job_id, result.attempt);
         let value = encode(&key, result)?;
-        let previous =
-            self.results
-                .compare_and_swap(key.as_bytes(), None as Option<&[u8]>, Some(value))?;
-        Ok(previous.is_ok())
+        self.kv.insert_new(Tree::Results, key.as_bytes(), value)
     }
 
     /// Replaces a stored result (regrading).
     pub fn put_result(&self, result: &ResultRecord) -> Result<(), StoreError> {
-        put(
-            &self.results,
+        self.put(
+            Tree::Results,
             &result_key(&result.job_id, result.attempt),
             result,
         )
     }
 
+    /// The result of one (job, attempt), if stored.
+    pub fn result(&self, job_id: &str, attempt: u32) -> Result<Option<ResultRecord>, StoreError> {
+        self.get(Tree::Results, &result_key(job_id, attempt))
+    }
+
     /// Every result of every attempt of one job.
     pub fn results_of_job(&self, job_id: &str) -> Result<Vec<ResultRecord>, StoreError> {
-        scan(&self.results, "results", &keys::job_prefix(job_id))
+        self.scan(Tree::Results, &keys::job_prefix(job_id))
     }
 
     /// Every result of a run, counted or not.
     pub fn results_of_run(&self, run_id: &str) -> Result<Vec<ResultRecord>, StoreError> {
-        scan(&self.results, "results", &keys::run_prefix(run_id))
+        self.scan(Tree::Results, &keys::run_prefix(run_id))
     }
 
     pub fn put_worker(&self, worker: &WorkerRecord) -> Result<(), StoreError> {
-        put(&self.workers, &worker.id, worker)
+        self.put(Tree::Workers, &worker.id, worker)
+    }
+
+    pub fn worker(&self, id: &str) -> Result<Option<WorkerRecord>, StoreError> {
+        self.get(Tree::Workers, id)
     }
 
     pub fn workers(&self) -> Result<Vec<WorkerRecord>, StoreError> {
-        scan(&self.workers, "workers", "")
+        self.scan(Tree::Workers, "")
+    }
+
+    fn put<T: Serialize>(&self, tree: Tree, key: &str, value: &T) -> Result<(), StoreError> {
+        self.kv.insert(tree, key.as_bytes(), encode(key, value)?)
+    }
+
+    fn get<T: DeserializeOwned>(&self, tree: Tree, key: &str) -> Result<Option<T>, StoreError> {
+        self.kv
+            .get(tree, key.as_bytes())?
+            .map(|v| decode(tree.name(), key.as_bytes(), &v))
+            .transpose()
+    }
+
+    /// Every decodable record under `prefix`; the others are skipped and reported.
+    fn scan<T: DeserializeOwned>(&self, tree: Tree, prefix: &str) -> Result<Vec<T>, StoreError> {
+        let mut out = Vec::new();
+        for (k, v) in self.kv.scan_prefix(tree, prefix.as_bytes())? {
+            match decode(tree.name(), &k, &v) {
+                Ok(record) => out.push(record),
+                Err(err) => self.skip(tree, &k, &err),
+            }
+        }
+        Ok(out)
+    }
+
+    fn skip(&self, tree: Tree, key: &[u8], err: &StoreError) {
+        let key = String::from_utf8_lossy(key).into_owned();
+        let mut skipped = self.skipped.lock().unwrap_or_else(|p| p.into_inner());
+        if !skipped.contains_key(&(tree.name(), key.clone())) {
+            warn!(tree = tree.name(), key = %key, error = %err, "undecodable record skipped");
+            skipped.insert((tree.name(), key), err.to_string());
+        }
     }
 }
 
@@ -201,11 +292,6 @@ fn encode<T: Serialize>(key: &str, value: &T) -> Result<Vec<u8>, StoreError> {
         what: key.to_string(),
         source,
     })
-}
-
-fn put<T: Serialize>(tree: &sled::Tree, key: &str, value: &T) -> Result<(), StoreError> {
-    tree.insert(key.as_bytes(), encode(key, value)?)?;
-    Ok(())
 }
 
 fn decode<T: DeserializeOwned>(
@@ -218,29 +304,6 @@ fn decode<T: DeserializeOwned>(
         key: String::from_utf8_lossy(key).into_owned(),
         source,
     })
-}
-
-fn get<T: DeserializeOwned>(
-    tree: &sled::Tree,
-    name: &'static str,
-    key: &str,
-) -> Result<Option<T>, StoreError> {
-    tree.get(key.as_bytes())?
-        .map(|v| decode(name, key.as_bytes(), &v))
-        .transpose()
-}
-
-fn scan<T: DeserializeOwned>(
-    tree: &sled::Tree,
-    name: &'static str,
-    prefix: &str,
-) -> Result<Vec<T>, StoreError> {
-    tree.scan_prefix(prefix.as_bytes())
-        .map(|kv| {
-            let (k, v) = kv?;
-            decode(name, &k, &v)
-        })
-        .collect()
 }
 
 #[cfg(test)]

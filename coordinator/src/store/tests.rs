@@ -34,6 +34,7 @@ fn run(id: &str) -> RunRecord {
         state: RunState::Running,
         finished_unix_ms: None,
         suite_history: vec![],
+        counts: None,
     }
 }
 
@@ -85,9 +86,9 @@ fn runs_jobs_and_results_round_trip_and_survive_reopen() {
     assert_eq!(store.jobs_of_run("r1").unwrap().len(), 2);
     assert_eq!(store.results_of_run("r1").unwrap().len(), 2);
     assert_eq!(store.results_of_run("r10").unwrap().len(), 0);
-    let job = store.job("r1-00000").unwrap().unwrap();
+    let job = store.job("r1-0000000000").unwrap().unwrap();
     assert_eq!(job.state, JobState::Queued);
-    assert_eq!(store.results_of_job("r1-00000").unwrap().len(), 2);
+    assert_eq!(store.results_of_job("r1-0000000000").unwrap().len(), 2);
 }
 
 #[test]
@@ -96,10 +97,8 @@ fn newer_schema_is_refused() {
     {
         let store = Store::open(dir.path()).unwrap();
         store
-            .db
-            .open_tree("meta")
-            .unwrap()
-            .insert("schema_version", "99")
+            .kv
+            .insert(kv::Tree::Meta, b"schema_version", b"99".to_vec())
             .unwrap();
         store.flush().unwrap();
     }

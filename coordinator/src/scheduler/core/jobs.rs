@@ -1,5 +1,9 @@
 //! The scheduler's job handling: placing, assigning, starting, finishing and retrying jobs, and the
-//! lease checks that take jobs back from silent workers.
+//! lease and deadline checks that take jobs back from silent workers.
+//!
+//! A result counts only for an attempt the store records as assigned to the worker that sent it,
+//! and an attempt is written and flushed before its assignment is sent, so after any crash the
+//! (job, attempt) a worker answers is the one the store holds.
 
 use benchfarm_proto::v1::{self as pb, coordinator_message::Kind};
 use tracing::{debug, warn};
@@ -8,20 +12,29 @@ use super::super::placement::place;
 use super::super::{IncomingResult, SchedulerError};
 use super::Scheduler;
 use crate::job::{JobEvent, JobState, TransitionError, transition};
-use crate::records::{Attempt, AttemptEnd, ResultRecord, now_ms};
+use crate::records::{Attempt, AttemptEnd, ResultRecord};
+
+/// Disconnected workers that hold nothing are forgotten this long after they left (their record
+/// stays in the store; what was measured about them goes).
+const PRUNE_AFTER_MS: i64 = 3_600_000;
 
 impl Scheduler {
     pub(super) fn started(&mut self, job_id: &str, attempt: u32) -> Result<(), SchedulerError> {
-        let Some(job) = self.jobs.get_mut(job_id) else {
+        let Some(job) = self.jobs.get(job_id) else {
             return Ok(());
         };
         match transition(&job.state, &JobEvent::Start { attempt }) {
             Ok(state) if state != job.state => {
-                job.state = state;
-                if let Some(a) = job.attempt_mut(attempt) {
-                    a.started_unix_ms = Some(now_ms());
-                }
-                let job = job.clone();
+                let now = self.now();
+                let job = self
+                    .update_job(job_id, |job| {
+                        job.state = state;
+                        if let Some(a) = job.attempt_mut(attempt) {
+                            a.started_unix_ms = Some(now);
+                        }
+                        job.clone()
+                    })
+                    .ok_or_else(|| SchedulerError::NoSuchRun(job_id.to_string()))?;
                 self.store.put_job(&job)?;
                 self.emit(&job, None);
             }
@@ -47,8 +60,23 @@ impl Scheduler {
             .get(worker_id)
             .map(|w| (w.record.name.clone(), w.record.hardware_class.clone()))
             .unwrap_or_default();
-        let next = self.jobs.get(&incoming.job_id).map(|job| {
-            (
+        let now = self.now();
+        // Only an attempt recorded as this worker's can count; anything else is somebody else's
+        // job or one never handed out, and is neither stored nor counted (but acknowledged, so a
+        // confused worker stops re-sending it).
+        let next = match self.jobs.get(&incoming.job_id) {
+            Some(job)
+                if !job
+                    .attempts
+                    .iter()
+                    .any(|a| a.attempt == incoming.attempt && a.worker_id == worker_id) =>
+            {
+                warn!(job = %incoming.job_id, attempt = incoming.attempt, worker = %worker_id,
+                      "result for an attempt this worker does not hold ignored");
+                self.acks.push((worker_id.to_string(), key));
+                return Ok(());
+            }
+            Some(job) => Some((
                 transition(
                     &job.state,
                     &JobEvent::Succeed {
@@ -56,8 +84,9 @@ impl Scheduler {
                     },
                 ),
                 job.run_id.clone(),
-            )
-        });
+            )),
+            None => None,
+        };
         let counted = matches!(next, Some((Ok(_), _)));
         let record = ResultRecord {
             run_id: next.as_ref().map(|(_, r)| r.clone()).unwrap_or_default(),
@@ -72,7 +101,7 @@ impl Scheduler {
             timings: incoming.timings,
             chat_template: incoming.chat_template,
             stop: incoming.stop,
-            received_unix_ms: now_ms(),
+            received_unix_ms: now,
             counted,
             grade_history: Vec::new(),
         };
@@ -84,15 +113,15 @@ impl Scheduler {
             && fresh
         {
             let job = self
-                .jobs
-                .get_mut(&record.job_id)
+                .update_job(&record.job_id, |job| {
+                    job.state = state;
+                    if let Some(a) = job.attempt_mut(record.attempt) {
+                        a.ended_unix_ms = Some(now);
+                        a.end = Some(AttemptEnd::Succeeded);
+                    }
+                    job.clone()
+                })
                 .ok_or_else(|| SchedulerError::NoSuchRun(record.run_id.clone()))?;
-            job.state = state;
-            if let Some(a) = job.attempt_mut(record.attempt) {
-                a.ended_unix_ms = Some(now_ms());
-                a.end = Some(AttemptEnd::Succeeded);
-            }
-            let job = job.clone();
             self.store.put_job(&job)?;
             if let Some(model) = self
                 .runs
@@ -105,7 +134,7 @@ impl Scheduler {
             if let Some(w) = self.workers.get_mut(worker_id) {
                 w.record.jobs_done += 1;
                 w.failures_in_a_row = 0;
-                w.record.last_seen_unix_ms = now_ms();
+                w.record.last_seen_unix_ms = now;
                 self.store.put_worker(&w.record)?;
             }
             self.emit(&job, Some(record.grade.verdict));
@@ -126,7 +155,8 @@ impl Scheduler {
         end: AttemptEnd,
     ) -> Result<(), SchedulerError> {
         let max_attempts = self.config.max_attempts;
-        let Some(job) = self.jobs.get_mut(job_id) else {
+        let now = self.now();
+        let Some(job) = self.jobs.get(job_id) else {
             return Ok(());
         };
         // Tries so far, this one included when it was one (see AttemptEnd::is_try).
@@ -146,12 +176,16 @@ impl Scheduler {
         ) {
             Ok(state) => {
                 warn!(job = %job_id, attempt, reason = ?end, next = state.name(), "attempt ended without an answer");
-                job.state = state;
-                if let Some(a) = job.attempt_mut(attempt) {
-                    a.ended_unix_ms = Some(now_ms());
-                    a.end = Some(end);
-                }
-                let job = job.clone();
+                let job = self
+                    .update_job(job_id, |job| {
+                        job.state = state;
+                        if let Some(a) = job.attempt_mut(attempt) {
+                            a.ended_unix_ms = Some(now);
+                            a.end = Some(end);
+                        }
+                        job.clone()
+                    })
+                    .ok_or_else(|| SchedulerError::NoSuchRun(job_id.to_string()))?;
                 self.store.put_job(&job)?;
                 self.emit(&job, None);
                 self.finish_if_complete(&job.run_id)?;
@@ -164,15 +198,18 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Workers silent past their lease are lost; jobs assigned but never started within a lease are
-    /// taken back.
+    /// Workers silent past their lease are lost; jobs assigned but never started within a lease,
+    /// and jobs running past their time limit plus a lease, are taken back. Costs the workers and
+    /// the jobs they hold, not the queue.
     pub(super) fn expire_leases(&mut self) -> Result<(), SchedulerError> {
-        let lease = self.config.lease;
+        let lease_ms = i64::try_from(self.config.lease.as_millis()).unwrap_or(i64::MAX);
+        let now = self.now();
         let lost: Vec<String> = self
             .workers
             .iter()
             .filter(|(id, w)| {
-                w.last_seen.elapsed() > lease && (w.conn.is_some() || !self.held_by(id).is_empty())
+                now.saturating_sub(w.seen.last()) > lease_ms
+                    && (w.conn.is_some() || self.index.held_count(id) > 0)
             })
             .map(|(id, _)| id.clone())
             .collect();
@@ -180,7 +217,8 @@ impl Scheduler {
             if let Some(w) = self.workers.get_mut(&id)
                 && w.conn.take().is_some()
             {
-                warn!(worker = %id, lease_ms = lease.as_millis() as u64, "worker lease expired; marking lost");
+                w.disconnected_ms = Some(now);
+                warn!(worker = %id, lease_ms, "worker lease expired; marking lost");
             }
             for (job_id, attempt) in self.held_by(&id) {
                 self.end_attempt(
@@ -190,37 +228,63 @@ impl Scheduler {
                 )?;
             }
             // The entry stays (disconnected): what was measured about the worker survives until
-            // it comes back.
+            // it comes back, or until it is pruned below.
         }
-        let now = now_ms();
-        // Assigned a lease ago, not started, and not in the worker's heartbeats: the assignment was
-        // lost. (A job waiting behind another on its worker is reported in every heartbeat.)
-        let unstarted: Vec<(String, u32)> = self
-            .jobs
-            .values()
-            .filter_map(|j| match &j.state {
-                JobState::Assigned { attempt, worker_id } => j
-                    .attempts
-                    .iter()
-                    .find(|a| {
-                        a.attempt == *attempt && now - a.assigned_unix_ms > lease.as_millis() as i64
-                    })
-                    .filter(|_| {
-                        !self
-                            .workers
-                            .get(worker_id)
-                            .is_some_and(|w| w.reported.contains(&(j.id.clone(), *attempt)))
-                    })
-                    .map(|_| (j.id.clone(), *attempt)),
-                _ => None,
+        let mut overdue: Vec<(String, u32, &'static str)> = Vec::new();
+        for (worker_id, held) in &self.index.held {
+            let reported = self.workers.get(worker_id).map(|w| &w.reported);
+            for (job_id, attempt) in held {
+                let Some(job) = self.jobs.get(job_id) else {
+                    continue;
+                };
+                let Some(a) = job.attempts.iter().find(|a| a.attempt == *attempt) else {
+                    continue;
+                };
+                match &job.state {
+                    // Assigned a lease ago, not started, and not in the worker's heartbeats: the
+                    // assignment was lost. (A job waiting behind another on its worker is
+                    // reported in every heartbeat.)
+                    JobState::Assigned { .. }
+                        if now.saturating_sub(a.assigned_unix_ms) > lease_ms
+                            && !reported
+                                .is_some_and(|r| r.contains(&(job_id.clone(), *attempt))) =>
+                    {
+                        overdue.push((job_id.clone(), *attempt, "assigned but never started"));
+                    }
+                    // The worker cancels a job at its time limit and reports; one that says
+                    // nothing for a lease beyond that limit will not.
+                    JobState::Running { .. }
+                        if a.timeout_ms > 0
+                            && now.saturating_sub(
+                                a.started_unix_ms.unwrap_or(a.assigned_unix_ms),
+                            ) > i64::from(a.timeout_ms).saturating_add(lease_ms) =>
+                    {
+                        overdue.push((
+                            job_id.clone(),
+                            *attempt,
+                            "no answer within the job's time limit",
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for (job_id, attempt, why) in overdue {
+            self.end_attempt(&job_id, attempt, AttemptEnd::Lost(why.into()))?;
+        }
+        let stale: Vec<String> = self
+            .workers
+            .iter()
+            .filter(|(id, w)| {
+                w.conn.is_none()
+                    && w.disconnected_ms
+                        .is_some_and(|t| now.saturating_sub(t) > PRUNE_AFTER_MS)
+                    && self.index.held_count(id) == 0
             })
+            .map(|(id, _)| id.clone())
             .collect();
-        for (job_id, attempt) in unstarted {
-            self.end_attempt(
-                &job_id,
-                attempt,
-                AttemptEnd::Lost("assigned but never started".into()),
-            )?;
+        for id in stale {
+            self.workers.remove(&id);
         }
         Ok(())
     }
@@ -237,8 +301,10 @@ impl Scheduler {
         Ok(())
     }
 
+    /// Writes attempt `n + 1` of `job_id` on `worker_id` and queues its assignment, which
+    /// [`Scheduler::commit`] sends once the attempt is durable.
     pub(super) fn assign(&mut self, job_id: &str, worker_id: &str) -> Result<(), SchedulerError> {
-        let Some(job) = self.jobs.get_mut(job_id) else {
+        let Some(job) = self.jobs.get(job_id) else {
             return Ok(());
         };
         let Some(run) = self.runs.get(&job.run_id) else {
@@ -247,21 +313,15 @@ impl Scheduler {
         let Some(model) = run.models.get(job.model_index as usize) else {
             return Ok(());
         };
-        let attempt = job.attempts.len() as u32 + 1;
+        let Some(attempt) = u32::try_from(job.attempts.len())
+            .ok()
+            .and_then(|n| n.checked_add(1))
+        else {
+            return Ok(());
+        };
         let max_tokens = run.max_tokens_of(&job.task_id);
         let timeout = self.job_timeout(worker_id, max_tokens, model.size_bytes);
-        let job = self
-            .jobs
-            .get_mut(job_id)
-            .ok_or_else(|| SchedulerError::NoSuchRun(job_id.to_string()))?;
-        let run = self
-            .runs
-            .get(&job.run_id)
-            .ok_or_else(|| SchedulerError::NoSuchRun(job.run_id.clone()))?;
-        let model = run
-            .models
-            .get(job.model_index as usize)
-            .ok_or_else(|| SchedulerError::NoSuchRun(job.run_id.clone()))?;
+        let timeout_ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
         let state = match transition(
             &job.state,
             &JobEvent::Assign {
@@ -275,11 +335,12 @@ impl Scheduler {
                 return Ok(());
             }
         };
+        let key = pb::JobKey {
+            job_id: job.id.clone(),
+            attempt,
+        };
         let message = Kind::Assign(pb::JobAssignment {
-            key: Some(pb::JobKey {
-                job_id: job.id.clone(),
-                attempt,
-            }),
+            key: Some(key.clone()),
             run_id: run.id.clone(),
             model: Some(crate::grpc::convert::model_ref(model)),
             suite_toml: run.suite_toml.clone(),
@@ -288,32 +349,32 @@ impl Scheduler {
             task_id: job.task_id.clone(),
             repetition: job.repetition,
             seed: job.seed,
-            timeout_ms: timeout.as_millis().min(u128::from(u32::MAX)) as u32,
+            timeout_ms,
         });
-        job.state = state;
-        job.attempts.push(Attempt {
-            attempt,
-            worker_id: worker_id.to_string(),
-            assigned_unix_ms: now_ms(),
-            started_unix_ms: None,
-            ended_unix_ms: None,
-            end: None,
-        });
-        let job = job.clone();
+        let sha256 = model.sha256.clone();
+        let now = self.now();
+        let job = self
+            .update_job(job_id, |job| {
+                job.state = state;
+                job.attempts.push(Attempt {
+                    attempt,
+                    worker_id: worker_id.to_string(),
+                    assigned_unix_ms: now,
+                    started_unix_ms: None,
+                    ended_unix_ms: None,
+                    end: None,
+                    timeout_ms,
+                });
+                job.clone()
+            })
+            .ok_or_else(|| SchedulerError::NoSuchRun(job_id.to_string()))?;
         self.store.put_job(&job)?;
         if let Some(w) = self.workers.get_mut(worker_id) {
-            w.loaded = Some(model.sha256.clone());
+            w.loaded = Some(sha256);
         }
         debug!(job = %job.id, attempt, worker = %worker_id, "job assigned");
-        if !self.send(worker_id, message) {
-            self.end_attempt(
-                &job.id,
-                attempt,
-                AttemptEnd::Lost("worker connection closed".into()),
-            )?;
-        } else {
-            self.emit(&job, None);
-        }
+        self.assignments.push((worker_id.to_string(), key, message));
+        self.emit(&job, None);
         Ok(())
     }
 }

@@ -1,41 +1,57 @@
-//! The scheduler task's state and its handling of each [`Command`].
+//! The scheduler's state and its handling of each [`Command`].
 //!
 //! Live runs and their jobs are held in memory (and every change is written to the store before it
 //! is acted on or acknowledged); finished runs are read from the store. Job state changes go through
-//! the pure [`transition`](crate::job::transition); placement through the pure
-//! [`place`](super::placement::place). These files are the glue: they apply those decisions, persist
-//! them and tell workers and watchers. `jobs.rs` handles jobs, `runs.rs` runs, `views.rs` builds
-//! what placement and users see; this file holds the state and the worker connections.
+//! the pure [`transition`](crate::job::transition) and through [`Scheduler::update_job`], which keeps
+//! the [`JobIndex`] in step; placement goes through the pure [`place`](super::placement::place).
+//! These files are the glue: they apply those decisions, persist them and tell workers and watchers.
+//! `jobs.rs` handles jobs, `runs.rs` runs, `workers.rs` the worker connections, `views.rs` builds
+//! what placement and users see; this file holds the state, the loop and the commit.
+//!
+//! Time is read from the clock passed in, never from the system, and the loop is synchronous: the
+//! tests drive [`Scheduler::step`] directly with fake workers that are plain channels
+//! (`testbed.rs`), and crash it at any point by dropping it and reopening its in-memory store.
 
+mod index;
 mod jobs;
 mod runs;
 mod views;
+mod workers;
+
+#[cfg(test)]
+mod interleavings;
+#[cfg(test)]
+mod testbed;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::time::Instant;
 
-use benchfarm_proto::v1::{
-    self as pb, CoordinatorMessage, RunEvent, Welcome, coordinator_message::Kind,
-};
+use benchfarm_proto::v1::{self as pb, CoordinatorMessage, RunEvent, coordinator_message::Kind};
 use tokio::sync::{broadcast, mpsc};
 use tracing::{info, warn};
 
-use super::{Command, Config, Joining, Outbox, SchedulerError, WorkerEvent, WorkerSummary};
+use super::{Command, Config, Liveness, Outbox, SchedulerError};
+use crate::clock::SharedClock;
 use crate::job::JobState;
-use crate::records::{AttemptEnd, JobRecord, RunRecord, RunState, now_ms};
+use crate::records::{JobRecord, RunRecord, RunState, UnixMs, WorkerRecord};
 use crate::store::Store;
+use index::JobIndex;
 
-/// Commands handled before one group commit (flush + acks), at most.
+/// Commands handled before one group commit (flush + acks + assignments), at most.
 const GROUP_COMMIT_MAX: usize = 256;
 /// The longest heartbeat interval a worker is told to use.
 const HEARTBEAT_MAX_MS: u32 = 5_000;
 
 /// A worker the scheduler knows in this process's life.
 struct Worker {
-    record: crate::records::WorkerRecord,
+    record: WorkerRecord,
     /// The live connection; `None` after it closed.
     conn: Option<(u64, Outbox)>,
-    last_seen: Instant,
+    /// When the connection last heard from it (stamped by the connection, see [`Liveness`]).
+    seen: Liveness,
+    /// When it was last disconnected, for pruning; `None` while connected.
+    disconnected_ms: Option<UnixMs>,
     /// The model the worker ran last (its engine keeps it loaded).
     loaded: Option<String>,
     draining: bool,
@@ -43,7 +59,7 @@ struct Worker {
     speed: Option<f64>,
     /// Measured model load time (seconds, moving average over its cold jobs).
     load_seconds: Option<f64>,
-    /// The jobs it said it holds (running or waiting) in its last heartbeat.
+    /// The jobs it said it holds (running or waiting) in its last heartbeat or hello.
     reported: HashSet<(String, u32)>,
     /// Failed attempts in a row; reset by a success or a reconnect.
     failures_in_a_row: u32,
@@ -52,11 +68,12 @@ struct Worker {
 }
 
 impl Worker {
-    fn new(record: crate::records::WorkerRecord, conn: Option<(u64, Outbox)>) -> Worker {
+    fn new(record: WorkerRecord, conn: Option<(u64, Outbox)>, seen: Liveness) -> Worker {
         Worker {
             record,
+            disconnected_ms: conn.is_none().then(|| seen.last()),
             conn,
-            last_seen: Instant::now(),
+            seen,
             loaded: None,
             draining: false,
             speed: None,
@@ -75,14 +92,20 @@ impl Worker {
 pub(super) struct Scheduler {
     store: Store,
     config: Config,
+    clock: SharedClock,
     events: broadcast::Sender<RunEvent>,
     /// Runs in state `running`.
     runs: HashMap<String, RunRecord>,
     /// Every job of every live run; ordered by id = run submission order, then expansion order.
     jobs: BTreeMap<String, JobRecord>,
+    /// Queued jobs, held jobs per worker, job counts per run.
+    index: JobIndex,
     workers: HashMap<String, Worker>,
     /// Results and failures stored but not yet acknowledged: sent after the next flush.
     acks: Vec<(String, pb::JobKey)>,
+    /// Assignments written but not yet durable: sent after the next flush, so that a (job, attempt)
+    /// a worker has seen always survives a crash and is never handed out twice.
+    assignments: Vec<(String, pb::JobKey, Kind)>,
     /// Mean generated tokens per job, by model sha256: the expected size of a job, for placement.
     model_tokens: HashMap<String, (f64, u32)>,
 }
@@ -90,22 +113,28 @@ pub(super) struct Scheduler {
 impl Scheduler {
     /// Rebuilds the live state from the store after a (re)start. A job whose result was stored but
     /// whose state was not (a crash between the two writes) is done; jobs held by workers stay held
-    /// for one lease, so a worker that reconnects in time carries on.
+    /// for one lease, so a worker that reconnects in time carries on. Records that cannot be decoded
+    /// are skipped and reported, never a reason not to start.
     pub(super) fn load(
         store: Store,
         config: Config,
+        clock: SharedClock,
         events: broadcast::Sender<RunEvent>,
     ) -> Result<Scheduler, SchedulerError> {
         let mut s = Scheduler {
             store,
             config,
+            clock,
             events,
             runs: HashMap::new(),
             jobs: BTreeMap::new(),
+            index: JobIndex::default(),
             workers: HashMap::new(),
             model_tokens: HashMap::new(),
             acks: Vec::new(),
+            assignments: Vec::new(),
         };
+        let now = s.now();
         let known_workers: HashMap<_, _> = s
             .store
             .workers()?
@@ -126,17 +155,18 @@ impl Scheduler {
                             attempt: done.attempt,
                         };
                         s.store.put_job(&job)?;
-                    } else if let Some((worker_id, _)) = job.state.holder() {
-                        if let (false, Some(record)) = (
-                            s.workers.contains_key(worker_id),
-                            known_workers.get(worker_id),
-                        ) {
-                            s.workers
-                                .insert(worker_id.to_string(), Worker::new(record.clone(), None));
-                        }
+                    } else if let Some((worker_id, _)) = job.state.holder()
+                        && !s.workers.contains_key(worker_id)
+                        && let Some(record) = known_workers.get(worker_id)
+                    {
+                        // Seen "now": the worker gets one lease from the restart to come back.
+                        s.workers.insert(
+                            worker_id.to_string(),
+                            Worker::new(record.clone(), None, Liveness::new(now)),
+                        );
                     }
                 }
-                s.jobs.insert(job.id.clone(), job);
+                s.insert_job(job);
             }
             info!(run = %run.id, "resuming run");
             s.runs.insert(run.id.clone(), run);
@@ -145,39 +175,35 @@ impl Scheduler {
         for run_id in run_ids {
             s.finish_if_complete(&run_id)?;
         }
+        let skipped = s.store.skipped();
+        if !skipped.is_empty() {
+            warn!(
+                records = skipped.len(),
+                "store has undecodable records; they were skipped (see `coordinator doctor`)"
+            );
+        }
         Ok(s)
     }
 
-    pub(super) async fn run(
-        mut self,
-        mut commands: mpsc::Receiver<Command>,
-        mut shutdown: broadcast::Receiver<()>,
-        _done: mpsc::Sender<()>,
-    ) {
-        let mut tick = tokio::time::interval(self.config.tick);
-        loop {
-            let mut outcome = tokio::select! {
-                command = commands.recv() => match command {
-                    Some(command) => self.handle(command),
-                    None => break,
-                },
-                _ = tick.tick() => self.expire_leases(),
-                _ = shutdown.recv() => break,
-            };
+    fn now(&self) -> UnixMs {
+        self.clock.now_ms()
+    }
+
+    /// The scheduler's loop, on its own thread: a batch of commands, then placement, then one
+    /// group commit. Returns on [`Command::Shutdown`] or when every handle is gone.
+    pub(super) fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        while let Some(first) = commands.blocking_recv() {
+            let mut batch = vec![first];
             // Group commit: take whatever else is already waiting, then make it all durable with
             // one flush and only then acknowledge. One fsync per result would make the store, not
             // the workers, the farm's bottleneck.
-            for _ in 0..GROUP_COMMIT_MAX {
-                let Ok(command) = commands.try_recv() else {
-                    break;
-                };
-                outcome = outcome.and(self.handle(command));
+            while batch.len() < GROUP_COMMIT_MAX
+                && let Ok(command) = commands.try_recv()
+            {
+                batch.push(command);
             }
-            outcome = outcome.and_then(|()| self.commit());
-            if let Err(err) = outcome.and_then(|()| self.schedule()) {
-                // A store error must not stop the farm; the operation that failed is logged and
-                // retried by the next event (workers re-send unacknowledged results).
-                warn!(error = %err, "scheduler step failed");
+            if !self.step(batch) {
+                break;
             }
         }
         if let Err(err) = self.store.flush() {
@@ -186,13 +212,46 @@ impl Scheduler {
         info!("scheduler stopped");
     }
 
-    /// Flushes the store, then acknowledges every result and failure written since the last commit:
-    /// a worker forgets a result only once it is durable here.
+    /// Handles `commands` in order, places queued jobs, and commits. Returns false once a
+    /// [`Command::Shutdown`] was among them (the commands before it are handled and committed).
+    pub(super) fn step(&mut self, commands: Vec<Command>) -> bool {
+        let mut outcome = Ok(());
+        let mut go_on = true;
+        for command in commands {
+            if matches!(command, Command::Shutdown) {
+                go_on = false;
+                break;
+            }
+            outcome = outcome.and(self.handle(command));
+        }
+        if go_on {
+            outcome = outcome.and(self.schedule());
+        }
+        if let Err(err) = outcome.and(self.commit()) {
+            // A store error must not stop the farm; the operation that failed is logged and
+            // retried by the next event (workers re-send unacknowledged results).
+            warn!(error = %err, "scheduler step failed");
+        }
+        go_on
+    }
+
+    /// Flushes the store, then sends every assignment and acknowledgement written since the last
+    /// commit: a worker forgets a result only once it is durable here, and gets a job only once
+    /// its attempt is.
     fn commit(&mut self) -> Result<(), SchedulerError> {
-        if self.acks.is_empty() {
+        if self.acks.is_empty() && self.assignments.is_empty() {
             return Ok(());
         }
         self.store.flush()?;
+        for (worker_id, key, message) in std::mem::take(&mut self.assignments) {
+            if !self.send(&worker_id, message) {
+                self.end_attempt(
+                    &key.job_id,
+                    key.attempt,
+                    crate::records::AttemptEnd::Lost("worker connection closed".into()),
+                )?;
+            }
+        }
         for (worker_id, key) in std::mem::take(&mut self.acks) {
             self.send(&worker_id, Kind::Ack(pb::ResultAck { key: Some(key) }));
         }
@@ -205,9 +264,10 @@ impl Scheduler {
                 worker,
                 conn,
                 outbox,
+                seen,
                 reply,
             } => {
-                let welcome = self.join(*worker, conn, outbox)?;
+                let welcome = self.join(*worker, conn, outbox, seen)?;
                 let _ = reply.send(welcome);
             }
             Command::Event {
@@ -241,142 +301,44 @@ impl Scheduler {
             Command::Clear { worker, reply } => {
                 let _ = reply.send(self.clear(&worker));
             }
-        }
-        Ok(())
-    }
-
-    fn join(
-        &mut self,
-        joining: Joining,
-        conn: u64,
-        outbox: Outbox,
-    ) -> Result<Welcome, SchedulerError> {
-        let Joining {
-            mut record,
-            running,
-        } = joining;
-        let id = record.id.clone();
-        if let Some(old) = self.store.workers()?.into_iter().find(|w| w.id == id) {
-            record.jobs_done = old.jobs_done;
-            record.jobs_failed = old.jobs_failed;
-        }
-        record.last_seen_unix_ms = now_ms();
-        self.store.put_worker(&record)?;
-        info!(worker = %id, name = %record.name, models = record.models.len(), slots = record.slots,
-              threads = record.threads, class = %record.hardware_class, "worker joined");
-        // A reconnect keeps what was measured and loaded; it lifts a quarantine (the operator may
-        // have fixed the machine) and a drain (the worker came back on purpose).
-        let previous = self.workers.remove(&id);
-        let mut worker = Worker::new(record, Some((conn, outbox)));
-        if let Some(previous) = previous {
-            worker.loaded = previous.loaded;
-            worker.speed = previous.speed;
-            worker.load_seconds = previous.load_seconds;
-        }
-        self.workers.insert(id.clone(), worker);
-        // Jobs this worker held before that it no longer runs (it restarted) go back to the queue.
-        let still_running: HashSet<(String, u32)> = running.into_iter().collect();
-        for (job_id, attempt) in self.held_by(&id) {
-            if !still_running.contains(&(job_id.clone(), attempt)) {
-                self.end_attempt(
-                    &job_id,
-                    attempt,
-                    AttemptEnd::Lost("worker restarted".into()),
-                )?;
-            }
-        }
-        let lease_ms = self.config.lease.as_millis() as u32;
-        Ok(Welcome {
-            lease_ms,
-            // Half the lease, so one lost heartbeat does not lose the worker; at most every 5 s, so
-            // the coordinator's view of what a worker holds (and `coordinator workers`) stays fresh
-            // with a long lease.
-            heartbeat_ms: (lease_ms / 2).min(HEARTBEAT_MAX_MS),
-            coordinator_version: env!("CARGO_PKG_VERSION").to_string(),
-        })
-    }
-
-    fn leave(&mut self, worker_id: &str, conn: u64, reason: &str) -> Result<(), SchedulerError> {
-        let Some(worker) = self.workers.get_mut(worker_id) else {
-            return Ok(());
-        };
-        // A stream that closes after the worker reconnected on a new one is old news.
-        if worker.conn.as_ref().map(|(c, _)| *c) != Some(conn) {
-            return Ok(());
-        }
-        worker.conn = None;
-        info!(worker = %worker_id, reason, "worker left");
-        for (job_id, attempt) in self.held_by(worker_id) {
-            self.end_attempt(
-                &job_id,
-                attempt,
-                AttemptEnd::Lost(format!("worker disconnected: {reason}")),
-            )?;
-        }
-        Ok(())
-    }
-
-    fn worker_event(
-        &mut self,
-        worker_id: &str,
-        conn: u64,
-        event: WorkerEvent,
-    ) -> Result<(), SchedulerError> {
-        let Some(worker) = self.workers.get_mut(worker_id) else {
-            warn!(worker = %worker_id, "message from an unknown worker ignored");
-            return Ok(());
-        };
-        if worker.conn.as_ref().map(|(c, _)| *c) != Some(conn) {
-            return Ok(());
-        }
-        worker.last_seen = Instant::now();
-        match event {
-            WorkerEvent::Heartbeat { draining, running } => {
-                if draining && !worker.draining {
-                    info!(worker = %worker_id, "worker draining");
-                }
-                worker.draining = draining;
-                worker.reported = running.into_iter().collect();
-                Ok(())
-            }
-            WorkerEvent::Started { job_id, attempt } => self.started(&job_id, attempt),
-            WorkerEvent::Result(result) => self.result(worker_id, *result),
-            WorkerEvent::Failed {
-                job_id,
-                attempt,
-                reason,
-                not_started,
+            Command::Regrade {
+                run_id,
+                suite,
+                reply,
             } => {
-                // A job given back unstarted is no failure of the worker's at all; a failure
-                // re-sent after a reconnect is not counted against the worker twice.
-                let end = if not_started {
-                    AttemptEnd::Returned(reason)
-                } else {
-                    let current = self.jobs.get(&job_id).and_then(|j| j.state.holder())
-                        == Some((worker_id, attempt));
-                    if current {
-                        self.note_failure(worker_id);
-                    }
-                    AttemptEnd::Failed(reason)
-                };
-                self.end_attempt(&job_id, attempt, end)?;
-                // Failures are acknowledged like results, so the worker's outbox can forget them.
-                self.acks
-                    .push((worker_id.to_string(), pb::JobKey { job_id, attempt }));
-                Ok(())
+                let _ = reply.send(self.regrade(&run_id, suite.map(|b| *b)));
             }
+            Command::Tick => self.expire_leases()?,
+            Command::Shutdown => {}
         }
+        Ok(())
+    }
+
+    /// Adds a live job to memory and the index.
+    fn insert_job(&mut self, job: JobRecord) {
+        self.index.add(&job);
+        self.jobs.insert(job.id.clone(), job);
+    }
+
+    /// Removes a live job from memory and the index.
+    fn remove_job(&mut self, job_id: &str) -> Option<JobRecord> {
+        let job = self.jobs.remove(job_id)?;
+        self.index.remove(&job);
+        Some(job)
+    }
+
+    /// Changes a live job through `f`, keeping the index in step; `None` when it is not live.
+    fn update_job<R>(&mut self, job_id: &str, f: impl FnOnce(&mut JobRecord) -> R) -> Option<R> {
+        let job = self.jobs.get_mut(job_id)?;
+        self.index.remove(job);
+        let out = f(job);
+        self.index.add(job);
+        Some(out)
     }
 
     /// (job id, attempt) of every live job held by `worker_id`.
     fn held_by(&self, worker_id: &str) -> Vec<(String, u32)> {
-        self.jobs
-            .values()
-            .filter_map(|j| match j.state.holder() {
-                Some((w, attempt)) if w == worker_id => Some((j.id.clone(), attempt)),
-                _ => None,
-            })
-            .collect()
+        self.index.held_by(worker_id)
     }
 
     /// Sends to a connected worker without waiting; false when it is gone or hopelessly behind.
@@ -387,70 +349,5 @@ impl Scheduler {
         outbox
             .try_send(CoordinatorMessage { kind: Some(kind) })
             .is_ok()
-    }
-
-    /// Counts a failed attempt against a worker; enough in a row quarantine it (no new jobs until
-    /// it reconnects or an operator clears it), so one broken machine cannot burn every job's
-    /// attempts.
-    fn note_failure(&mut self, worker_id: &str) {
-        let limit = self.config.quarantine_after;
-        let Some(w) = self.workers.get_mut(worker_id) else {
-            return;
-        };
-        w.record.jobs_failed += 1;
-        w.failures_in_a_row += 1;
-        if limit > 0 && w.failures_in_a_row >= limit && w.quarantined.is_none() {
-            let reason = format!("quarantined: {} failed jobs in a row", w.failures_in_a_row);
-            warn!(worker = %worker_id, failures = w.failures_in_a_row, "worker quarantined");
-            w.quarantined = Some(reason);
-        }
-    }
-
-    /// The id of the worker named `who` (its id, or its name when that is unique).
-    fn resolve_worker(&self, who: &str) -> Result<String, SchedulerError> {
-        if self.workers.contains_key(who) {
-            return Ok(who.to_string());
-        }
-        let named: Vec<&String> = self
-            .workers
-            .iter()
-            .filter(|(_, w)| w.record.name == who)
-            .map(|(id, _)| id)
-            .collect();
-        match named.as_slice() {
-            [id] => Ok((*id).clone()),
-            [] => Err(SchedulerError::NoSuchWorker(who.to_string())),
-            _ => Err(SchedulerError::Refused(format!(
-                "{} workers are named {who:?}; use the worker id",
-                named.len()
-            ))),
-        }
-    }
-
-    /// `workers --drain`: no new jobs; the worker finishes what it runs and leaves.
-    fn drain(&mut self, who: &str) -> Result<WorkerSummary, SchedulerError> {
-        let id = self.resolve_worker(who)?;
-        if let Some(w) = self.workers.get_mut(&id) {
-            w.draining = true;
-        }
-        info!(worker = %id, "draining worker");
-        self.send(
-            &id,
-            Kind::Drain(pb::Drain {
-                reason: "drained by an operator".into(),
-            }),
-        );
-        self.summary(&id)
-    }
-
-    /// `workers --clear`: lifts a quarantine.
-    fn clear(&mut self, who: &str) -> Result<WorkerSummary, SchedulerError> {
-        let id = self.resolve_worker(who)?;
-        if let Some(w) = self.workers.get_mut(&id) {
-            w.quarantined = None;
-            w.failures_in_a_row = 0;
-        }
-        info!(worker = %id, "worker cleared");
-        self.summary(&id)
     }
 }

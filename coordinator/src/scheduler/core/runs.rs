@@ -1,4 +1,8 @@
-//! The scheduler's run handling: submit, cancel, completion, progress and the views users ask for.
+//! The scheduler's run handling: submit, cancel, completion, regrade, progress and the views users
+//! ask for.
+//!
+//! Progress comes from the index's per-run counts (live runs) or the counts a run stores when it
+//! ends (finished runs), so neither an event to a watcher nor `ListRuns` reads a run's jobs.
 
 use std::collections::BTreeSet;
 
@@ -6,11 +10,12 @@ use benchfarm_proto::v1::{self as pb, RunEvent, coordinator_message::Kind};
 use tracing::{debug, info};
 
 use super::super::placement::{WorkerView, fit};
-use super::super::status::{RunProgress, progress, waiting_reasons, why_unplaceable};
+use super::super::status::{RunProgress, progress, progress_of, waiting_reasons, why_unplaceable};
 use super::super::{SchedulerError, WorkerSummary};
 use super::Scheduler;
 use crate::job::JobState;
-use crate::records::{AttemptEnd, JobRecord, Pin, Placement, RunRecord, RunState, now_ms};
+use crate::records::{AttemptEnd, JobRecord, Pin, Placement, RunRecord, RunState};
+use crate::regrade::RegradeSummary;
 
 impl Scheduler {
     /// Expands and stores a run. `every-worker` and `per-class` runs are expanded against the
@@ -21,6 +26,18 @@ impl Scheduler {
         mut run: RunRecord,
         strict: bool,
     ) -> Result<u32, SchedulerError> {
+        // Refused before anything is expanded: the count is checked arithmetic on what the
+        // client sent, and the expansion happens only under the limit.
+        let per_model = u64::from(run.repetitions).saturating_mul(run.tasks.len() as u64);
+        let limit = u64::from(self.config.max_jobs_per_run);
+        if per_model.saturating_mul(run.models.len() as u64) > limit {
+            return Err(SchedulerError::Invalid(format!(
+                "the run expands to {} models x {} tasks x {} repetitions, over the limit of {limit} jobs per run (--max-jobs-per-run)",
+                run.models.len(),
+                run.tasks.len(),
+                run.repetitions
+            )));
+        }
         let workers = self.worker_views();
         let mut pins = Vec::with_capacity(run.models.len());
         for model in &run.models {
@@ -49,15 +66,21 @@ impl Scheduler {
                     .collect(),
             });
         }
+        let pinned: u64 = pins.iter().map(|p| p.len() as u64 * per_model).sum();
+        if pinned > limit {
+            return Err(SchedulerError::Invalid(format!(
+                "the run expands to {pinned} jobs on the connected workers, over the limit of {limit} jobs per run (--max-jobs-per-run)"
+            )));
+        }
         let jobs = crate::run::expand_pinned(&run, &pins);
-        run.jobs_total = jobs.len() as u32;
+        run.jobs_total = u32::try_from(jobs.len()).unwrap_or(u32::MAX);
         // Jobs first, then the run: a crash in between leaves jobs without a run, which are ignored.
         self.store.put_jobs(&jobs)?;
         self.store.put_run(&run)?;
         self.store.flush()?;
         info!(run = %run.id, jobs = jobs.len(), models = run.models.len(), placement = ?run.placement, "run submitted");
         for job in jobs {
-            self.jobs.insert(job.id.clone(), job);
+            self.insert_job(job);
         }
         let total = run.jobs_total;
         self.runs.insert(run.id.clone(), run);
@@ -71,15 +94,19 @@ impl Scheduler {
                 None => Err(SchedulerError::NoSuchRun(run_id.to_string())),
             };
         };
+        let now = self.now();
+        let mut counts = self.index.counts.get(run_id).copied().unwrap_or_default();
         let ids = self.job_ids_of(run_id);
         let mut cancelled = 0;
         for id in ids {
-            let Some(mut job) = self.jobs.remove(&id) else {
+            let Some(mut job) = self.remove_job(&id) else {
                 continue;
             };
             if job.state.is_terminal() {
                 continue;
             }
+            *counts.slot(&job.state) -= 1;
+            counts.cancelled += 1;
             if let Some((worker_id, attempt)) = job.state.holder() {
                 let key = pb::JobKey {
                     job_id: job.id.clone(),
@@ -94,7 +121,7 @@ impl Scheduler {
                 );
                 let worker_id = worker_id.to_string();
                 if let Some(a) = job.attempt_mut(attempt) {
-                    a.ended_unix_ms = Some(now_ms());
+                    a.ended_unix_ms = Some(now);
                     a.end = Some(AttemptEnd::Cancelled);
                 }
                 debug!(job = %job.id, worker = %worker_id, "cancel sent");
@@ -103,12 +130,14 @@ impl Scheduler {
             self.store.put_job(&job)?;
             cancelled += 1;
         }
+        self.index.forget_run(run_id);
         run.state = RunState::Cancelled;
-        run.finished_unix_ms = Some(now_ms());
+        run.finished_unix_ms = Some(now);
+        run.counts = Some(counts);
         self.store.put_run(&run)?;
         self.store.flush()?;
         info!(run = %run_id, cancelled, "run cancelled");
-        let p = self.stored_progress(&run)?;
+        let p = progress_of(&run, &counts);
         let _ = self.events.send(RunEvent {
             status: Some(p.into()),
             ..RunEvent::default()
@@ -118,21 +147,24 @@ impl Scheduler {
 
     /// Marks a run finished once all its jobs are terminal, and forgets it from memory.
     pub(super) fn finish_if_complete(&mut self, run_id: &str) -> Result<(), SchedulerError> {
-        if self.jobs_of(run_id).iter().any(|j| !j.state.is_terminal()) {
+        let counts = self.index.counts.get(run_id).copied().unwrap_or_default();
+        if counts.live() > 0 {
             return Ok(());
         }
         let Some(mut run) = self.runs.remove(run_id) else {
             return Ok(());
         };
         run.state = RunState::Finished;
-        run.finished_unix_ms = Some(now_ms());
+        run.finished_unix_ms = Some(self.now());
+        run.counts = Some(counts);
         self.store.put_run(&run)?;
         self.store.flush()?;
         for id in self.job_ids_of(run_id) {
-            self.jobs.remove(&id);
+            self.remove_job(&id);
         }
+        self.index.forget_run(run_id);
         info!(run = %run_id, "run finished");
-        let p = self.stored_progress(&run)?;
+        let p = progress_of(&run, &counts);
         let _ = self.events.send(RunEvent {
             status: Some(p.into()),
             ..RunEvent::default()
@@ -150,9 +182,18 @@ impl Scheduler {
         }
     }
 
+    /// A live run's counts, without the reasons queued jobs wait (cheap: for events).
+    pub(super) fn counted_progress(&self, run: &RunRecord) -> RunProgress {
+        progress_of(
+            run,
+            &self.index.counts.get(&run.id).copied().unwrap_or_default(),
+        )
+    }
+
+    /// A live run's counts and why its queued jobs wait (for `status RUN`).
     pub(super) fn live_progress(&self, run: &RunRecord) -> RunProgress {
+        let mut p = self.counted_progress(run);
         let jobs = self.jobs_of(&run.id);
-        let mut p = progress(run, &jobs);
         let queued: Vec<_> = jobs
             .iter()
             .filter(|j| j.state == JobState::Queued)
@@ -182,7 +223,12 @@ impl Scheduler {
             .collect()
     }
 
+    /// An ended run's progress: from the counts it stored, or (runs from before those were
+    /// stored) from its jobs.
     pub(super) fn stored_progress(&self, run: &RunRecord) -> Result<RunProgress, SchedulerError> {
+        if let Some(counts) = &run.counts {
+            return Ok(progress_of(run, counts));
+        }
         let jobs = self.store.jobs_of_run(&run.id)?;
         Ok(progress(run, &jobs.iter().collect::<Vec<_>>()))
     }
@@ -192,10 +238,59 @@ impl Scheduler {
             .runs()?
             .iter()
             .map(|r| match self.runs.get(&r.id) {
-                Some(live) => Ok(self.live_progress(live)),
+                Some(live) => Ok(self.counted_progress(live)),
                 None => self.stored_progress(r),
             })
             .collect()
+    }
+
+    /// Regrades an ended run from its stored answers, with `suite` (suite and its text) or the
+    /// run's own, keeping every earlier grade in the results' history.
+    pub(super) fn regrade(
+        &mut self,
+        run_id: &str,
+        suite: Option<(benchfarm_suite::Suite, String)>,
+    ) -> Result<(RegradeSummary, String), SchedulerError> {
+        if self.runs.contains_key(run_id) {
+            return Err(SchedulerError::Refused(format!(
+                "run {run_id} is still running; regrade it once it is over"
+            )));
+        }
+        let mut run = self
+            .store
+            .run(run_id)?
+            .ok_or_else(|| SchedulerError::NoSuchRun(run_id.to_string()))?;
+        let (suite, text) = match suite {
+            Some(given) => given,
+            None => {
+                let suite =
+                    benchfarm_suite::Suite::parse(&run.suite_toml, "suite_toml").map_err(|e| {
+                        SchedulerError::Refused(format!("the run's own suite does not load: {e}"))
+                    })?;
+                (suite, run.suite_toml.clone())
+            }
+        };
+        if suite.name != run.suite_name {
+            return Err(SchedulerError::Invalid(format!(
+                "suite_toml: suite {:?} is not the run's suite {:?}",
+                suite.name, run.suite_name
+            )));
+        }
+        let jobs = self.store.jobs_of_run(&run.id)?;
+        let results = self.store.results_of_run(&run.id)?;
+        let (updated, summary) = crate::regrade::regrade(&run, &jobs, &results, &suite, self.now());
+        for result in &updated {
+            self.store.put_result(result)?;
+        }
+        if text != run.suite_toml {
+            let old = std::mem::replace(&mut run.suite_toml, text);
+            run.suite_history.push(old);
+            run.suite_version = suite.version.clone();
+            self.store.put_run(&run)?;
+        }
+        self.store.flush()?;
+        info!(run = %run.id, results = summary.results, changed = summary.changed, "run regraded");
+        Ok((summary, suite.version))
     }
 
     pub(super) fn list_workers(&self) -> Vec<WorkerSummary> {
@@ -257,7 +352,7 @@ impl Scheduler {
             .map(|w| w.record.name.clone())
             .unwrap_or(worker);
         let event = RunEvent {
-            status: Some(self.live_progress(run).into()),
+            status: Some(self.counted_progress(run).into()),
             job_id: job.id.clone(),
             job_state: job.state.name().to_string(),
             model: run

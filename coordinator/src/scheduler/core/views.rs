@@ -8,7 +8,7 @@ use super::super::estimates;
 use super::super::placement::{PendingJob, WorkerView, memory_needed};
 use super::{Scheduler, Worker};
 use crate::job::JobState;
-use crate::records::{AttemptEnd, JobRecord, RunModel, RunRecord, now_ms};
+use crate::records::{AttemptEnd, JobRecord, RunModel, RunRecord};
 
 /// A job of `model` in `run` as placement sees it, before it has an id, a pin or a history: what
 /// capability checks need (submit asks it of every model; [`Scheduler::pending_job`] fills in the
@@ -100,24 +100,25 @@ impl Scheduler {
 
     /// Every queued job, in queue order.
     pub(super) fn pending_jobs(&self) -> Vec<PendingJob> {
-        self.jobs
-            .values()
-            .filter(|j| j.state == JobState::Queued)
+        self.index
+            .queued
+            .iter()
+            .filter_map(|id| self.jobs.get(id))
             .filter_map(|j| self.pending_job(j))
             .collect()
     }
 
     /// Every connected worker as placement sees it.
     pub(super) fn worker_views(&self) -> Vec<WorkerView> {
-        let now = now_ms();
+        let now = self.now();
         self.workers
             .values()
             .filter(|w| w.conn.is_some())
             .map(|w| {
                 let held: Vec<&JobRecord> = self
-                    .jobs
-                    .values()
-                    .filter(|j| j.state.holder().is_some_and(|(id, _)| id == w.record.id))
+                    .held_by(&w.record.id)
+                    .iter()
+                    .filter_map(|(id, _)| self.jobs.get(id))
                     .collect();
                 let speed = self.speed_of(w);
                 let slots = w.record.slots.max(1);
@@ -129,7 +130,9 @@ impl Scheduler {
                 } else {
                     0
                 };
-                let free_slots = (slots + prefetch).saturating_sub(held.len() as u32);
+                let free_slots = slots
+                    .saturating_add(prefetch)
+                    .saturating_sub(u32::try_from(held.len()).unwrap_or(u32::MAX));
                 // The jobs it holds, each whole and, when running, how long since it started.
                 let ahead = held.iter().filter_map(|j| {
                     let whole = self.pending_job(j)?.work_tokens / speed;
@@ -142,7 +145,11 @@ impl Scheduler {
                     };
                     Some((whole, running_for))
                 });
-                let busy_for = estimates::busy_for(held.len() as u32, slots, ahead);
+                let busy_for = estimates::busy_for(
+                    u32::try_from(held.len()).unwrap_or(u32::MAX),
+                    slots,
+                    ahead,
+                );
                 let hw = &w.record.hardware;
                 let cap = |bytes: u64| match hw.cgroup_memory_limit_bytes {
                     0 => bytes,
@@ -161,7 +168,7 @@ impl Scheduler {
                     speed,
                     load_seconds: self.load_seconds_of(w),
                     slots,
-                    held: held.len() as u32,
+                    held: u32::try_from(held.len()).unwrap_or(u32::MAX),
                     busy_for,
                     accepting: w.accepting(),
                 }

@@ -1,0 +1,105 @@
+//! Indexes over the live jobs, kept in step with every state change, so that a scheduler step costs
+//! what it touches and not the size of the queue or the history: the queued jobs in queue order,
+//! the jobs each worker holds, and per run the count of jobs in each state.
+//!
+//! Every change of a live job's state goes through [`JobIndex::remove`] then [`JobIndex::add`]
+//! around it (see `Scheduler::update_job`), which is what keeps these in step; a debug assertion
+//! in the tests recomputes them from scratch after every step.
+
+use std::collections::{BTreeSet, HashMap};
+
+use crate::job::JobState;
+use crate::records::{JobCounts as StateCounts, JobRecord};
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct JobIndex {
+    /// Ids of queued jobs; job ids sort in queue order (run submission, then expansion).
+    pub queued: BTreeSet<String>,
+    /// Worker id → (job id, attempt) of every job it holds (assigned or running).
+    pub held: HashMap<String, BTreeSet<(String, u32)>>,
+    /// Run id → its jobs by state.
+    pub counts: HashMap<String, StateCounts>,
+}
+
+impl JobIndex {
+    pub fn add(&mut self, job: &JobRecord) {
+        *self
+            .counts
+            .entry(job.run_id.clone())
+            .or_default()
+            .slot(&job.state) += 1;
+        match job.state.holder() {
+            Some((worker, attempt)) => {
+                self.held
+                    .entry(worker.to_string())
+                    .or_default()
+                    .insert((job.id.clone(), attempt));
+            }
+            None if job.state == JobState::Queued => {
+                self.queued.insert(job.id.clone());
+            }
+            None => {}
+        }
+    }
+
+    pub fn remove(&mut self, job: &JobRecord) {
+        if let Some(counts) = self.counts.get_mut(&job.run_id) {
+            let slot = counts.slot(&job.state);
+            *slot = slot.saturating_sub(1);
+        }
+        match job.state.holder() {
+            Some((worker, attempt)) => {
+                if let Some(held) = self.held.get_mut(worker) {
+                    held.remove(&(job.id.clone(), attempt));
+                    if held.is_empty() {
+                        self.held.remove(worker);
+                    }
+                }
+            }
+            None => {
+                self.queued.remove(&job.id);
+            }
+        }
+    }
+
+    /// Forgets a run whose jobs are all gone from memory.
+    pub fn forget_run(&mut self, run_id: &str) {
+        self.counts.remove(run_id);
+    }
+
+    /// The jobs `worker` holds, in id order.
+    pub fn held_by(&self, worker: &str) -> Vec<(String, u32)> {
+        self.held
+            .get(worker)
+            .map(|h| h.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    pub fn held_count(&self, worker: &str) -> usize {
+        self.held.get(worker).map_or(0, BTreeSet::len)
+    }
+
+    #[cfg(test)]
+    /// The index of `jobs` built from scratch (for the tests' consistency check).
+    pub fn rebuilt<'a>(jobs: impl IntoIterator<Item = &'a JobRecord>) -> JobIndex {
+        let mut index = JobIndex::default();
+        for job in jobs {
+            index.add(job);
+        }
+        index
+    }
+
+    #[cfg(test)]
+    /// Equal to `other` up to runs with no jobs counted (a removed run's zero entry).
+    pub fn same_as(&self, other: &JobIndex) -> bool {
+        let nonzero = |c: &HashMap<String, StateCounts>| -> HashMap<String, StateCounts> {
+            c.iter()
+                .filter(|(_, v)| **v != StateCounts::default())
+                .map(|(k, v)| (k.clone(), *v))
+                .collect()
+        };
+        self.queued == other.queued
+            && self.held == other.held
+            && nonzero(&self.counts) == nonzero(&other.counts)
+    }
+}

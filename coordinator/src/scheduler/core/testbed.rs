@@ -1,0 +1,374 @@
+//! The deterministic test bed of the scheduler core: a [`Scheduler`] over an in-memory store and a
+//! fake clock, driven step by step, with fake workers that are plain channels (as nativelink's
+//! scheduler tests fake theirs), and crashes that keep only what the store had made durable.
+
+use benchfarm_proto::v1::{self as pb, CoordinatorMessage, coordinator_message::Kind};
+use benchfarm_suite::{Grade, Verdict};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use super::Scheduler;
+use crate::clock::{FakeClock, SharedClock};
+use crate::records::*;
+use crate::scheduler::{Command, Config, IncomingResult, Joining, Liveness, WorkerEvent};
+use crate::store::{MemoryKv, Store};
+
+/// The lease the bed's scheduler uses.
+pub const LEASE_MS: i64 = 10_000;
+
+pub fn config() -> Config {
+    Config {
+        lease: std::time::Duration::from_millis(LEASE_MS as u64),
+        max_attempts: 3,
+        job_timeout: std::time::Duration::from_secs(60),
+        job_timeout_floor: std::time::Duration::from_secs(30),
+        tick: std::time::Duration::from_millis(500),
+        quarantine_after: 3,
+        prefetch: 0,
+        max_jobs_per_run: 1_000_000,
+    }
+}
+
+/// A scheduler, its store and its clock.
+pub struct Bed {
+    pub kv: MemoryKv,
+    pub clock: FakeClock,
+    pub scheduler: Scheduler,
+    pub config: Config,
+    next_conn: u64,
+}
+
+impl Bed {
+    pub fn new() -> Bed {
+        Bed::with_config(config())
+    }
+
+    pub fn with_config(config: Config) -> Bed {
+        let kv = MemoryKv::new();
+        let clock = FakeClock::at(1_700_000_000_000);
+        let scheduler = open(&kv, &clock, &config);
+        Bed {
+            kv,
+            clock,
+            scheduler,
+            config,
+            next_conn: 1,
+        }
+    }
+
+    /// One scheduler step over `commands`.
+    pub fn step(&mut self, commands: Vec<Command>) {
+        self.scheduler.step(commands);
+    }
+
+    /// A lease tick at the current time.
+    pub fn tick(&mut self) {
+        self.step(vec![Command::Tick]);
+    }
+
+    /// Kills the coordinator: its memory is gone, and the store keeps what was flushed plus the
+    /// first `keep_unflushed` writes after that. Then it starts again on what is left.
+    pub fn crash(&mut self, keep_unflushed: usize) {
+        self.kv = self.kv.crash(keep_unflushed);
+        self.scheduler = open(&self.kv, &self.clock, &self.config);
+    }
+
+    pub fn store(&self) -> Store {
+        self.scheduler.store.clone()
+    }
+
+    /// A worker with `slots` slots joins (or rejoins) over a new connection, saying it still runs
+    /// `running` and holds `unacknowledged` answers.
+    pub fn join(
+        &mut self,
+        id: &str,
+        slots: u32,
+        running: &[(String, u32)],
+        unacknowledged: &[(String, u32)],
+    ) -> FakeWorker {
+        let conn = self.next_conn;
+        self.next_conn += 1;
+        let (outbox, inbox) = mpsc::channel(64);
+        let seen = Liveness::new(self.clock.now());
+        let (reply, _welcome) = oneshot::channel();
+        self.step(vec![Command::Join {
+            worker: Box::new(Joining {
+                record: worker_record(id, slots),
+                running: running.to_vec(),
+                unacknowledged: unacknowledged.to_vec(),
+            }),
+            conn,
+            outbox,
+            seen: seen.clone(),
+            reply,
+        }]);
+        FakeWorker {
+            id: id.to_string(),
+            conn,
+            inbox,
+            seen,
+            clock: self.clock.clone(),
+        }
+    }
+
+    /// Submits a run of one scripted model, `tasks` tasks × `repetitions`; returns its id.
+    pub fn submit(&mut self, id: &str, tasks: usize, repetitions: u32) -> String {
+        let (reply, mut rx) = oneshot::channel();
+        self.step(vec![Command::Submit {
+            run: Box::new(run_record(id, tasks, repetitions, self.clock.now())),
+            strict: false,
+            reply,
+        }]);
+        rx.try_recv()
+            .expect("submit answered")
+            .expect("submit accepted");
+        id.to_string()
+    }
+
+    /// Asks the scheduler something and returns the answer.
+    pub fn ask<T>(&mut self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> T {
+        let (reply, mut rx) = oneshot::channel();
+        self.step(vec![make(reply)]);
+        rx.try_recv()
+            .expect("the scheduler answers in the same step")
+    }
+
+    /// Every job of a run as stored.
+    pub fn jobs(&self, run_id: &str) -> Vec<JobRecord> {
+        self.store().jobs_of_run(run_id).expect("jobs")
+    }
+
+    /// Every result of a run as stored.
+    pub fn results(&self, run_id: &str) -> Vec<ResultRecord> {
+        self.store().results_of_run(run_id).expect("results")
+    }
+
+    pub fn run_state(&self, run_id: &str) -> RunState {
+        self.store()
+            .run(run_id)
+            .expect("run")
+            .expect("stored")
+            .state
+    }
+
+    /// Checks the scheduler's indexes against its jobs, rebuilt from scratch.
+    pub fn assert_index_consistent(&self) {
+        let rebuilt = super::index::JobIndex::rebuilt(self.scheduler.jobs.values());
+        assert!(
+            self.scheduler.index.same_as(&rebuilt),
+            "index drifted:\n{:?}\nvs rebuilt\n{:?}",
+            self.scheduler.index,
+            rebuilt
+        );
+    }
+}
+
+fn open(kv: &MemoryKv, clock: &FakeClock, config: &Config) -> Scheduler {
+    let store = Store::in_memory(kv.clone()).expect("memory store opens");
+    let clock: SharedClock = std::sync::Arc::new(clock.clone());
+    Scheduler::load(store, config.clone(), clock, broadcast::channel(16).0).expect("load")
+}
+
+impl FakeClock {
+    pub fn now(&self) -> UnixMs {
+        crate::clock::Clock::now_ms(self)
+    }
+}
+
+/// A worker as the scheduler sees one: a connection number, an inbox and a liveness stamp.
+pub struct FakeWorker {
+    pub id: String,
+    pub conn: u64,
+    pub inbox: mpsc::Receiver<CoordinatorMessage>,
+    pub seen: Liveness,
+    clock: FakeClock,
+}
+
+impl FakeWorker {
+    /// A message from this worker, stamped by its connection as the real one does on receipt.
+    pub fn says(&self, event: WorkerEvent) -> Command {
+        self.seen.stamp(self.clock.now());
+        Command::Event {
+            worker_id: self.id.clone(),
+            conn: self.conn,
+            event,
+        }
+    }
+
+    /// The connection closed.
+    pub fn leaves(&self) -> Command {
+        Command::Leave {
+            worker_id: self.id.clone(),
+            conn: self.conn,
+            reason: "stream closed".into(),
+        }
+    }
+
+    /// Everything the coordinator sent since the last call.
+    pub fn drain(&mut self) -> Vec<Kind> {
+        let mut out = Vec::new();
+        while let Ok(message) = self.inbox.try_recv() {
+            out.extend(message.kind);
+        }
+        out
+    }
+
+    /// The (job, attempt) keys of the assignments among `messages`.
+    pub fn assigned(messages: &[Kind]) -> Vec<(String, u32)> {
+        messages
+            .iter()
+            .filter_map(|k| match k {
+                Kind::Assign(a) => a.key.as_ref().map(|k| (k.job_id.clone(), k.attempt)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The (job, attempt) keys of the acknowledgements among `messages`.
+    pub fn acked(messages: &[Kind]) -> Vec<(String, u32)> {
+        messages
+            .iter()
+            .filter_map(|k| match k {
+                Kind::Ack(a) => a.key.as_ref().map(|k| (k.job_id.clone(), k.attempt)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn started(&self, key: &(String, u32)) -> Command {
+        self.says(WorkerEvent::Started {
+            job_id: key.0.clone(),
+            attempt: key.1,
+        })
+    }
+
+    pub fn result(&self, key: &(String, u32)) -> Command {
+        self.says(WorkerEvent::Result(Box::new(result(key))))
+    }
+
+    pub fn failed(&self, key: &(String, u32), reason: &str) -> Command {
+        self.says(WorkerEvent::Failed {
+            job_id: key.0.clone(),
+            attempt: key.1,
+            reason: reason.into(),
+            not_started: false,
+        })
+    }
+
+    pub fn heartbeat(
+        &self,
+        running: &[(String, u32)],
+        unacknowledged: &[(String, u32)],
+    ) -> Command {
+        self.says(WorkerEvent::Heartbeat {
+            running: running.to_vec(),
+            unacknowledged: unacknowledged.to_vec(),
+            draining: false,
+        })
+    }
+}
+
+pub fn result(key: &(String, u32)) -> IncomingResult {
+    IncomingResult {
+        job_id: key.0.clone(),
+        attempt: key.1,
+        answer: format!("answer of {}#{}", key.0, key.1),
+        grade: Grade {
+            verdict: Verdict::Pass,
+            score: 1.0,
+            extracted: String::new(),
+            checks: Vec::new(),
+        },
+        timings: Timings {
+            gen_tokens: 10,
+            gen_ms: 100.0,
+            wall_ms: 120.0,
+            ..Timings::default()
+        },
+        threads: 1,
+        chat_template: "scripted".into(),
+        stop: "eos".into(),
+    }
+}
+
+pub fn worker_record(id: &str, slots: u32) -> WorkerRecord {
+    WorkerRecord {
+        id: id.into(),
+        name: id.into(),
+        hardware: Hardware {
+            arch: "x86_64".into(),
+            ram_total_bytes: 8 << 30,
+            ram_available_bytes: 8 << 30,
+            ..Hardware::default()
+        },
+        labels: Default::default(),
+        models: Vec::new(),
+        engine: "scripted".into(),
+        llama_cpp_build: String::new(),
+        backends: Vec::new(),
+        slots,
+        threads: 1,
+        hardware_class: "test".into(),
+        last_seen_unix_ms: 0,
+        jobs_done: 0,
+        jobs_failed: 0,
+    }
+}
+
+pub const SUITE: &str = r#"
+name = "bed"
+version = "1"
+
+[[tasks]]
+id = "t0"
+category = "c"
+prompt = "say ok"
+pass = [{ contains = "answer" }]
+"#;
+
+pub fn run_record(id: &str, tasks: usize, repetitions: u32, now: UnixMs) -> RunRecord {
+    RunRecord {
+        id: id.into(),
+        created_unix_ms: now,
+        label: "bed".into(),
+        suite_name: "bed".into(),
+        suite_version: "1".into(),
+        suite_toml: SUITE.into(),
+        models: vec![RunModel {
+            name: "scripted".into(),
+            sha256: "0".repeat(64),
+            size_bytes: 0,
+            kind: ModelKind::Scripted {
+                toml: String::new(),
+            },
+        }],
+        tasks: (0..tasks)
+            .map(|i| RunTask {
+                id: format!("t{i}"),
+                category: "c".into(),
+                max_tokens: 64,
+            })
+            .collect(),
+        repetitions,
+        seed: 1,
+        placement: Placement::Spread,
+        require: Requirements::default(),
+        jobs_total: 0,
+        state: RunState::Running,
+        finished_unix_ms: None,
+        suite_history: Vec::new(),
+        counts: None,
+    }
+}
+
+/// The keys of pb job keys.
+pub fn key(job_id: &str, attempt: u32) -> (String, u32) {
+    (job_id.to_string(), attempt)
+}
+
+#[allow(dead_code)]
+pub fn pb_key(key: &(String, u32)) -> pb::JobKey {
+    pb::JobKey {
+        job_id: key.0.clone(),
+        attempt: key.1,
+    }
+}

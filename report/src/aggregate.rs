@@ -20,7 +20,11 @@ use crate::report::{
 use crate::stats::{self, Counts};
 
 /// Aggregates `outcomes` of the run described by `info`. Total: any input gives a report.
+/// Outcomes with `counted == false` (superseded results kept for audit) are skipped: a job is
+/// scored once, by its counted result.
 pub fn aggregate(info: &RunInfo, outcomes: &[Outcome]) -> Report {
+    let counted: Vec<Outcome> = outcomes.iter().filter(|o| o.counted).cloned().collect();
+    let outcomes = counted.as_slice();
     let models = ordered(
         info.models.iter().map(|m| m.name.as_str()),
         outcomes.iter().map(|o| o.model.as_str()),

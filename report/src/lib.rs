@@ -21,8 +21,11 @@ pub mod stats;
 
 pub use aggregate::aggregate;
 pub use format::{Format, UnknownFormat};
-pub use outcome::{FailedJob, ModelInfo, Outcome, RunInfo, TaskInfo, Verdict};
-pub use render::render;
+pub use outcome::{
+    CheckOutcome, FailedAttempt, FailedJob, GradeEntry, ModelInfo, Outcome, RunInfo, TaskInfo,
+    Verdict,
+};
+pub use render::{JSONL_SCHEMA, render, render_run};
 pub use report::{
     CategoryReport, CiMethod, HardwareReport, ModelReport, Report, SuiteRef, TaskReport, Timing,
 };

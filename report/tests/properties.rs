@@ -45,6 +45,7 @@ prop_compose! {
             model, task_id, repetition, verdict,
             worker_id: worker_name.clone(), worker_name, hardware_class, threads,
             wall_ms, load_ms, cold, prompt_tokens, prompt_ms, ttft_ms, gen_tokens, gen_ms,
+            ..Default::default()
         }
     }
 }
@@ -228,7 +229,7 @@ proptest! {
             model: "m".into(), task_id: "t".into(), repetition: 0, verdict: Verdict::Pass,
             worker_id: String::new(), worker_name: String::new(), hardware_class: String::new(),
             threads: 1, wall_ms: 1.0, load_ms: 1.0, cold: false, prompt_tokens: 1, prompt_ms: 1.0,
-            ttft_ms: 1.0, gen_tokens: 1, gen_ms: 1.0,
+            ttft_ms: 1.0, gen_tokens: 1, gen_ms: 1.0, ..Default::default()
         }];
         let mut r = aggregate(&info, &outs);
         r.models[0].score = score;

@@ -217,6 +217,95 @@ fn jsonl_one_line_per_outcome() {
     assert_eq!(first, o[0]);
     let v: serde_json::Value = serde_json::from_str(lines[17]).unwrap();
     assert_eq!(v["verdict"], "partial");
-    assert_eq!(v.as_object().unwrap().len(), 16, "every Outcome field");
+    // every Outcome field (16 original + 22 added), plus schema, reason and job_failed
+    let own = serde_json::to_value(&o[17]).unwrap();
+    let own = own.as_object().unwrap();
+    assert_eq!(own.len(), 38);
+    for key in own.keys() {
+        assert!(v.get(key).is_some(), "line lacks Outcome field {key}");
+    }
+    assert_eq!(v.as_object().unwrap().len(), 38 + 3, "every Outcome field");
+    assert_eq!(v["schema"], 2);
     assert_eq!(render(&r, &[], Format::Jsonl), "");
+}
+
+#[test]
+fn jsonl_answers_round_trip_byte_for_byte_and_failures_are_lines() {
+    use benchfarm_report::{CheckOutcome, FailedAttempt, GradeEntry, render_run};
+    let answer = "Voilà — 日本語 🚀\n```rust\nfn main() { println!(\"hi\\n\"); }\n```\r\n\ttab \\ \"q\" 'a' <script>&amp;\u{0}\u{7f}";
+    let mut o = outcome("alpha", "t1", 2, Verdict::Partial);
+    o.run = "r1".into();
+    o.job = "j-7".into();
+    o.attempt = 2;
+    o.counted = false;
+    o.model_sha256 = "ab".repeat(32);
+    o.model_size_bytes = 98_000_000;
+    o.category = "edit".into();
+    o.answer = answer.into();
+    o.extracted = "fn main() {}\n".into();
+    o.score = Some(0.5);
+    o.checks = vec![
+        CheckOutcome {
+            group: "must".into(),
+            check: "contains \"fn\"".into(),
+            held: true,
+        },
+        CheckOutcome {
+            group: "must".into(),
+            check: "compiles".into(),
+            held: false,
+        },
+    ];
+    o.llama_cpp_build = "b4589".into();
+    o.chat_template = "chatml".into();
+    o.stop = "eos".into();
+    o.suite_name = "smoke".into();
+    o.suite_version = "1.0".into();
+    o.seed = Some(42);
+    o.temperature = Some(0.0);
+    o.hardware_tags = vec!["avx2".into(), "avx512".into()];
+    o.grade_history = vec![GradeEntry {
+        verdict: Verdict::Fail,
+        score: 0.0,
+        at_unix_ms: 1,
+        suite_version: "0.9".into(),
+    }];
+    let f = FailedAttempt {
+        run: "r1".into(),
+        job: "j-8".into(),
+        attempt: 1,
+        model: "script".into(),
+        task_id: "t1".into(),
+        reason: "worker crashed\nsegfault".into(),
+        job_failed: true,
+        ..Default::default()
+    };
+    let (r, _) = fixture();
+    let text = render_run(
+        &r,
+        std::slice::from_ref(&o),
+        std::slice::from_ref(&f),
+        Format::Jsonl,
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    // the answer, read back, is the very same bytes; the whole outcome reads back equal
+    let back: Outcome = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(back.answer.as_bytes(), answer.as_bytes());
+    assert_eq!(back, o);
+    let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(v["checks"][1]["held"], false);
+    assert_eq!(v["counted"], false);
+    assert!(v["reason"].is_null());
+    let e: serde_json::Value = serde_json::from_str(lines[1]).unwrap();
+    assert_eq!(e["verdict"], "error");
+    assert_eq!(e["reason"], "worker crashed\nsegfault");
+    assert_eq!(e["job_failed"], true);
+    let mut ka: Vec<&String> = v.as_object().unwrap().keys().collect();
+    let mut kb: Vec<&String> = e.as_object().unwrap().keys().collect();
+    ka.sort();
+    kb.sort();
+    assert_eq!(ka, kb, "a failure line has every key a result line has");
+    // same inputs, same bytes
+    assert_eq!(text, render_run(&r, &[o], &[f], Format::Jsonl));
 }

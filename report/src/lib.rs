@@ -18,6 +18,7 @@ mod outcome;
 mod render;
 mod report;
 pub mod stats;
+pub mod timings;
 
 pub use aggregate::aggregate;
 pub use format::{Format, UnknownFormat};

@@ -205,6 +205,7 @@ mod tests {
             fail,
             score: 0.0,
             score_stddev: 0.0,
+            score_ci95_repetitions: [0.0, 0.0],
             errors,
             timing: Default::default(),
         }

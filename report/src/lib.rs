@@ -13,20 +13,28 @@
 
 mod aggregate;
 pub mod bootstrap;
+mod compare;
 mod format;
 mod outcome;
 mod render;
 mod report;
+pub mod significance;
 pub mod stats;
 pub mod timings;
 
 pub use aggregate::aggregate;
+pub use compare::{
+    CompareError, CompareOptions, Comparison, McNemar, ModelComparison, Side, SideRef,
+    SpeedComparison, TaskComparison, compare,
+};
 pub use format::{Format, UnknownFormat};
 pub use outcome::{
     CheckOutcome, FailedAttempt, FailedJob, GradeEntry, ModelInfo, Outcome, RunInfo, TaskInfo,
     Verdict,
 };
-pub use render::{JSONL_SCHEMA, render, render_run};
+pub use render::{
+    CompareFormat, JSONL_SCHEMA, UnknownCompareFormat, render, render_comparison, render_run,
+};
 pub use report::{
     CategoryReport, CiMethod, HardwareReport, ModelReport, Report, SuiteRef, TaskReport, Timing,
 };

@@ -5,12 +5,14 @@
 //! a model with no graded job, a throughput with no measured time — is shown as "—" in the
 //! human formats and as an empty field in CSV, never as a misleading 0.
 
+mod compare;
 mod csv;
 mod json;
 mod jsonl;
 mod markdown;
 mod table;
 
+pub use compare::{CompareFormat, UnknownCompareFormat, render_comparison};
 pub use jsonl::JSONL_SCHEMA;
 
 use crate::format::Format;

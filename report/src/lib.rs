@@ -11,6 +11,7 @@
 //! bytes. No input makes these functions panic: empty runs, NaN timings and zero durations all
 //! have a defined output (documented where they are handled).
 
+pub mod adaptive;
 mod aggregate;
 pub mod bootstrap;
 mod compare;
@@ -22,6 +23,7 @@ pub mod significance;
 pub mod stats;
 pub mod timings;
 
+pub use adaptive::{AdaptiveRule, Assessment, Decision, StopReason, assess, decide};
 pub use aggregate::aggregate;
 pub use compare::{
     CompareError, CompareOptions, Comparison, McNemar, ModelComparison, Side, SideRef,

@@ -151,6 +151,7 @@ fn model_report(
         score_ci95_repetitions: bootstrap::ci95_repetitions(&by_task_jobs(outs), rep_seed),
         score_stddev: rep_stddev(outs),
         errors: errors_by_task.values().sum(),
+        stop_reason: None,
         timing: timing(outs),
         workers: distinct_workers(outs),
         threads: distinct_threads(outs),

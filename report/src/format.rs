@@ -17,18 +17,21 @@ pub enum Format {
     Csv,
     /// The `Report` itself, pretty-printed.
     Json,
-    /// One line per outcome, every field.
+    /// One line per attempt (results and failures), every field.
     Jsonl,
+    /// One self-contained HTML page: leaderboard, charts, heat map, every answer.
+    Html,
 }
 
 impl Format {
     /// Every format, in the order help texts list them.
-    pub const ALL: [Format; 5] = [
+    pub const ALL: [Format; 6] = [
         Format::Table,
         Format::Markdown,
         Format::Csv,
         Format::Json,
         Format::Jsonl,
+        Format::Html,
     ];
 
     /// The canonical name, as accepted by `FromStr`.
@@ -39,6 +42,7 @@ impl Format {
             Format::Csv => "csv",
             Format::Json => "json",
             Format::Jsonl => "jsonl",
+            Format::Html => "html",
         }
     }
 }
@@ -51,7 +55,7 @@ impl fmt::Display for Format {
 
 /// A format name that is not one of [`Format::ALL`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown report format {0:?} (expected one of: table, md, csv, json, jsonl)")]
+#[error("unknown report format {0:?} (expected one of: table, md, csv, json, jsonl, html)")]
 pub struct UnknownFormat(pub String);
 
 impl FromStr for Format {
@@ -64,6 +68,7 @@ impl FromStr for Format {
             "csv" => Ok(Format::Csv),
             "json" => Ok(Format::Json),
             "jsonl" => Ok(Format::Jsonl),
+            "html" | "htm" => Ok(Format::Html),
             _ => Err(UnknownFormat(s.to_string())),
         }
     }
@@ -85,6 +90,7 @@ mod tests {
         assert_eq!("md".parse::<Format>(), Ok(Format::Markdown));
         assert_eq!("Markdown".parse::<Format>(), Ok(Format::Markdown));
         assert_eq!(" JSONL ".parse::<Format>(), Ok(Format::Jsonl));
+        assert_eq!("HTML".parse::<Format>(), Ok(Format::Html));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::adaptive::StopReason;
 use crate::outcome::FailedJob;
 use crate::timings::TimingDetail;
 
@@ -98,6 +99,10 @@ pub struct ModelReport {
     pub score_stddev: f64,
     /// Failed jobs (no answer) of this model.
     pub errors: u64,
+    /// Why the model got no more repetitions, when the plan's repetitions are adaptive; set by
+    /// the coordinator from [`crate::adaptive::assess`] (`aggregate` leaves it `None`).
+    #[serde(default)]
+    pub stop_reason: Option<StopReason>,
     #[serde(flatten)]
     pub timing: Timing,
     /// Distinct worker names, sorted.

@@ -7,9 +7,11 @@
 
 mod compare;
 mod csv;
+mod html;
 mod json;
 mod jsonl;
 mod markdown;
+mod svg;
 mod table;
 
 pub use compare::{CompareFormat, UnknownCompareFormat, render_comparison};
@@ -45,6 +47,7 @@ pub fn render_run(
         Format::Csv => csv::render(report),
         Format::Json => json::render(report),
         Format::Jsonl => jsonl::render(outcomes, failures),
+        Format::Html => html::render(report, outcomes, failures),
     }
 }
 

@@ -309,3 +309,23 @@ fn jsonl_answers_round_trip_byte_for_byte_and_failures_are_lines() {
     // same inputs, same bytes
     assert_eq!(text, render_run(&r, &[o], &[f], Format::Jsonl));
 }
+
+#[test]
+fn csv_neutralises_formulas_and_keeps_one_header() {
+    let mut i = info();
+    i.models[0].name = "=cmd|' /C calc'!A0".into();
+    i.tasks[0].id = "@t1".into();
+    let outs = [outcome("=cmd|' /C calc'!A0", "@t1", 0, Verdict::Pass)];
+    let csv = render(&aggregate(&i, &outs), &outs, Format::Csv);
+    assert_eq!(csv.matches("model,task,").count(), 1, "one header row");
+    assert!(
+        csv.contains("\n'=cmd|' /C calc'!A0,'@t1,edit,1,1,0,0,1,1,200\n"),
+        "{csv}"
+    );
+    // no record starts with a formula character
+    assert!(
+        csv.lines()
+            .skip(1)
+            .all(|l| !l.starts_with(['=', '+', '-', '@']))
+    );
+}

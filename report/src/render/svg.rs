@@ -114,8 +114,9 @@ pub(crate) fn scatter(models: &[&ModelReport]) -> String {
     let h = 360.0;
     let max_secs = points.iter().map(|p| p.secs).fold(0.0f64, f64::max);
     let step = nice_step(max_secs, 5.0);
+    // 10 % headroom so the slowest point's label is not cut off at the right edge
     let x_max = if max_secs > 0.0 {
-        (max_secs / step).ceil().max(1.0) * step
+        (max_secs * 1.1 / step).ceil().max(1.0) * step
     } else {
         1.0
     };
@@ -194,7 +195,7 @@ pub(crate) fn scatter(models: &[&ModelReport]) -> String {
              <line class=\"whisker\" x1=\"{cx:.1}\" x2=\"{cx:.1}\" y1=\"{:.1}\" y2=\"{:.1}\"/>\
              <line class=\"whisker-reps\" x1=\"{cx:.1}\" x2=\"{cx:.1}\" y1=\"{:.1}\" y2=\"{:.1}\"/>\
              <circle cx=\"{cx:.1}\" cy=\"{cy:.1}\" r=\"{}\"/>\
-             <text class=\"label\" x=\"{:.1}\" y=\"{:.1}\">{}</text></g>",
+             <text class=\"label\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"{}\">{}</text></g>",
             if on_front { " pareto" } else { "" },
             esc(p.name),
             p.score,
@@ -212,8 +213,10 @@ pub(crate) fn scatter(models: &[&ModelReport]) -> String {
             y(p.ci_reps[0]),
             y(p.ci_reps[1]),
             if on_front { 6 } else { 4 },
-            cx + 8.0,
+            // labels of points near the right edge go to their left
+            if cx > W - 140.0 { cx - 8.0 } else { cx + 8.0 },
             cy - 6.0,
+            if cx > W - 140.0 { "end" } else { "start" },
             esc(p.name)
         );
     }

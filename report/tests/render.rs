@@ -329,3 +329,38 @@ fn csv_neutralises_formulas_and_keeps_one_header() {
             .all(|l| !l.starts_with(['=', '+', '-', '@']))
     );
 }
+
+#[test]
+fn markdown_intervals_cells_and_timings() {
+    let (r, o) = fixture();
+    let md = render(&r, &o, Format::Markdown);
+    for section in [
+        "## Intervals",
+        "## Per model and task",
+        "## Per model, task and hardware",
+        "## Timings",
+    ] {
+        assert!(md.contains(section), "missing {section}\n{md}");
+    }
+    // alpha: over tasks [0, 100]%, over repetitions [1/3, 2/3] = [33.3, 66.7]%, SD 1/6 = 16.7 pts
+    assert!(
+        md.contains(
+            "| alpha  | 50.0% |  [0.0, 100.0]% |        [33.3, 66.7]% |                 16.7 | —       |"
+        ),
+        "{md}"
+    );
+    // alpha t2: walls 4, 5, 6 s → median 5, p90 = 5 + 0.8 = 5.8
+    assert!(md.contains("| alpha | t2   |    3 |  50.0% |"), "{md}");
+    assert!(md.contains("5.00 s | 5.80 s |"), "{md}");
+    // beta's t3 ran on gpu-h100: one (hardware, model, task) row
+    assert!(
+        md.contains("| gpu-h100 | beta  | t3   |    3 |  83.3% |"),
+        "{md}"
+    );
+    // alpha timings: 9 warm jobs, walls 1..9 → median 5, p90 8.2, no cold job
+    assert!(
+        md.contains("| alpha |    9 |      5.00 s | 5.00 s |"),
+        "{md}"
+    );
+    assert!(md.contains("8.20 s |         0 |"), "{md}");
+}

@@ -60,7 +60,7 @@ const STYLE: &str = "\
 *{box-sizing:border-box}\
 body{font:15px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0 auto;\
 max-width:1200px;padding:16px;color:#1b1f24;background:#fff}\
-h1{font-size:1.5rem;margin:.2em 0}h2{font-size:1.2rem;margin:1.6em 0 .5em;\
+h1{font-size:1.5rem;margin:.2em 0}h1,h2,h3,p,summary,li{overflow-wrap:anywhere}h2{font-size:1.2rem;margin:1.6em 0 .5em;\
 border-bottom:1px solid #d0d7de}h3{font-size:1.05rem;margin:1.2em 0 .3em}\
 table{border-collapse:collapse}th,td{padding:4px 8px;border-bottom:1px solid #d0d7de;\
 text-align:right;vertical-align:top}th:first-child,td:first-child{text-align:left}\

@@ -65,6 +65,7 @@ border-bottom:1px solid #d0d7de}h3{font-size:1.05rem;margin:1.2em 0 .3em}\
 table{border-collapse:collapse}th,td{padding:4px 8px;border-bottom:1px solid #d0d7de;\
 text-align:right;vertical-align:top}th:first-child,td:first-child{text-align:left}\
 #leaderboard{width:100%}#leaderboard td:first-child{overflow-wrap:anywhere}\
+#leaderboard td+td{white-space:nowrap}\
 .muted,caption{color:#57606a;font-size:.9em;text-align:left}\
 .scroll{overflow-x:auto;max-width:100%}\
 svg{width:100%;height:auto;max-width:900px;display:block}\
@@ -83,7 +84,7 @@ ul.checks{list-style:none;padding-left:0;margin:4px 0}.held{color:#1a7f37}\
 .failed{color:#cf222e}.v-pass{color:#1a7f37}.v-partial{color:#9a6700}.v-fail,.v-error{color:#cf222e}\
 @media (max-width:600px){body{padding:8px;font-size:14px}\
 #leaderboard .c-size,#leaderboard .c-tg,#leaderboard .c-workers{display:none}\
-#leaderboard th,#leaderboard td{padding:4px 3px}}";
+#leaderboard th,#leaderboard td{padding:4px 3px}svg .tick,svg .axis,svg .label,svg .value,svg .class{font-size:18px}}";
 
 /// The `html` format.
 pub(crate) fn render(report: &Report, outcomes: &[Outcome], failures: &[FailedAttempt]) -> String {

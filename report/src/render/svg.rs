@@ -15,7 +15,7 @@ use crate::render::html::esc;
 use crate::report::{HardwareReport, ModelReport};
 
 const W: f64 = 640.0;
-const PAD_L: f64 = 56.0;
+const PAD_L: f64 = 68.0;
 const PAD_R: f64 = 16.0;
 const PAD_T: f64 = 16.0;
 const PAD_B: f64 = 44.0;
@@ -254,11 +254,13 @@ pub(crate) fn speed_bars(rows: &[&HardwareReport]) -> String {
     }
     let max = bars.iter().map(|(_, r)| *r).fold(0.0f64, f64::max);
     let scale = if max > 0.0 { max } else { 1.0 };
-    let (label_w, bar_h, gap, head) = (180.0, 18.0, 6.0, 22.0);
+    // The model's name sits above its bar, left-aligned: long GGUF names need the whole width,
+    // which a label column beside the bars would not give them on a phone.
+    let (row_h, bar_h, head) = (50.0, 14.0, 30.0);
     let mut classes: Vec<&str> = bars.iter().map(|(h, _)| h.class.as_str()).collect();
     classes.dedup();
-    let height = bars.len() as f64 * (bar_h + gap) + classes.len() as f64 * head + 8.0;
-    let bar_w = W - label_w - 90.0;
+    let height = bars.len() as f64 * row_h + classes.len() as f64 * head + 4.0;
+    let bar_w = W - 80.0;
     let mut s = String::new();
     let _ = write!(
         s,
@@ -275,7 +277,7 @@ pub(crate) fn speed_bars(rows: &[&HardwareReport]) -> String {
             let _ = write!(
                 s,
                 "<text class=\"class\" x=\"0\" y=\"{:.1}\">{}</text>",
-                yy - 6.0,
+                yy - 8.0,
                 esc(if h.class.is_empty() { "—" } else { &h.class })
             );
         }
@@ -283,20 +285,24 @@ pub(crate) fn speed_bars(rows: &[&HardwareReport]) -> String {
         let _ = write!(
             s,
             "<g class=\"bar\" data-model=\"{}\" data-class=\"{}\" data-tps=\"{}\">\
-             <text class=\"label\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>\
-             <rect x=\"{label_w}\" y=\"{yy:.1}\" width=\"{w:.1}\" height=\"{bar_h}\"/>\
+             <title>{} on {}: {:.1} tok/s</title>\
+             <text class=\"label\" x=\"0\" y=\"{:.1}\">{}</text>\
+             <rect x=\"0\" y=\"{:.1}\" width=\"{w:.1}\" height=\"{bar_h}\"/>\
              <text class=\"value\" x=\"{:.1}\" y=\"{:.1}\">{:.1}</text></g>",
             esc(&h.model),
             esc(&h.class),
             r,
-            label_w - 6.0,
-            yy + bar_h - 5.0,
             esc(&h.model),
-            label_w + w + 6.0,
-            yy + bar_h - 5.0,
+            esc(&h.class),
+            r,
+            yy + 18.0,
+            esc(&h.model),
+            yy + 26.0,
+            w + 6.0,
+            yy + 38.0,
             r
         );
-        yy += bar_h + gap;
+        yy += row_h;
     }
     s.push_str("</svg>\n");
     s

@@ -40,7 +40,8 @@ pub use outcome::{
     Verdict,
 };
 pub use render::{
-    CompareFormat, JSONL_SCHEMA, UnknownCompareFormat, render, render_comparison, render_run,
+    AnswerFilter, CompareFormat, JSONL_SCHEMA, UnknownCompareFormat, render, render_answers,
+    render_comparison, render_run,
 };
 pub use report::{
     CategoryReport, CiMethod, HardwareReport, ModelReport, Report, SuiteRef, TaskReport, Timing,

@@ -5,6 +5,7 @@
 //! a model with no graded job, a throughput with no measured time — is shown as "—" in the
 //! human formats and as an empty field in CSV, never as a misleading 0.
 
+mod answers;
 mod compare;
 mod csv;
 mod html;
@@ -14,6 +15,7 @@ mod markdown;
 mod svg;
 mod table;
 
+pub use answers::{AnswerFilter, render_answers};
 pub use compare::{CompareFormat, UnknownCompareFormat, render_comparison};
 pub use jsonl::JSONL_SCHEMA;
 

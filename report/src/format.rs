@@ -47,6 +47,21 @@ impl Format {
     }
 }
 
+impl Format {
+    /// The media type of the rendering, for an HTTP or gRPC reply that carries it; the same
+    /// strings the coordinator used before this method existed, plus `text/html` for the page.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Json => "application/json",
+            Format::Jsonl => "application/x-ndjson",
+            Format::Csv => "text/csv",
+            Format::Markdown => "text/markdown",
+            Format::Table => "text/plain",
+            Format::Html => "text/html; charset=utf-8",
+        }
+    }
+}
+
 impl fmt::Display for Format {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -91,6 +106,15 @@ mod tests {
         assert_eq!("Markdown".parse::<Format>(), Ok(Format::Markdown));
         assert_eq!(" JSONL ".parse::<Format>(), Ok(Format::Jsonl));
         assert_eq!("HTML".parse::<Format>(), Ok(Format::Html));
+    }
+
+    #[test]
+    fn content_types() {
+        assert_eq!(Format::Jsonl.content_type(), "application/x-ndjson");
+        assert_eq!(Format::Html.content_type(), "text/html; charset=utf-8");
+        for f in Format::ALL {
+            assert!(!f.content_type().is_empty());
+        }
     }
 
     #[test]

@@ -1,4 +1,6 @@
-//! `render`: dispatch to one renderer per [`Format`], plus the cell formatting they share.
+//! `render`: dispatch to one renderer per [`Format`], plus the cell formatting they share; and
+//! the two renderers that are not report formats: a [`crate::Comparison`] (`compare.rs`) and the
+//! terminal listing of answers (`answers.rs`).
 //!
 //! Renderers are total: every report (even one deserialized from someone else's JSON, with NaN
 //! or inconsistent numbers) renders without panicking. A value that does not exist — the score of

@@ -18,9 +18,14 @@ use crate::report::{
     CategoryReport, CiMethod, HardwareReport, ModelReport, Report, SuiteRef, TaskReport, Timing,
 };
 use crate::stats::{self, Counts};
+use crate::timings;
 
 /// Aggregates `outcomes` of the run described by `info`. Total: any input gives a report.
+/// Outcomes with `counted == false` (superseded results kept for audit) are skipped: a job is
+/// scored once, by its counted result.
 pub fn aggregate(info: &RunInfo, outcomes: &[Outcome]) -> Report {
+    let counted: Vec<Outcome> = outcomes.iter().filter(|o| o.counted).cloned().collect();
+    let outcomes = counted.as_slice();
     let models = ordered(
         info.models.iter().map(|m| m.name.as_str()),
         outcomes.iter().map(|o| o.model.as_str()),
@@ -55,7 +60,7 @@ pub fn aggregate(info: &RunInfo, outcomes: &[Outcome]) -> Report {
         })
         .collect();
 
-    let hardware = hardware_reports(&models, outcomes);
+    let hardware = hardware_reports(info, &models, &task_list, outcomes);
     let jobs_graded = outcomes.len() as u64;
     let jobs_failed = info.failed_jobs.len() as u64;
 
@@ -73,6 +78,11 @@ pub fn aggregate(info: &RunInfo, outcomes: &[Outcome]) -> Report {
         jobs_failed,
         ci: CiMethod {
             method: "cluster-bootstrap-tasks".to_string(),
+            resamples: bootstrap::RESAMPLES as u64,
+            confidence: bootstrap::CONFIDENCE,
+        },
+        ci_repetitions: CiMethod {
+            method: "stratified-bootstrap-repetitions".to_string(),
             resamples: bootstrap::RESAMPLES as u64,
             confidence: bootstrap::CONFIDENCE,
         },
@@ -118,38 +128,14 @@ fn model_report(
         .iter()
         .map(|(id, category)| {
             let touts = by_task.get(id).map(Vec::as_slice).unwrap_or(&[]);
-            let c = count(touts);
-            let job_scores: Vec<f64> = touts.iter().map(|o| o.verdict.score()).collect();
-            TaskReport {
-                id: (*id).to_string(),
-                category: (*category).to_string(),
-                n: c.n(),
-                pass: c.pass,
-                partial: c.partial,
-                fail: c.fail,
-                score: c.score(),
-                score_stddev: stats::sample_stddev(&job_scores),
-                errors: errors_by_task.get(id).copied().unwrap_or(0),
-                timing: timing(touts),
-            }
+            let errors = errors_by_task.get(id).copied().unwrap_or(0);
+            let seed = bootstrap::seed_for_parts(&[&info.run_id, name, id, "repetitions"]);
+            task_report(id, category, touts, errors, seed)
         })
         .collect();
 
-    let clusters: Vec<Cluster> = tasks
-        .iter()
-        .map(|t| Cluster {
-            half_points: 2 * t.pass + t.partial,
-            jobs: t.n,
-        })
-        .collect();
     let seed = bootstrap::seed_for(&info.run_id, name);
-
-    // Per-repetition suite scores: how much the headline number moves between repeats.
-    let mut by_rep: BTreeMap<u32, Counts> = BTreeMap::new();
-    for o in outs {
-        by_rep.entry(o.repetition).or_default().add(o.verdict);
-    }
-    let rep_scores: Vec<f64> = by_rep.values().map(Counts::score).collect();
+    let rep_seed = bootstrap::seed_for_parts(&[&info.run_id, name, "repetitions"]);
 
     ModelReport {
         name: name.to_string(),
@@ -161,15 +147,81 @@ fn model_report(
         partial: counts.partial,
         fail: counts.fail,
         score: counts.score(),
-        score_ci95: bootstrap::ci95(&clusters, seed),
-        score_stddev: stats::sample_stddev(&rep_scores),
+        score_ci95: bootstrap::ci95(&clusters(&tasks), seed),
+        score_ci95_repetitions: bootstrap::ci95_repetitions(&by_task_jobs(outs), rep_seed),
+        score_stddev: rep_stddev(outs),
         errors: errors_by_task.values().sum(),
+        stop_reason: None,
         timing: timing(outs),
         workers: distinct_workers(outs),
         threads: distinct_threads(outs),
         categories: categories(&tasks),
         tasks,
     }
+}
+
+/// One (model, task) — or (model, task, hardware class) — cell.
+fn task_report(
+    id: &str,
+    category: &str,
+    touts: &[&Outcome],
+    errors: u64,
+    rep_seed: u64,
+) -> TaskReport {
+    let c = count(touts);
+    let job_scores: Vec<f64> = touts.iter().map(|o| o.verdict.score()).collect();
+    let jobs: Vec<u64> = touts.iter().map(|o| o.verdict.half_points()).collect();
+    TaskReport {
+        id: id.to_string(),
+        category: category.to_string(),
+        n: c.n(),
+        pass: c.pass,
+        partial: c.partial,
+        fail: c.fail,
+        score: c.score(),
+        score_stddev: stats::sample_stddev(&job_scores),
+        score_ci95_repetitions: bootstrap::ci95_repetitions(&[jobs], rep_seed),
+        errors,
+        timing: timing(touts),
+    }
+}
+
+/// The task clusters of the cluster bootstrap.
+fn clusters(tasks: &[TaskReport]) -> Vec<Cluster> {
+    tasks
+        .iter()
+        .map(|t| Cluster {
+            half_points: 2 * t.pass + t.partial,
+            jobs: t.n,
+        })
+        .collect()
+}
+
+/// Half-points of every job, grouped by task (first-seen order), for the repetitions bootstrap.
+fn by_task_jobs(outs: &[&Outcome]) -> Vec<Vec<u64>> {
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    let mut groups: Vec<Vec<u64>> = Vec::new();
+    for o in outs {
+        let i = *index.entry(o.task_id.as_str()).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        if let Some(g) = groups.get_mut(i) {
+            g.push(o.verdict.half_points());
+        }
+    }
+    groups
+}
+
+/// Standard deviation of the per-repetition suite scores: how much the headline number moves
+/// between repeats.
+fn rep_stddev(outs: &[&Outcome]) -> f64 {
+    let mut by_rep: BTreeMap<u32, Counts> = BTreeMap::new();
+    for o in outs {
+        by_rep.entry(o.repetition).or_default().add(o.verdict);
+    }
+    let rep_scores: Vec<f64> = by_rep.values().map(Counts::score).collect();
+    stats::sample_stddev(&rep_scores)
 }
 
 fn count(outs: &[&Outcome]) -> Counts {
@@ -217,7 +269,12 @@ fn categories(tasks: &[TaskReport]) -> Vec<CategoryReport> {
     out
 }
 
-fn hardware_reports(models: &[&str], outcomes: &[Outcome]) -> Vec<HardwareReport> {
+fn hardware_reports(
+    info: &RunInfo,
+    models: &[&str],
+    task_list: &[(&str, &str)],
+    outcomes: &[Outcome],
+) -> Vec<HardwareReport> {
     let mut by_class: BTreeMap<&str, HashMap<&str, Vec<&Outcome>>> = BTreeMap::new();
     for o in outcomes {
         by_class
@@ -234,6 +291,22 @@ fn hardware_reports(models: &[&str], outcomes: &[Outcome]) -> Vec<HardwareReport
                 continue;
             };
             let c = count(outs);
+            let mut by_task: HashMap<&str, Vec<&Outcome>> = HashMap::new();
+            for o in outs {
+                by_task.entry(o.task_id.as_str()).or_default().push(o);
+            }
+            // Only the tasks that ran on this class: a task that never did is not a 0 here.
+            let tasks: Vec<TaskReport> = task_list
+                .iter()
+                .filter_map(|(id, category)| {
+                    let touts = by_task.get(id)?;
+                    let seed =
+                        bootstrap::seed_for_parts(&[&info.run_id, model, class, id, "repetitions"]);
+                    Some(task_report(id, category, touts, 0, seed))
+                })
+                .collect();
+            let seed = bootstrap::seed_for_parts(&[&info.run_id, model, class]);
+            let rep_seed = bootstrap::seed_for_parts(&[&info.run_id, model, class, "repetitions"]);
             out.push(HardwareReport {
                 class: (*class).to_string(),
                 model: (*model).to_string(),
@@ -242,9 +315,13 @@ fn hardware_reports(models: &[&str], outcomes: &[Outcome]) -> Vec<HardwareReport
                 partial: c.partial,
                 fail: c.fail,
                 score: c.score(),
+                score_stddev: rep_stddev(outs),
+                score_ci95: bootstrap::ci95(&clusters(&tasks), seed),
+                score_ci95_repetitions: bootstrap::ci95_repetitions(&by_task_jobs(outs), rep_seed),
                 timing: timing(outs),
                 workers: distinct_workers(outs),
                 threads: distinct_threads(outs),
+                tasks,
             });
         }
     }
@@ -290,6 +367,7 @@ pub fn timing(outs: &[&Outcome]) -> Timing {
         mean_ttft_ms: stats::mean(&ttft),
         cold_loads: cold.len() as u64,
         mean_load_ms: stats::mean(&load),
+        timings: timings::detail(outs),
     }
 }
 

@@ -19,6 +19,14 @@
 //! - The percentile interval of a skewed resample distribution need not contain the point
 //!   estimate; the bounds are widened to include it, then clamped to [0, 1], so consumers can
 //!   rely on 0 ≤ lo ≤ score ≤ hi ≤ 1.
+//!
+//! The second interval, [`ci95_repetitions`], answers a different question. The task interval
+//! says how the score would move on *other tasks like these*, and no number of repetitions
+//! shrinks it below the spread between tasks. The repetitions interval keeps the task set fixed
+//! and resamples each task's jobs (its repetitions) with replacement, within the task — a
+//! stratified bootstrap — so it says how much of the score is sampling noise on *this* suite, and
+//! it is the one that more repetitions shrink. A task whose jobs all scored the same contributes
+//! no noise; when every task is like that (greedy decoding, say) the interval is the point.
 
 use crate::stats::{quantile_sorted, ratio};
 
@@ -77,6 +85,13 @@ pub fn seed_for(run_id: &str, model: &str) -> u64 {
     fnv1a(&bytes)
 }
 
+/// The bootstrap seed for one labelled interval: FNV-1a of the parts joined by NUL, so
+/// `seed_for_parts(&[run, model]) == seed_for(run, model)` and each extra label (a hardware
+/// class, `"repetitions"`) gives an independent, equally reproducible stream.
+pub fn seed_for_parts(parts: &[&str]) -> u64 {
+    fnv1a(parts.join("\0").as_bytes())
+}
+
 /// The point estimate over all clusters: Σ half-points / (2 · Σ jobs), 0 when there are no jobs.
 pub fn point(clusters: &[Cluster]) -> f64 {
     let (h, n) = totals(clusters.iter());
@@ -124,6 +139,51 @@ pub fn ci95(clusters: &[Cluster], seed: u64) -> [f64; 2] {
     let lo = quantile_sorted(&scores, tail).unwrap_or(est);
     let hi = quantile_sorted(&scores, 1.0 - tail).unwrap_or(est);
     enclose(lo, hi, est)
+}
+
+/// The over-repetitions interval `[lo, hi]`: `tasks` holds, per task, the half-points (0, 1, 2)
+/// of each of its jobs; each resample redraws every task's jobs from that task's own jobs, with
+/// replacement and as many as it has, and scores Σ half-points / (2 · Σ jobs) — so the task set
+/// and the number of jobs per task never change, only which repetitions are drawn. Tasks without
+/// jobs are dropped; no job gives [0, 0]; no spread within any task gives [point, point].
+pub fn ci95_repetitions(tasks: &[Vec<u64>], seed: u64) -> [f64; 2] {
+    let tasks: Vec<&Vec<u64>> = tasks.iter().filter(|t| !t.is_empty()).collect();
+    let (h, n) = tasks.iter().fold((0u64, 0u64), |(h, n), t| {
+        (
+            h.saturating_add(t.iter().sum::<u64>()),
+            n.saturating_add(t.len() as u64),
+        )
+    });
+    let est = ratio(h, n);
+    if n == 0 {
+        return [0.0, 0.0];
+    }
+    if tasks.iter().all(|t| t.iter().all(|x| Some(x) == t.first())) {
+        return [est, est];
+    }
+    let mut rng = SplitMix64::new(seed);
+    let mut scores = Vec::with_capacity(RESAMPLES);
+    for _ in 0..RESAMPLES {
+        let mut h = 0u64;
+        for t in &tasks {
+            for _ in 0..t.len() {
+                h = h.saturating_add(t.get(rng.below(t.len())).copied().unwrap_or(0));
+            }
+        }
+        scores.push(ratio(h, n));
+    }
+    let [lo, hi] = percentile_interval(scores, est);
+    enclose(lo, hi, est)
+}
+
+/// The 2.5th and 97.5th percentile of `scores`, widened to enclose `est` but not clamped (a
+/// score difference or a speed ratio is not confined to [0, 1]); shared by every bootstrap here.
+pub fn percentile_interval(mut scores: Vec<f64>, est: f64) -> [f64; 2] {
+    scores.sort_by(f64::total_cmp);
+    let tail = (1.0 - CONFIDENCE) / 2.0;
+    let lo = quantile_sorted(&scores, tail).unwrap_or(est);
+    let hi = quantile_sorted(&scores, 1.0 - tail).unwrap_or(est);
+    [lo.min(est), hi.max(est)]
 }
 
 /// Widens `[lo, hi]` to contain the point estimate and clamps it to [0, 1] (see module docs).
@@ -223,6 +283,54 @@ mod tests {
         assert_eq!(enclose(0.3, 0.4, 0.25), [0.25, 0.4]);
         assert_eq!(enclose(0.1, 0.2, 0.25), [0.1, 0.25]);
         assert_eq!(enclose(-1e-17, 1.0 + 1e-15, 0.5), [0.0, 1.0]);
+    }
+
+    #[test]
+    fn seed_parts_extend_seed_for() {
+        assert_eq!(seed_for_parts(&["run", "m"]), seed_for("run", "m"));
+        assert_ne!(
+            seed_for_parts(&["run", "m", "repetitions"]),
+            seed_for("run", "m")
+        );
+    }
+
+    #[test]
+    fn repetitions_interval_degenerate_cases() {
+        assert_eq!(ci95_repetitions(&[], 1), [0.0, 0.0]);
+        assert_eq!(ci95_repetitions(&[vec![], vec![]], 1), [0.0, 0.0]);
+        // n = 1: one task, one pass → the point 1
+        assert_eq!(ci95_repetitions(&[vec![2]], 1), [1.0, 1.0]);
+        // tasks that differ from each other but not between repetitions: no sampling noise, so
+        // the interval is the point (2+2+2 + 0+0+0) / (2·6) = ½ although the task interval of
+        // the same data is [0, 1]
+        let constant = [vec![2, 2, 2], vec![0, 0, 0]];
+        assert_eq!(ci95_repetitions(&constant, 1), [0.5, 0.5]);
+    }
+
+    #[test]
+    fn repetitions_interval_one_noisy_task() {
+        // One task with a pass and a fail (half-points 2, 0). A resample draws 2 jobs: both pass
+        // (p ¼) → 1, both fail (p ¼) → 0, mixed (p ½) → ½; ≈ 500 of 2000 are 0 and ≈ 500 are 1,
+        // so the 2.5th percentile is 0 and the 97.5th is 1.
+        assert_eq!(ci95_repetitions(&[vec![2, 0]], 3), [0.0, 1.0]);
+        // Add a constant task of 2 passes: resamples are (h + 4) / 8 with h ∈ {0, 2, 4} at
+        // p ¼, ½, ¼ → ½, ¾, 1; the interval is [½, 1] around the point 6/8 = ¾.
+        assert_eq!(ci95_repetitions(&[vec![2, 0], vec![2, 2]], 3), [0.5, 1.0]);
+    }
+
+    #[test]
+    fn repetitions_interval_shrinks_with_repetitions_and_is_deterministic() {
+        // The same 50 % pass rate on two tasks, with 4 and with 40 repetitions per task.
+        let few: Vec<Vec<u64>> = vec![vec![2, 0, 2, 0], vec![0, 2, 0, 2]];
+        let many: Vec<Vec<u64>> = vec![
+            (0..40).map(|i| if i % 2 == 0 { 2 } else { 0 }).collect(),
+            (0..40).map(|i| if i % 2 == 1 { 2 } else { 0 }).collect(),
+        ];
+        let a = ci95_repetitions(&few, 9);
+        let b = ci95_repetitions(&many, 9);
+        assert_eq!(a, ci95_repetitions(&few, 9));
+        assert!(b[1] - b[0] < a[1] - a[0], "{a:?} vs {b:?}");
+        assert!(a[0] <= 0.5 && 0.5 <= a[1] && b[0] <= 0.5 && 0.5 <= b[1]);
     }
 
     #[test]

@@ -17,18 +17,21 @@ pub enum Format {
     Csv,
     /// The `Report` itself, pretty-printed.
     Json,
-    /// One line per outcome, every field.
+    /// One line per attempt (results and failures), every field.
     Jsonl,
+    /// One self-contained HTML page: leaderboard, charts, heat map, every answer.
+    Html,
 }
 
 impl Format {
     /// Every format, in the order help texts list them.
-    pub const ALL: [Format; 5] = [
+    pub const ALL: [Format; 6] = [
         Format::Table,
         Format::Markdown,
         Format::Csv,
         Format::Json,
         Format::Jsonl,
+        Format::Html,
     ];
 
     /// The canonical name, as accepted by `FromStr`.
@@ -39,6 +42,22 @@ impl Format {
             Format::Csv => "csv",
             Format::Json => "json",
             Format::Jsonl => "jsonl",
+            Format::Html => "html",
+        }
+    }
+}
+
+impl Format {
+    /// The media type of the rendering, for an HTTP or gRPC reply that carries it; the same
+    /// strings the coordinator used before this method existed, plus `text/html` for the page.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Json => "application/json",
+            Format::Jsonl => "application/x-ndjson",
+            Format::Csv => "text/csv",
+            Format::Markdown => "text/markdown",
+            Format::Table => "text/plain",
+            Format::Html => "text/html; charset=utf-8",
         }
     }
 }
@@ -51,7 +70,7 @@ impl fmt::Display for Format {
 
 /// A format name that is not one of [`Format::ALL`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown report format {0:?} (expected one of: table, md, csv, json, jsonl)")]
+#[error("unknown report format {0:?} (expected one of: table, md, csv, json, jsonl, html)")]
 pub struct UnknownFormat(pub String);
 
 impl FromStr for Format {
@@ -64,6 +83,7 @@ impl FromStr for Format {
             "csv" => Ok(Format::Csv),
             "json" => Ok(Format::Json),
             "jsonl" => Ok(Format::Jsonl),
+            "html" | "htm" => Ok(Format::Html),
             _ => Err(UnknownFormat(s.to_string())),
         }
     }
@@ -85,6 +105,16 @@ mod tests {
         assert_eq!("md".parse::<Format>(), Ok(Format::Markdown));
         assert_eq!("Markdown".parse::<Format>(), Ok(Format::Markdown));
         assert_eq!(" JSONL ".parse::<Format>(), Ok(Format::Jsonl));
+        assert_eq!("HTML".parse::<Format>(), Ok(Format::Html));
+    }
+
+    #[test]
+    fn content_types() {
+        assert_eq!(Format::Jsonl.content_type(), "application/x-ndjson");
+        assert_eq!(Format::Html.content_type(), "text/html; charset=utf-8");
+        for f in Format::ALL {
+            assert!(!f.content_type().is_empty());
+        }
     }
 
     #[test]

@@ -1,28 +1,48 @@
-//! benchfarm-report: pure aggregation and rendering of benchmark runs.
+//! benchfarm-report: pure aggregation, comparison and rendering of benchmark runs.
 //!
 //! A run is models × a suite of tasks × repetitions; every job is graded pass / partial / fail
 //! (score 1 / ½ / 0). [`aggregate`] turns the run's description ([`RunInfo`]) and its graded
-//! jobs ([`Outcome`]s) into a [`Report`] — counts, scores with a 95 % cluster-bootstrap interval,
-//! timing summaries, per-task, per-category and per-hardware breakdowns — and [`render`] prints a
-//! report as a terminal table, Markdown, CSV, JSON or raw JSONL.
+//! attempts ([`Outcome`]s, which carry the answer and the grader's trace) into a [`Report`] —
+//! counts, scores with two 95 % intervals (a cluster bootstrap over tasks, and a bootstrap over
+//! repetitions with the task set fixed), timing distributions, per-task, per-category and
+//! per-hardware breakdowns — and [`render`] / [`render_run`] print a report as a terminal table,
+//! Markdown, CSV, JSON, JSONL (one line per attempt, failures included) or a self-contained HTML
+//! page. [`compare`] pairs two models (or two runs) on shared (task, repetition) pairs, and
+//! [`assess`] decides whether a model needs more repetitions.
 //!
 //! Everything here is a pure function of its arguments: no I/O, no clock, no threads, and the
-//! only randomness (the bootstrap) is seeded from the run id, so the same inputs give the same
+//! only randomness (the bootstraps) is seeded from the run id, so the same inputs give the same
 //! bytes. No input makes these functions panic: empty runs, NaN timings and zero durations all
-//! have a defined output (documented where they are handled).
+//! have a defined output (documented where they are handled). `docs/report-formats.md` and
+//! `docs/jsonl.md` describe the outputs for users.
 
+pub mod adaptive;
 mod aggregate;
 pub mod bootstrap;
+mod compare;
 mod format;
 mod outcome;
 mod render;
 mod report;
+pub mod significance;
 pub mod stats;
+pub mod timings;
 
+pub use adaptive::{AdaptiveRule, Assessment, Decision, StopReason, assess, decide};
 pub use aggregate::aggregate;
+pub use compare::{
+    CompareError, CompareOptions, Comparison, McNemar, ModelComparison, Side, SideRef,
+    SpeedComparison, TaskComparison, compare,
+};
 pub use format::{Format, UnknownFormat};
-pub use outcome::{FailedJob, ModelInfo, Outcome, RunInfo, TaskInfo, Verdict};
-pub use render::render;
+pub use outcome::{
+    CheckOutcome, FailedAttempt, FailedJob, GradeEntry, ModelInfo, Outcome, RunInfo, TaskInfo,
+    Verdict,
+};
+pub use render::{
+    AnswerFilter, CompareFormat, JSONL_SCHEMA, UnknownCompareFormat, render, render_answers,
+    render_comparison, render_run,
+};
 pub use report::{
     CategoryReport, CiMethod, HardwareReport, ModelReport, Report, SuiteRef, TaskReport, Timing,
 };

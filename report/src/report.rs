@@ -10,7 +10,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::adaptive::StopReason;
 use crate::outcome::FailedJob;
+use crate::timings::TimingDetail;
 
 /// The whole run, aggregated.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -28,6 +30,9 @@ pub struct Report {
     pub jobs_failed: u64,
     /// How `score_ci95` was computed, so readers need not guess.
     pub ci: CiMethod,
+    /// How `score_ci95_repetitions` was computed (the interval over repetitions, task set fixed).
+    #[serde(default)]
+    pub ci_repetitions: CiMethod,
     /// Plan order first, then models only seen in outcomes or failed jobs (first-seen order).
     pub models: Vec<ModelReport>,
     /// One row per (hardware class, model) that has outcomes; classes sorted by name, models in
@@ -42,9 +47,10 @@ pub struct SuiteRef {
     pub version: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CiMethod {
-    /// `"cluster-bootstrap-tasks"`.
+    /// `"cluster-bootstrap-tasks"` (other tasks like these) or
+    /// `"stratified-bootstrap-repetitions"` (sampling noise on this suite, tasks fixed).
     pub method: String,
     pub resamples: u64,
     pub confidence: f64,
@@ -66,6 +72,9 @@ pub struct Timing {
     pub cold_loads: u64,
     /// Mean load time over cold jobs.
     pub mean_load_ms: Option<f64>,
+    /// Distributions (median, mean, stddev, p90) for all, warm and cold jobs, and load time.
+    #[serde(default)]
+    pub timings: TimingDetail,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -80,11 +89,20 @@ pub struct ModelReport {
     pub partial: u64,
     pub fail: u64,
     pub score: f64,
+    /// 95 % cluster bootstrap over tasks: how the score would move on other tasks like these.
     pub score_ci95: [f64; 2],
+    /// 95 % bootstrap over repetitions with the task set fixed: the sampling noise on this suite
+    /// (the interval more repetitions shrink).
+    #[serde(default)]
+    pub score_ci95_repetitions: [f64; 2],
     /// Sample standard deviation, across repetitions, of the model's per-repetition suite score.
     pub score_stddev: f64,
     /// Failed jobs (no answer) of this model.
     pub errors: u64,
+    /// Why the model got no more repetitions, when the plan's repetitions are adaptive; set by
+    /// the coordinator from [`crate::adaptive::assess`] (`aggregate` leaves it `None`).
+    #[serde(default)]
+    pub stop_reason: Option<StopReason>,
     #[serde(flatten)]
     pub timing: Timing,
     /// Distinct worker names, sorted.
@@ -109,6 +127,9 @@ pub struct TaskReport {
     pub score: f64,
     /// Sample standard deviation of the job scores (1, ½, 0) across repetitions.
     pub score_stddev: f64,
+    /// 95 % bootstrap over this task's repetitions.
+    #[serde(default)]
+    pub score_ci95_repetitions: [f64; 2],
     pub errors: u64,
     #[serde(flatten)]
     pub timing: Timing,
@@ -135,10 +156,22 @@ pub struct HardwareReport {
     pub partial: u64,
     pub fail: u64,
     pub score: f64,
+    /// Sample standard deviation across repetitions of the per-repetition score on this class.
+    #[serde(default)]
+    pub score_stddev: f64,
+    /// 95 % cluster bootstrap over the tasks run on this class.
+    #[serde(default)]
+    pub score_ci95: [f64; 2],
+    /// 95 % bootstrap over repetitions, tasks fixed, on this class.
+    #[serde(default)]
+    pub score_ci95_repetitions: [f64; 2],
     #[serde(flatten)]
     pub timing: Timing,
     /// Distinct worker names, sorted.
     pub workers: Vec<String>,
     /// Distinct thread counts, ascending.
     pub threads: Vec<u32>,
+    /// The (model, task, hardware class) cells: tasks that ran on this class, in suite order.
+    #[serde(default)]
+    pub tasks: Vec<TaskReport>,
 }

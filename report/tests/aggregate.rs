@@ -289,3 +289,116 @@ fn report_is_reproducible_and_seeded_by_run_id() {
             .collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn repetitions_interval_beside_the_task_interval() {
+    let r = aggregate(&info(), &outcomes());
+    assert_eq!(r.ci_repetitions.method, "stratified-bootstrap-repetitions");
+    assert_eq!(r.ci.method, "cluster-bootstrap-tasks");
+    // alpha: t1 (2,2,2) and t3 (0,0,0) never vary; only t2 (2,1,0) does. A resample redraws t2's
+    // three jobs: Σ ranges 0..6, the extremes each with p 1/27 ≈ 3.7 % > 2.5 %, so the bounds are
+    // (6 + 0 + 0) / 18 = 1/3 and (6 + 6 + 0) / 18 = 2/3 around the point 9/18 = ½ — much
+    // narrower than the task interval [0, 1] of the same data.
+    let a = &r.models[0];
+    assert_eq!(a.score_ci95, [0.0, 1.0]);
+    assert_eq!(a.score_ci95_repetitions, [6.0 / 18.0, 12.0 / 18.0]);
+    // beta: only t3 (2,2,1) varies; k partials drawn ~ Bin(3, ⅓): k = 3 has p 1/27 > 2.5 % →
+    // (12 + 3) / 18 = 5/6; k = 0 has p 8/27 → 1.
+    let b = &r.models[1];
+    assert_eq!(b.score_ci95_repetitions, [15.0 / 18.0, 1.0]);
+    // per task: alpha t1 constant → [1, 1]; t2 (2,1,0): extremes 0/6 and 6/6 with p 1/27 each
+    assert_eq!(a.tasks[0].score_ci95_repetitions, [1.0, 1.0]);
+    assert_eq!(a.tasks[1].score_ci95_repetitions, [0.0, 1.0]);
+    assert_eq!(a.tasks[2].score_ci95_repetitions, [0.0, 0.0]);
+    // a model without graded jobs
+    assert_eq!(r.models[2].score_ci95_repetitions, [0.0, 0.0]);
+}
+
+#[test]
+fn hardware_cells_have_spread_intervals_and_tasks() {
+    let r = aggregate(&info(), &outcomes());
+    let cells: Vec<(&str, &str, usize)> = r
+        .hardware
+        .iter()
+        .map(|h| (h.class.as_str(), h.model.as_str(), h.tasks.len()))
+        .collect();
+    // classes sorted; beta's t3 ran on gpu-h100 only, so each class lists only the tasks it ran
+    assert_eq!(
+        cells,
+        [
+            ("cpu-avx2", "alpha", 3),
+            ("cpu-avx2", "beta", 2),
+            ("gpu-h100", "beta", 1)
+        ]
+    );
+    // beta on cpu-avx2: all pass → zero variance, both intervals the point 1
+    let h = &r.hardware[1];
+    assert_eq!((h.score, h.score_stddev), (1.0, 0.0));
+    assert_eq!(h.score_ci95, [1.0, 1.0]);
+    assert_eq!(h.score_ci95_repetitions, [1.0, 1.0]);
+    // beta on gpu-h100: one task (t3, P P ½) → the task interval collapses to 5/6; per rep the
+    // scores are 1, 1, ½ → mean 5/6, deviations 1/36 + 1/36 + 4/36 = 6/36, /2 = 1/12, √ = 0.2887
+    let g = &r.hardware[2];
+    assert_eq!(g.score_ci95, [5.0 / 6.0, 5.0 / 6.0]);
+    assert!(close(g.score_stddev, (1.0f64 / 12.0).sqrt()));
+    assert_eq!(g.tasks[0].id, "t3");
+    assert_eq!((g.tasks[0].n, g.tasks[0].partial), (3, 1));
+    // alpha on cpu-avx2 equals alpha overall (it only ran there)
+    assert_eq!(
+        r.hardware[0].score_ci95_repetitions,
+        r.models[0].score_ci95_repetitions
+    );
+}
+
+#[test]
+fn timing_distributions_per_cell() {
+    let r = aggregate(&info(), &outcomes());
+    let t = &r.models[0].timing.timings;
+    // alpha's walls are 1..9 s: mean = median = 5; stddev √(Σ(k−5)² / 8) = √(60 / 8) = √7.5;
+    // p90: h = 8 · 0.9 = 7.2 → 8 + 0.2 · (9 − 8) = 8.2
+    let w = &t.all.wall_seconds;
+    assert_eq!((w.n, w.mean, w.median), (9, Some(5.0), Some(5.0)));
+    assert!(close(w.stddev.unwrap(), 7.5f64.sqrt()));
+    assert!(close(w.p90.unwrap(), 8.2));
+    // every job: 100 tokens in 500 ms = 200 tok/s, 400 in 200 ms = 2000 tok/s, ttft 250 ms;
+    // all warm, so cold is empty and the load summary has no sample
+    assert_eq!(t.all.gen_tokens_per_second.mean, Some(200.0));
+    assert_eq!(t.all.gen_tokens_per_second.stddev, Some(0.0));
+    assert_eq!(t.all.prompt_tokens_per_second.median, Some(2000.0));
+    assert_eq!(t.all.ttft_ms.p90, Some(250.0));
+    assert_eq!((t.warm.jobs, t.cold.jobs, t.load_ms.n), (9, 0, 0));
+    assert_eq!(t.cold.wall_seconds.mean, None);
+    // per task: t2 walls 4, 5, 6 s
+    let t2 = &r.models[0].tasks[1].timing.timings.all.wall_seconds;
+    assert_eq!((t2.mean, t2.stddev), (Some(5.0), Some(1.0)));
+}
+
+#[test]
+fn single_job_and_uncounted_results() {
+    let mut i = info();
+    i.failed_jobs.clear();
+    let mut superseded = outcome("alpha", "t1", 0, Verdict::Fail);
+    superseded.counted = false;
+    let outs = [superseded, outcome("alpha", "t1", 0, Verdict::Pass)];
+    let r = aggregate(&i, &outs);
+    let a = &r.models[0];
+    // the superseded result is not scored: n = 1, all pass
+    assert_eq!((a.n, a.pass, a.fail), (1, 1, 0));
+    assert_eq!(a.score_ci95, [1.0, 1.0]);
+    assert_eq!(a.score_ci95_repetitions, [1.0, 1.0]);
+    assert_eq!(a.score_stddev, 0.0);
+    assert_eq!(a.tasks[0].score_stddev, 0.0);
+    assert_eq!(r.jobs_graded, 1);
+    let w = &a.timing.timings.all.wall_seconds;
+    assert_eq!((w.n, w.stddev, w.p90), (1, Some(0.0), Some(1.0)));
+}
+
+#[test]
+fn same_inputs_same_report_bytes() {
+    let a = aggregate(&info(), &outcomes());
+    let b = aggregate(&info(), &outcomes());
+    assert_eq!(
+        serde_json::to_string(&a).unwrap(),
+        serde_json::to_string(&b).unwrap()
+    );
+}

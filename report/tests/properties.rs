@@ -3,7 +3,9 @@
 //! outcomes for models and tasks the plan never mentioned).
 
 use benchfarm_report::{
-    FailedJob, Format, ModelInfo, Outcome, Report, RunInfo, TaskInfo, Verdict, aggregate, render,
+    AdaptiveRule, CompareFormat, CompareOptions, FailedAttempt, FailedJob, Format, ModelInfo,
+    Outcome, Report, RunInfo, Side, TaskInfo, Verdict, aggregate, assess, compare, render,
+    render_comparison, render_run,
 };
 use proptest::prelude::*;
 
@@ -45,6 +47,7 @@ prop_compose! {
             model, task_id, repetition, verdict,
             worker_id: worker_name.clone(), worker_name, hardware_class, threads,
             wall_ms, load_ms, cold, prompt_tokens, prompt_ms, ttft_ms, gen_tokens, gen_ms,
+            ..Default::default()
         }
     }
 }
@@ -228,7 +231,7 @@ proptest! {
             model: "m".into(), task_id: "t".into(), repetition: 0, verdict: Verdict::Pass,
             worker_id: String::new(), worker_name: String::new(), hardware_class: String::new(),
             threads: 1, wall_ms: 1.0, load_ms: 1.0, cold: false, prompt_tokens: 1, prompt_ms: 1.0,
-            ttft_ms: 1.0, gen_tokens: 1, gen_ms: 1.0,
+            ttft_ms: 1.0, gen_tokens: 1, gen_ms: 1.0, ..Default::default()
         }];
         let mut r = aggregate(&info, &outs);
         r.models[0].score = score;
@@ -238,5 +241,86 @@ proptest! {
         for f in Format::ALL {
             let _ = render(&r, &outs, f);
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn repetitions_intervals_are_sane(info in run_info(), outs in prop::collection::vec(outcome(), 0..40)) {
+        let r = aggregate(&info, &outs);
+        let ok = |ci: [f64; 2], score: f64| 0.0 <= ci[0] && ci[0] <= score && score <= ci[1] && ci[1] <= 1.0;
+        for m in &r.models {
+            prop_assert!(ok(m.score_ci95_repetitions, m.score), "{:?} {}", m.score_ci95_repetitions, m.score);
+            for t in &m.tasks {
+                prop_assert!(ok(t.score_ci95_repetitions, t.score));
+            }
+        }
+        for h in &r.hardware {
+            prop_assert!(ok(h.score_ci95, h.score) && ok(h.score_ci95_repetitions, h.score));
+            prop_assert_eq!(h.tasks.iter().map(|t| t.n).sum::<u64>(), h.n);
+        }
+    }
+
+    #[test]
+    fn compare_is_total_and_sane(
+        a in prop::collection::vec(outcome(), 0..30),
+        b in prop::collection::vec(outcome(), 0..30),
+    ) {
+        let sa = Side { run: "a", suite_name: "s", suite_version: "1", outcomes: &a };
+        let sb = Side { run: "b", suite_name: "s", suite_version: "1", outcomes: &b };
+        if let Ok(c) = compare(&sa, &sb, &[], &CompareOptions::default()) {
+            for m in &c.models {
+                prop_assert!((-1.0..=1.0).contains(&m.diff));
+                prop_assert!(m.diff_ci95[0] <= m.diff && m.diff <= m.diff_ci95[1], "{:?}", m);
+                prop_assert!((0.0..=1.0).contains(&m.mcnemar.p_value));
+                for t in &m.tasks {
+                    prop_assert!(t.p_holm >= t.mcnemar.p_value && t.p_holm <= 1.0);
+                    prop_assert!(t.diff_ci95[0] <= t.diff && t.diff <= t.diff_ci95[1]);
+                }
+                for s in &m.speed {
+                    prop_assert!(s.ratio.is_finite() && s.ratio_ci95[0] <= s.ratio && s.ratio <= s.ratio_ci95[1]);
+                }
+            }
+            for f in CompareFormat::ALL {
+                prop_assert!(render_comparison(&c, f).ends_with('\n'));
+            }
+        }
+        // a side compared with itself never differs
+        if let Ok(c) = compare(&sa, &sa, &[], &CompareOptions::default()) {
+            prop_assert!(c.models.iter().all(|m| m.diff == 0.0 && !m.flagged));
+        }
+    }
+
+    #[test]
+    fn adaptive_rule_is_total(
+        outs in prop::collection::vec(outcome(), 0..30),
+        min in 0u32..5, max in 0u32..8, reps in 0u32..10,
+        target_ci in prop::option::of(0.0..0.5f64), target_rsd in prop::option::of(0.0..0.5f64),
+    ) {
+        let rule = AdaptiveRule { min, max, target_ci, target_rsd };
+        let a = assess(&rule, &outs, reps, 1);
+        prop_assert_eq!(&a, &assess(&rule, &outs, reps, 1));
+        if reps >= max.max(min) {
+            prop_assert!(a.decision != benchfarm_report::Decision::More, "{:?}", a);
+        }
+    }
+
+    #[test]
+    fn html_escapes_hostile_answers(
+        info in run_info(),
+        outs in prop::collection::vec(outcome(), 0..20),
+        answer in prop::sample::select(vec!["<script>x</script>", "a & b", "\"'", "```\n<b>\n```", "\u{0}"]),
+        reason in name(),
+    ) {
+        let outs: Vec<Outcome> = outs.into_iter().map(|mut o| { o.answer = answer.to_string(); o }).collect();
+        let fails = [FailedAttempt { model: "<m>".into(), reason, ..Default::default() }];
+        let html = render_run(&aggregate(&info, &outs), &outs, &fails, Format::Html);
+        prop_assert!(!html.contains("<script") && !html.contains("<b>") && !html.contains("<m>"));
+        prop_assert!(html.ends_with("</html>\n"));
+        // the jsonl has one line per attempt, the failure included
+        let jsonl = render_run(&aggregate(&info, &outs), &outs, &fails, Format::Jsonl);
+        prop_assert_eq!(jsonl.lines().count(), outs.len() + 1);
     }
 }

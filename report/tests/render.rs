@@ -217,6 +217,150 @@ fn jsonl_one_line_per_outcome() {
     assert_eq!(first, o[0]);
     let v: serde_json::Value = serde_json::from_str(lines[17]).unwrap();
     assert_eq!(v["verdict"], "partial");
-    assert_eq!(v.as_object().unwrap().len(), 16, "every Outcome field");
+    // every Outcome field (16 original + 22 added), plus schema, reason and job_failed
+    let own = serde_json::to_value(&o[17]).unwrap();
+    let own = own.as_object().unwrap();
+    assert_eq!(own.len(), 38);
+    for key in own.keys() {
+        assert!(v.get(key).is_some(), "line lacks Outcome field {key}");
+    }
+    assert_eq!(v.as_object().unwrap().len(), 38 + 3, "every Outcome field");
+    assert_eq!(v["schema"], 2);
     assert_eq!(render(&r, &[], Format::Jsonl), "");
+}
+
+#[test]
+fn jsonl_answers_round_trip_byte_for_byte_and_failures_are_lines() {
+    use benchfarm_report::{CheckOutcome, FailedAttempt, GradeEntry, render_run};
+    let answer = "Voilà — 日本語 🚀\n```rust\nfn main() { println!(\"hi\\n\"); }\n```\r\n\ttab \\ \"q\" 'a' <script>&amp;\u{0}\u{7f}";
+    let mut o = outcome("alpha", "t1", 2, Verdict::Partial);
+    o.run = "r1".into();
+    o.job = "j-7".into();
+    o.attempt = 2;
+    o.counted = false;
+    o.model_sha256 = "ab".repeat(32);
+    o.model_size_bytes = 98_000_000;
+    o.category = "edit".into();
+    o.answer = answer.into();
+    o.extracted = "fn main() {}\n".into();
+    o.score = Some(0.5);
+    o.checks = vec![
+        CheckOutcome {
+            group: "must".into(),
+            check: "contains \"fn\"".into(),
+            held: true,
+        },
+        CheckOutcome {
+            group: "must".into(),
+            check: "compiles".into(),
+            held: false,
+        },
+    ];
+    o.llama_cpp_build = "b4589".into();
+    o.chat_template = "chatml".into();
+    o.stop = "eos".into();
+    o.suite_name = "smoke".into();
+    o.suite_version = "1.0".into();
+    o.seed = Some(42);
+    o.temperature = Some(0.0);
+    o.hardware_tags = vec!["avx2".into(), "avx512".into()];
+    o.grade_history = vec![GradeEntry {
+        verdict: Verdict::Fail,
+        score: 0.0,
+        at_unix_ms: 1,
+        suite_version: "0.9".into(),
+    }];
+    let f = FailedAttempt {
+        run: "r1".into(),
+        job: "j-8".into(),
+        attempt: 1,
+        model: "script".into(),
+        task_id: "t1".into(),
+        reason: "worker crashed\nsegfault".into(),
+        job_failed: true,
+        ..Default::default()
+    };
+    let (r, _) = fixture();
+    let text = render_run(
+        &r,
+        std::slice::from_ref(&o),
+        std::slice::from_ref(&f),
+        Format::Jsonl,
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    // the answer, read back, is the very same bytes; the whole outcome reads back equal
+    let back: Outcome = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(back.answer.as_bytes(), answer.as_bytes());
+    assert_eq!(back, o);
+    let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(v["checks"][1]["held"], false);
+    assert_eq!(v["counted"], false);
+    assert!(v["reason"].is_null());
+    let e: serde_json::Value = serde_json::from_str(lines[1]).unwrap();
+    assert_eq!(e["verdict"], "error");
+    assert_eq!(e["reason"], "worker crashed\nsegfault");
+    assert_eq!(e["job_failed"], true);
+    let mut ka: Vec<&String> = v.as_object().unwrap().keys().collect();
+    let mut kb: Vec<&String> = e.as_object().unwrap().keys().collect();
+    ka.sort();
+    kb.sort();
+    assert_eq!(ka, kb, "a failure line has every key a result line has");
+    // same inputs, same bytes
+    assert_eq!(text, render_run(&r, &[o], &[f], Format::Jsonl));
+}
+
+#[test]
+fn csv_neutralises_formulas_and_keeps_one_header() {
+    let mut i = info();
+    i.models[0].name = "=cmd|' /C calc'!A0".into();
+    i.tasks[0].id = "@t1".into();
+    let outs = [outcome("=cmd|' /C calc'!A0", "@t1", 0, Verdict::Pass)];
+    let csv = render(&aggregate(&i, &outs), &outs, Format::Csv);
+    assert_eq!(csv.matches("model,task,").count(), 1, "one header row");
+    assert!(
+        csv.contains("\n'=cmd|' /C calc'!A0,'@t1,edit,1,1,0,0,1,1,200\n"),
+        "{csv}"
+    );
+    // no record starts with a formula character
+    assert!(
+        csv.lines()
+            .skip(1)
+            .all(|l| !l.starts_with(['=', '+', '-', '@']))
+    );
+}
+
+#[test]
+fn markdown_intervals_cells_and_timings() {
+    let (r, o) = fixture();
+    let md = render(&r, &o, Format::Markdown);
+    for section in [
+        "## Intervals",
+        "## Per model and task",
+        "## Per model, task and hardware",
+        "## Timings",
+    ] {
+        assert!(md.contains(section), "missing {section}\n{md}");
+    }
+    // alpha: over tasks [0, 100]%, over repetitions [1/3, 2/3] = [33.3, 66.7]%, SD 1/6 = 16.7 pts
+    assert!(
+        md.contains(
+            "| alpha  | 50.0% |  [0.0, 100.0]% |        [33.3, 66.7]% |                 16.7 | —       |"
+        ),
+        "{md}"
+    );
+    // alpha t2: walls 4, 5, 6 s → median 5, p90 = 5 + 0.8 = 5.8
+    assert!(md.contains("| alpha | t2   |    3 |  50.0% |"), "{md}");
+    assert!(md.contains("5.00 s | 5.80 s |"), "{md}");
+    // beta's t3 ran on gpu-h100: one (hardware, model, task) row
+    assert!(
+        md.contains("| gpu-h100 | beta  | t3   |    3 |  83.3% |"),
+        "{md}"
+    );
+    // alpha timings: 9 warm jobs, walls 1..9 → median 5, p90 8.2, no cold job
+    assert!(
+        md.contains("| alpha |    9 |      5.00 s | 5.00 s |"),
+        "{md}"
+    );
+    assert!(md.contains("8.20 s |         0 |"), "{md}");
 }

@@ -6,6 +6,12 @@
 //! Values that do not exist — the score of a cell with no graded job, a timing never measured —
 //! are empty fields rather than 0, so averaging a column does not count missing data as failure.
 //! Numbers are written with Rust's shortest round-trip formatting (full precision).
+//!
+//! Formula injection: a spreadsheet runs a cell that starts with `=`, `+`, `-` or `@` (and some
+//! also after a leading tab or CR) as a formula, and model and task names come from plan files
+//! anyone can write. Text fields starting with one of those characters get a leading `'` (the
+//! OWASP recommendation), which spreadsheets show as text; numeric fields are never negative
+//! and are written by this crate, so they are left alone.
 
 use crate::report::Report;
 
@@ -17,9 +23,9 @@ pub(crate) fn render(report: &Report) -> String {
     for m in &report.models {
         for t in &m.tasks {
             let fields = [
-                quote(&m.name),
-                quote(&t.id),
-                quote(&t.category),
+                text(&m.name),
+                text(&t.id),
+                text(&t.category),
                 t.n.to_string(),
                 t.pass.to_string(),
                 t.partial.to_string(),
@@ -37,6 +43,15 @@ pub(crate) fn render(report: &Report) -> String {
         }
     }
     out
+}
+
+/// A free-text field: neutralised against formula injection, then quoted as needed.
+pub(crate) fn text(s: &str) -> String {
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        quote(&format!("'{s}"))
+    } else {
+        quote(s)
+    }
 }
 
 /// Quotes a field when (and only when) it needs it.
@@ -68,6 +83,21 @@ mod tests {
         assert_eq!(quote("two\nlines"), "\"two\nlines\"");
         assert_eq!(quote("cr\r"), "\"cr\r\"");
         assert_eq!(quote(""), "");
+    }
+
+    #[test]
+    fn formula_injection_is_neutralised() {
+        assert_eq!(text("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(text("+1"), "'+1");
+        assert_eq!(text("-2+3"), "'-2+3");
+        assert_eq!(text("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(text("\tx"), "'\tx");
+        // a leading CR also forces quoting
+        assert_eq!(text("\rx"), "\"'\rx\"");
+        // only a *leading* special character matters
+        assert_eq!(text("a=b"), "a=b");
+        assert_eq!(text("llama-3"), "llama-3");
+        assert_eq!(text(""), "");
     }
 
     #[test]

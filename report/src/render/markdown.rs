@@ -1,5 +1,7 @@
-//! The Markdown write-up: title, summary table, per-task matrix, per-category scores,
-//! per-hardware table and the list of failed jobs with their reasons.
+//! The Markdown write-up: title, summary table, both intervals per model, per-task matrix,
+//! per-category scores, per-hardware table, the (model, task) and (model, task, hardware) cells
+//! with their spread and timings, timing distributions (warm and cold apart), and the list of
+//! failed jobs with their reasons.
 //!
 //! Matrix cells read at a glance: "3/3 ✓" when every repetition passed, "0/3 ✗" when none earned
 //! anything, otherwise "passes/n" with the partial count, and the failed-job count when a job
@@ -7,7 +9,7 @@
 //! so it cannot break a table or the list.
 
 use crate::render::table::{Align, footer, pipe_table, summary};
-use crate::render::{DASH, one_decimal, percent, seconds, workers_cell};
+use crate::render::{DASH, one_decimal, percent, ranked, seconds, workers_cell};
 use crate::report::{Report, TaskReport};
 
 /// The `md` format.
@@ -22,14 +24,199 @@ pub(crate) fn render(report: &Report) -> String {
         report.ci.resamples
     ));
 
+    out.push_str("\n## Intervals\n\n");
+    out.push_str(&intervals(report));
     out.push_str("\n## Per task\n\n");
     out.push_str(&task_matrix(report));
     out.push_str("\n## Per category\n\n");
     out.push_str(&category_matrix(report));
     out.push_str("\n## Per hardware\n\n");
     out.push_str(&hardware_table(report));
+    out.push_str("\n## Per model and task\n\n");
+    out.push_str(&task_cells(report));
+    out.push_str("\n## Per model, task and hardware\n\n");
+    out.push_str(&hardware_task_cells(report));
+    out.push_str("\n## Timings\n\n");
+    out.push_str(&timings_table(report));
     out.push_str("\n## Failed jobs\n\n");
     out.push_str(&failed_list(report));
+    out
+}
+
+/// "[lo, hi]" in percent, "—" without graded jobs.
+fn interval(ci: [f64; 2], n: u64) -> String {
+    if n == 0 {
+        return DASH.to_string();
+    }
+    format!("[{:.1}, {:.1}]%", ci[0] * 100.0, ci[1] * 100.0)
+}
+
+fn points(x: f64, n: u64) -> String {
+    if n == 0 || !x.is_finite() {
+        return DASH.to_string();
+    }
+    format!("{:.1}", x * 100.0)
+}
+
+fn intervals(report: &Report) -> String {
+    if report.models.is_empty() {
+        return "No models.\n".to_string();
+    }
+    let headers = [
+        ("Model", Align::Left),
+        ("Score", Align::Right),
+        ("95% over tasks", Align::Right),
+        ("95% over repetitions", Align::Right),
+        ("SD across reps (pts)", Align::Right),
+        ("Stopped", Align::Left),
+    ];
+    let rows: Vec<Vec<String>> = ranked(report)
+        .into_iter()
+        .map(|m| {
+            vec![
+                m.name.clone(),
+                percent(m.score, m.n),
+                interval(m.score_ci95, m.n),
+                interval(m.score_ci95_repetitions, m.n),
+                points(m.score_stddev, m.n),
+                m.stop_reason
+                    .map_or_else(|| DASH.to_string(), |r| r.describe().to_string()),
+            ]
+        })
+        .collect();
+    let mut out = pipe_table(&headers, &rows);
+    out.push_str(
+        "\nOver tasks: how the score would move on other tasks like these (no number of \
+         repetitions shrinks it below the spread between tasks). Over repetitions: the sampling \
+         noise on this suite with the tasks fixed; more repetitions shrink it.\n",
+    );
+    out
+}
+
+fn task_cells(report: &Report) -> String {
+    let headers = [
+        ("Model", Align::Left),
+        ("Task", Align::Left),
+        ("Jobs", Align::Right),
+        ("Score", Align::Right),
+        ("95% over reps", Align::Right),
+        ("SD (pts)", Align::Right),
+        ("Median", Align::Right),
+        ("p90", Align::Right),
+        ("TTFT ms", Align::Right),
+        ("tg tok/s", Align::Right),
+        ("Cold", Align::Right),
+    ];
+    let rows: Vec<Vec<String>> = report
+        .models
+        .iter()
+        .flat_map(|m| {
+            m.tasks.iter().filter(|t| t.n > 0).map(move |t| {
+                vec![
+                    m.name.clone(),
+                    t.id.clone(),
+                    t.n.to_string(),
+                    percent(t.score, t.n),
+                    interval(t.score_ci95_repetitions, t.n),
+                    points(t.score_stddev, t.n),
+                    seconds(t.timing.median_seconds),
+                    seconds(t.timing.p90_seconds),
+                    one_decimal(t.timing.timings.all.ttft_ms.median),
+                    one_decimal(t.timing.gen_tokens_per_second),
+                    t.timing.cold_loads.to_string(),
+                ]
+            })
+        })
+        .collect();
+    if rows.is_empty() {
+        return "No graded jobs yet.\n".to_string();
+    }
+    pipe_table(&headers, &rows)
+}
+
+fn hardware_task_cells(report: &Report) -> String {
+    let headers = [
+        ("Hardware", Align::Left),
+        ("Model", Align::Left),
+        ("Task", Align::Left),
+        ("Jobs", Align::Right),
+        ("Score", Align::Right),
+        ("95% over reps", Align::Right),
+        ("Median", Align::Right),
+        ("tg tok/s", Align::Right),
+    ];
+    let rows: Vec<Vec<String>> = report
+        .hardware
+        .iter()
+        .flat_map(|h| {
+            h.tasks.iter().map(move |t| {
+                vec![
+                    non_empty(&h.class),
+                    h.model.clone(),
+                    t.id.clone(),
+                    t.n.to_string(),
+                    percent(t.score, t.n),
+                    interval(t.score_ci95_repetitions, t.n),
+                    seconds(t.timing.median_seconds),
+                    one_decimal(t.timing.gen_tokens_per_second),
+                ]
+            })
+        })
+        .collect();
+    if rows.is_empty() {
+        return "No graded jobs yet.\n".to_string();
+    }
+    pipe_table(&headers, &rows)
+}
+
+fn timings_table(report: &Report) -> String {
+    let headers = [
+        ("Model", Align::Left),
+        ("Jobs", Align::Right),
+        ("Wall median", Align::Right),
+        ("mean", Align::Right),
+        ("SD", Align::Right),
+        ("p90", Align::Right),
+        ("Cold jobs", Align::Right),
+        ("Cold mean", Align::Right),
+        ("Load mean ms", Align::Right),
+        ("TTFT median ms", Align::Right),
+        ("pp tok/s", Align::Right),
+        ("tg tok/s", Align::Right),
+        ("tg SD", Align::Right),
+    ];
+    let rows: Vec<Vec<String>> = report
+        .models
+        .iter()
+        .filter(|m| m.n > 0)
+        .map(|m| {
+            let d = &m.timing.timings;
+            vec![
+                m.name.clone(),
+                d.all.jobs.to_string(),
+                seconds(d.warm.wall_seconds.median),
+                seconds(d.warm.wall_seconds.mean),
+                seconds(d.warm.wall_seconds.stddev),
+                seconds(d.warm.wall_seconds.p90),
+                d.cold.jobs.to_string(),
+                seconds(d.cold.wall_seconds.mean),
+                one_decimal(d.load_ms.mean),
+                one_decimal(d.all.ttft_ms.median),
+                one_decimal(m.timing.prompt_tokens_per_second),
+                one_decimal(m.timing.gen_tokens_per_second),
+                one_decimal(d.all.gen_tokens_per_second.stddev),
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        return "No graded jobs yet.\n".to_string();
+    }
+    let mut out = pipe_table(&headers, &rows);
+    out.push_str(
+        "\nWall columns are warm jobs (model already loaded); cold jobs, which load the model \
+         first, are counted and averaged apart, and their load time is shown on its own. tok/s \
+         are Σ tokens / Σ seconds; tg SD is the spread of per-job generation rates.\n",
+    );
     out
 }
 
@@ -205,6 +392,7 @@ mod tests {
             fail,
             score: 0.0,
             score_stddev: 0.0,
+            score_ci95_repetitions: [0.0, 0.0],
             errors,
             timing: Default::default(),
         }

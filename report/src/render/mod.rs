@@ -1,33 +1,57 @@
-//! `render`: dispatch to one renderer per [`Format`], plus the cell formatting they share.
+//! `render`: dispatch to one renderer per [`Format`], plus the cell formatting they share; and
+//! the two renderers that are not report formats: a [`crate::Comparison`] (`compare.rs`) and the
+//! terminal listing of answers (`answers.rs`).
 //!
 //! Renderers are total: every report (even one deserialized from someone else's JSON, with NaN
 //! or inconsistent numbers) renders without panicking. A value that does not exist — the score of
 //! a model with no graded job, a throughput with no measured time — is shown as "—" in the
 //! human formats and as an empty field in CSV, never as a misleading 0.
 
+mod answers;
+mod compare;
 mod csv;
+mod html;
 mod json;
 mod jsonl;
 mod markdown;
+mod svg;
 mod table;
 
+pub use answers::{AnswerFilter, render_answers};
+pub use compare::{CompareFormat, UnknownCompareFormat, render_comparison};
+pub use jsonl::JSONL_SCHEMA;
+
 use crate::format::Format;
-use crate::outcome::Outcome;
+use crate::outcome::{FailedAttempt, Outcome};
 use crate::report::{ModelReport, Report};
 
 /// Shown wherever a value does not exist.
 pub(crate) const DASH: &str = "—";
 
-/// Renders `report` in `format`. `outcomes` is only read by [`Format::Jsonl`], which dumps the
-/// raw data the report was aggregated from. Every line of the result, the last included, ends
-/// with a newline (JSONL of no outcomes is the empty string: zero lines).
+/// Renders `report` in `format`, without per-attempt failures: [`render_run`] with no
+/// [`FailedAttempt`]s (kept so that existing callers keep their output). Every line of the
+/// result, the last included, ends with a newline (JSONL of nothing is the empty string).
 pub fn render(report: &Report, outcomes: &[Outcome], format: Format) -> String {
+    render_run(report, outcomes, &[], format)
+}
+
+/// Renders `report` in `format`. `outcomes` (every result, counted or not) is read by the
+/// formats that show answers — [`Format::Jsonl`] (one line each) and [`Format::Html`] (the
+/// drill-down) — and `failures` (every attempt that ended without an answer) by the same two,
+/// so that a failed attempt is a line, not a gap. The aggregated formats read only `report`.
+pub fn render_run(
+    report: &Report,
+    outcomes: &[Outcome],
+    failures: &[FailedAttempt],
+    format: Format,
+) -> String {
     match format {
         Format::Table => table::render(report),
         Format::Markdown => markdown::render(report),
         Format::Csv => csv::render(report),
         Format::Json => json::render(report),
-        Format::Jsonl => jsonl::render(outcomes),
+        Format::Jsonl => jsonl::render(outcomes, failures),
+        Format::Html => html::render(report, outcomes, failures),
     }
 }
 

@@ -28,6 +28,7 @@ pub fn outcome(model: &str, task: &str, rep: u32, verdict: Verdict) -> Outcome {
         ttft_ms: 250.0,
         gen_tokens: 100,
         gen_ms: 500.0,
+        ..Default::default()
     }
 }
 

@@ -1,19 +1,42 @@
 //! Builds a run's report from the store: records in, `benchfarm-report` inputs out.
 //!
-//! Only counted results become outcomes (a superseded attempt's answer is kept in the store but never
-//! scored twice); jobs that ended failed become the report's failed jobs, with their last reason.
+//! Every stored result becomes an outcome with its `counted` flag (a superseded attempt's answer is
+//! shown in jsonl and the HTML drill-down, and never scored twice: aggregation skips it); every
+//! attempt that ended without an answer becomes a [`FailedAttempt`] line; jobs that ended failed
+//! become the report's failed jobs, with every attempt's reason.
 
-use benchfarm_report::{FailedJob, Format, ModelInfo, Outcome, RunInfo, TaskInfo, Verdict};
+use std::collections::HashMap;
+
+use benchfarm_report::{
+    CheckOutcome, FailedAttempt, FailedJob, Format, GradeEntry, ModelInfo, Outcome, RunInfo,
+    TaskInfo, Verdict,
+};
 
 use crate::job::JobState;
-use crate::records::{AttemptEnd, JobRecord, ModelKind, ResultRecord, RunRecord};
+use crate::records::{AttemptEnd, JobRecord, ModelKind, ResultRecord, RunRecord, WorkerRecord};
 use crate::store::{Store, StoreError};
 
+/// Everything a report of a run is made from.
+pub struct Inputs {
+    pub info: RunInfo,
+    pub outcomes: Vec<Outcome>,
+    pub failures: Vec<FailedAttempt>,
+}
+
 /// The report inputs of a run, read from the store.
-pub fn load(store: &Store, run: &RunRecord) -> Result<(RunInfo, Vec<Outcome>), StoreError> {
+pub fn load(store: &Store, run: &RunRecord) -> Result<Inputs, StoreError> {
     let jobs = store.jobs_of_run(&run.id)?;
     let results = store.results_of_run(&run.id)?;
-    Ok(inputs(run, &jobs, &results))
+    let workers = store.workers()?;
+    Ok(inputs(run, &jobs, &results, &workers))
+}
+
+fn verdict(v: benchfarm_suite::Verdict) -> Verdict {
+    match v {
+        benchfarm_suite::Verdict::Pass => Verdict::Pass,
+        benchfarm_suite::Verdict::Partial => Verdict::Partial,
+        benchfarm_suite::Verdict::Fail => Verdict::Fail,
+    }
 }
 
 /// Pure mapping of records to report inputs.
@@ -21,29 +44,39 @@ pub fn inputs(
     run: &RunRecord,
     jobs: &[JobRecord],
     results: &[ResultRecord],
-) -> (RunInfo, Vec<Outcome>) {
-    let model_name = |job: &JobRecord| {
-        run.models
-            .get(job.model_index as usize)
-            .map(|m| m.name.clone())
+    workers: &[WorkerRecord],
+) -> Inputs {
+    let model_of = |job: &JobRecord| run.models.get(job.model_index as usize);
+    let model_name = |job: &JobRecord| model_of(job).map(|m| m.name.clone()).unwrap_or_default();
+    let by_id: HashMap<&str, &JobRecord> = jobs.iter().map(|j| (j.id.as_str(), j)).collect();
+    let workers: HashMap<&str, &WorkerRecord> =
+        workers.iter().map(|w| (w.id.as_str(), w)).collect();
+    // The suite the run was graded with: each task's sampling temperature.
+    let suite = benchfarm_suite::Suite::parse(&run.suite_toml, "suite_toml").ok();
+    let temperature = |task: &str| {
+        suite
+            .as_ref()
+            .and_then(|s| s.task(task))
+            .map(|t| f64::from(t.temperature))
+    };
+    let category = |task: &str| {
+        run.tasks
+            .iter()
+            .find(|t| t.id == task)
+            .map(|t| t.category.clone())
             .unwrap_or_default()
     };
-    let by_id: std::collections::HashMap<&str, &JobRecord> =
-        jobs.iter().map(|j| (j.id.as_str(), j)).collect();
     let outcomes = results
         .iter()
-        .filter(|r| r.counted)
         .filter_map(|r| {
             let job = by_id.get(r.job_id.as_str())?;
+            let model = model_of(job);
+            let worker = workers.get(r.worker_id.as_str());
             Some(Outcome {
                 model: model_name(job),
                 task_id: job.task_id.clone(),
                 repetition: job.repetition,
-                verdict: match r.grade.verdict {
-                    benchfarm_suite::Verdict::Pass => Verdict::Pass,
-                    benchfarm_suite::Verdict::Partial => Verdict::Partial,
-                    benchfarm_suite::Verdict::Fail => Verdict::Fail,
-                },
+                verdict: verdict(r.grade.verdict),
                 worker_id: r.worker_id.clone(),
                 worker_name: r.worker_name.clone(),
                 hardware_class: r.hardware_class.clone(),
@@ -56,7 +89,94 @@ pub fn inputs(
                 ttft_ms: r.timings.ttft_ms,
                 gen_tokens: r.timings.gen_tokens,
                 gen_ms: r.timings.gen_ms,
+                run: run.id.clone(),
+                job: r.job_id.clone(),
+                attempt: r.attempt,
+                counted: r.counted,
+                model_sha256: model.map(|m| m.sha256.clone()).unwrap_or_default(),
+                model_size_bytes: model.map_or(0, |m| m.size_bytes),
+                category: category(&job.task_id),
+                answer: r.answer.clone(),
+                extracted: r.grade.extracted.clone(),
+                score: Some(r.grade.score),
+                checks: r
+                    .grade
+                    .checks
+                    .iter()
+                    .map(|c| CheckOutcome {
+                        group: c.group.clone(),
+                        check: c.check.clone(),
+                        held: c.held,
+                    })
+                    .collect(),
+                llama_cpp_build: worker
+                    .map(|w| w.llama_cpp_build.clone())
+                    .unwrap_or_default(),
+                chat_template: r.chat_template.clone(),
+                stop: r.stop.clone(),
+                suite_name: run.suite_name.clone(),
+                suite_version: run.suite_version.clone(),
+                seed: Some(job.seed),
+                temperature: temperature(&job.task_id),
+                hardware_tags: worker.map(|w| w.hardware.simd.clone()).unwrap_or_default(),
+                grade_history: r
+                    .grade_history
+                    .iter()
+                    .map(|g| GradeEntry {
+                        verdict: verdict(g.grade.verdict),
+                        score: g.grade.score,
+                        at_unix_ms: u64::try_from(g.regraded_unix_ms).unwrap_or(0),
+                        suite_version: g.suite_version.clone(),
+                    })
+                    .collect(),
+                ..Outcome::default()
             })
+        })
+        .collect();
+    let failures = jobs
+        .iter()
+        .flat_map(|job| {
+            let model = model_of(job);
+            let last = job.attempts.last().map(|a| a.attempt);
+            job.attempts.iter().filter_map(move |a| {
+                let reason = match &a.end {
+                    Some(AttemptEnd::Failed(r) | AttemptEnd::Lost(r)) => r.clone(),
+                    _ => return None,
+                };
+                Some((job, model, a, reason, last == Some(a.attempt)))
+            })
+        })
+        .map(|(job, model, a, reason, last)| {
+            let worker = workers.get(a.worker_id.as_str());
+            FailedAttempt {
+                run: run.id.clone(),
+                job: job.id.clone(),
+                attempt: a.attempt,
+                model: model_name(job),
+                model_sha256: model.map(|m| m.sha256.clone()).unwrap_or_default(),
+                model_size_bytes: model.map_or(0, |m| m.size_bytes),
+                task_id: job.task_id.clone(),
+                category: category(&job.task_id),
+                repetition: job.repetition,
+                reason,
+                job_failed: last && job.state == JobState::Failed,
+                worker_id: a.worker_id.clone(),
+                worker_name: worker.map(|w| w.name.clone()).unwrap_or_default(),
+                hardware_class: worker.map(|w| w.hardware_class.clone()).unwrap_or_default(),
+                hardware_tags: worker.map(|w| w.hardware.simd.clone()).unwrap_or_default(),
+                threads: worker.map_or(0, |w| w.threads),
+                llama_cpp_build: worker
+                    .map(|w| w.llama_cpp_build.clone())
+                    .unwrap_or_default(),
+                suite_name: run.suite_name.clone(),
+                suite_version: run.suite_version.clone(),
+                seed: Some(job.seed),
+                temperature: temperature(&job.task_id),
+                wall_ms: a
+                    .ended_unix_ms
+                    .map(|end| (end - a.started_unix_ms.unwrap_or(a.assigned_unix_ms)) as f64),
+                ..FailedAttempt::default()
+            }
         })
         .collect();
     let failed_jobs = jobs
@@ -109,12 +229,21 @@ pub fn inputs(
         jobs_total: u64::from(run.jobs_total),
         failed_jobs,
     };
-    (info, outcomes)
+    Inputs {
+        info,
+        outcomes,
+        failures,
+    }
 }
 
-/// The run's report in `format`.
+/// The run's report in `format`. Blocking (store reads, rendering): call it off the runtime.
 pub fn render(store: &Store, run: &RunRecord, format: Format) -> Result<String, StoreError> {
-    let (info, outcomes) = load(store, run)?;
-    let report = benchfarm_report::aggregate(&info, &outcomes);
-    Ok(benchfarm_report::render(&report, &outcomes, format))
+    let inputs = load(store, run)?;
+    let report = benchfarm_report::aggregate(&inputs.info, &inputs.outcomes);
+    Ok(benchfarm_report::render_run(
+        &report,
+        &inputs.outcomes,
+        &inputs.failures,
+        format,
+    ))
 }

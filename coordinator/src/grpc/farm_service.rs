@@ -220,13 +220,7 @@ impl FarmService for FarmServiceImpl {
                 .await
                 .map_err(|e| Status::internal(format!("rendering the report failed: {e}")))?
                 .map_err(|e| Status::internal(e.to_string()))?;
-        let content_type = match format {
-            benchfarm_report::Format::Json => "application/json",
-            benchfarm_report::Format::Jsonl => "application/x-ndjson",
-            benchfarm_report::Format::Csv => "text/csv",
-            benchfarm_report::Format::Markdown => "text/markdown",
-            benchfarm_report::Format::Table => "text/plain",
-        };
+        let content_type = format.content_type();
         Ok(Response::new(pb::GetReportResponse {
             body,
             content_type: content_type.into(),

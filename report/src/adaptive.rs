@@ -218,7 +218,7 @@ mod tests {
     }
 
     fn constant(t: usize, _: u32) -> (String, Verdict) {
-        let v = if t % 2 == 0 {
+        let v = if t.is_multiple_of(2) {
             Verdict::Pass
         } else {
             Verdict::Fail
@@ -228,7 +228,7 @@ mod tests {
 
     /// Answers that change every repetition, with verdicts alternating pass / fail.
     fn noisy(t: usize, rep: u32) -> (String, Verdict) {
-        let v = if (rep as usize + t) % 2 == 0 {
+        let v = if (rep as usize + t).is_multiple_of(2) {
             Verdict::Pass
         } else {
             Verdict::Fail

@@ -425,10 +425,11 @@ fn speed(
             rate_of((0..js.len()).filter_map(|_| js.get(rng.below(js.len())).copied()))
         };
         for _ in 0..RESAMPLES {
-            if let (Some(x), Some(y)) = (resample(&mut rng, ja), resample(&mut rng, jb)) {
-                if y > 0.0 && (x / y).is_finite() {
-                    draws.push(x / y);
-                }
+            if let (Some(x), Some(y)) = (resample(&mut rng, ja), resample(&mut rng, jb))
+                && y > 0.0
+                && (x / y).is_finite()
+            {
+                draws.push(x / y);
             }
         }
         let ci = percentile_interval(draws, ratio);

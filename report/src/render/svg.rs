@@ -68,11 +68,11 @@ fn pareto(points: &[Point]) -> Vec<usize> {
     let mut front = Vec::new();
     let mut best = f64::NEG_INFINITY;
     for i in idx {
-        if let Some(p) = points.get(i) {
-            if p.score > best {
-                best = p.score;
-                front.push(i);
-            }
+        if let Some(p) = points.get(i)
+            && p.score > best
+        {
+            best = p.score;
+            front.push(i);
         }
     }
     front

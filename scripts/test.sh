@@ -4,7 +4,7 @@
 #
 #   scripts/test.sh
 #
-# Steps: scripts/deps.sh, scripts/fetch-models.sh --gemma (both models), grpcurl into
+# Steps: scripts/deps.sh, a headless Chromium, scripts/fetch-models.sh --gemma (both models), grpcurl into
 # .tools/bin/grpcurl, cargo fmt --check, cargo clippy -D warnings, cargo build --all-targets (the
 # e2e tests run the binaries), cargo test --workspace (with GRPCURL set). Stops at the first
 # failing step with a non-zero exit code. From a clean clone on 2 cores it takes about 15-20 min,
@@ -83,7 +83,24 @@ fetch_grpcurl() {
     GRPCURL="$bin"
 }
 
+# The HTML report tests drive a real headless Chromium (e2e/tests/common/browser.rs); the main job
+# (farm.sh) does not need it, so it is installed here rather than in deps.sh.
+install_browser() {
+    local pkg=chromium-headless-shell
+    if [[ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null)" == "install ok installed" ]]; then
+        log "$pkg present, skipping"
+        return 0
+    fi
+    local sudo=()
+    [[ "$(id -u)" == 0 ]] || sudo=(sudo)
+    log "installing $pkg"
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get update -qq >/dev/null &&
+        DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends \
+            "$pkg" >/dev/null
+}
+
 step deps source scripts/deps.sh
+step browser install_browser
 # Both models: the tests cover the GGUF reader on Gemma and the chat-template fallback it needs.
 step models scripts/fetch-models.sh --gemma
 step grpcurl fetch_grpcurl

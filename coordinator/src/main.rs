@@ -93,9 +93,40 @@ enum Verb {
     /// Print a run's report.
     Report {
         run: String,
-        /// table | md | csv | json | jsonl
+        /// table | md | csv | json | jsonl | html
         #[arg(long, default_value = "table")]
         format: String,
+    },
+    /// Print a run's answers with their grade and the checks that failed.
+    Answers {
+        run: String,
+        #[arg(long)]
+        model: Option<String>,
+        #[arg(long)]
+        task: Option<String>,
+        /// pass | partial | fail
+        #[arg(long)]
+        verdict: Option<String>,
+        /// Also show answers of superseded attempts (stored, never counted).
+        #[arg(long)]
+        all: bool,
+    },
+    /// Print one job's attempts in full: answers whole, every check, every failure.
+    Show { job: String },
+    /// Compare two runs, or two models within one run: paired differences with intervals,
+    /// McNemar with Holm's correction per task, speed ratios per hardware class.
+    Compare {
+        run_a: String,
+        run_b: Option<String>,
+        /// The two models to compare, A,B (required within one run).
+        #[arg(long)]
+        models: Option<String>,
+        /// table | md | json
+        #[arg(long, default_value = "table")]
+        format: String,
+        /// Compare runs of different suite versions anyway.
+        #[arg(long)]
+        allow_suite_change: bool,
     },
     /// Cancel a run's remaining jobs.
     Cancel { run: String },
@@ -173,6 +204,31 @@ async fn main() -> Result<()> {
                     cli::client::workers(url, drain.as_deref(), clear.as_deref()).await?
                 }
                 Verb::Report { run, format } => cli::client::report(url, &run, &format).await?,
+                Verb::Answers {
+                    run,
+                    model,
+                    task,
+                    verdict,
+                    all,
+                } => cli::answers::answers(url, &run, model, task, verdict.as_deref(), all).await?,
+                Verb::Show { job } => cli::answers::show(url, &job).await?,
+                Verb::Compare {
+                    run_a,
+                    run_b,
+                    models,
+                    format,
+                    allow_suite_change,
+                } => {
+                    cli::answers::compare(
+                        url,
+                        &run_a,
+                        run_b.as_deref(),
+                        models.as_deref(),
+                        &format,
+                        allow_suite_change,
+                    )
+                    .await?
+                }
                 Verb::Cancel { run } => cli::client::cancel(url, &run).await?,
                 Verb::Regrade { run, suite } => {
                     cli::client::regrade(url, &run, suite.as_deref()).await?

@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::browser;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -14,15 +16,78 @@ use benchfarm_proto::v1 as pb;
 use benchfarm_suite::{Suite, Verdict};
 use common::*;
 
+/// Keys every jsonl line has (docs/jsonl.md): today's and the ones the results issue added.
+const JSONL_KEYS: &[&str] = &[
+    "schema",
+    "model",
+    "task_id",
+    "repetition",
+    "verdict",
+    "worker_id",
+    "worker_name",
+    "hardware_class",
+    "threads",
+    "wall_ms",
+    "load_ms",
+    "cold",
+    "prompt_tokens",
+    "prompt_ms",
+    "ttft_ms",
+    "gen_tokens",
+    "gen_ms",
+    "run",
+    "job",
+    "attempt",
+    "counted",
+    "model_sha256",
+    "model_size_bytes",
+    "category",
+    "answer",
+    "extracted",
+    "score",
+    "checks",
+    "llama_cpp_build",
+    "chat_template",
+    "stop",
+    "suite_name",
+    "suite_version",
+    "seed",
+    "temperature",
+    "grade_history",
+];
+
+async fn report_body(
+    client: &mut benchfarm_proto::v1::farm_service_client::FarmServiceClient<
+        tonic::transport::Channel,
+    >,
+    run_id: &str,
+    format: &str,
+) -> String {
+    client
+        .get_report(pb::GetReportRequest {
+            run_id: run_id.into(),
+            format: format.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .body
+}
+
+/// (task, repetition) → what a scripted model answers and the grade the suite says it gets.
+type Expected = BTreeMap<(String, u32), Verdict>;
+
 /// A scripted model answering each task, repetition r, with the example of grade `pick[r]` (falling
-/// back to the first grade the task has an example of). Returns the TOML and the expected grades.
+/// back to the first grade the task has an example of). Returns the TOML, the expected grades and
+/// the answers.
 fn scripted(
     suite: &Suite,
     name: &str,
     pick: [Verdict; 3],
-) -> (String, BTreeMap<(String, u32), Verdict>) {
+) -> (String, Expected, BTreeMap<(String, u32), String>) {
     let mut toml = format!("name = \"{name}\"\ntokens_per_second = 2000.0\n[answers]\n");
     let mut expected = BTreeMap::new();
+    let mut texts = BTreeMap::new();
     for task in &suite.tasks {
         let mut answers = Vec::new();
         for (rep, want) in pick.iter().enumerate() {
@@ -34,10 +99,11 @@ fn scripted(
                 .expect("every built-in task has a fail example");
             answers.push(toml_string(&example.answer));
             expected.insert((task.id.clone(), rep as u32), example.grade);
+            texts.insert((task.id.clone(), rep as u32), example.answer.clone());
         }
         toml.push_str(&format!("\"{}\" = [{}]\n", task.id, answers.join(", ")));
     }
-    (toml, expected)
+    (toml, expected, texts)
 }
 
 /// A TOML basic string.
@@ -69,12 +135,12 @@ fn counts(grades: impl Iterator<Item = Verdict>) -> (u64, u64, u64) {
 async fn two_scripted_models_over_the_builtin_suite() {
     let dir = tempfile::tempdir().unwrap();
     let suite = Suite::builtin("agent-coding").unwrap();
-    let (oracle, oracle_expected) = scripted(
+    let (oracle, oracle_expected, oracle_answers) = scripted(
         &suite,
         "oracle",
         [Verdict::Pass, Verdict::Pass, Verdict::Partial],
     );
-    let (weak, weak_expected) = scripted(
+    let (weak, weak_expected, weak_answers) = scripted(
         &suite,
         "weak",
         [Verdict::Fail, Verdict::Partial, Verdict::Fail],
@@ -161,6 +227,91 @@ async fn two_scripted_models_over_the_builtin_suite() {
             || table.contains("| Model"),
         "{table}"
     );
+
+    // jsonl: one line per attempt with every documented field; answers byte for byte.
+    let jsonl = report_body(&mut client, &submitted.run_id, "jsonl").await;
+    let lines: Vec<serde_json::Value> = jsonl
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 60);
+    for line in &lines {
+        for key in JSONL_KEYS {
+            assert!(line.get(*key).is_some(), "jsonl line lacks {key}: {line}");
+        }
+        let task = line["task_id"].as_str().unwrap().to_string();
+        let rep = line["repetition"].as_u64().unwrap() as u32;
+        let answers = match line["model"].as_str().unwrap() {
+            "oracle" => &oracle_answers,
+            _ => &weak_answers,
+        };
+        assert_eq!(line["answer"].as_str().unwrap(), answers[&(task, rep)]);
+        assert_eq!(line["run"], submitted.run_id.as_str());
+        assert_eq!(line["counted"], true);
+    }
+
+    // compare: a real difference is flagged, a model against itself is not.
+    let attempts = benchfarm_coordinator::cli::answers::parse_jsonl(&jsonl).unwrap();
+    let side = benchfarm_report::Side {
+        run: &submitted.run_id,
+        suite_name: "agent-coding",
+        suite_version: &suite.version,
+        outcomes: &attempts.outcomes,
+    };
+    let options = benchfarm_report::CompareOptions::default();
+    let pair = |a: &str, b: &str| vec![(a.to_string(), b.to_string())];
+    let differ =
+        benchfarm_report::compare(&side, &side, &pair("oracle", "weak"), &options).unwrap();
+    assert!(differ.models[0].flagged, "{:?}", differ.models[0]);
+    assert!(differ.models[0].diff > 0.0);
+    let same =
+        benchfarm_report::compare(&side, &side, &pair("oracle", "oracle"), &options).unwrap();
+    assert!(!same.models[0].flagged, "{:?}", same.models[0]);
+    assert!(same.models[0].tasks.iter().all(|t| !t.flagged));
+
+    // The HTML report in a real browser: the leaderboard's numbers and the heat map's cells are
+    // the report's, a drill-down answer is there, and the page makes no request of its own.
+    let html = report_body(&mut client, &submitted.run_id, "html").await;
+    if let Some(chromium) = browser::chromium() {
+        let page = browser::CountingProxy::start(html);
+        let profile = dir.path().join("chromium");
+        let dom = page.dump_dom(&chromium, &profile);
+        for (index, name) in ["oracle", "weak"].into_iter().enumerate() {
+            let score = report["models"][index]["score"].as_f64().unwrap();
+            let row = format!("<tr data-model=\"{name}\" data-score=\"{score}\"");
+            assert!(dom.contains(&row), "leaderboard row {row} not in the DOM");
+        }
+        let cells = dom.matches("<td data-model=").count();
+        assert_eq!(cells, 2 * suite.tasks.len(), "heat map cells");
+        let (task, answer) = oracle_answers
+            .iter()
+            .next()
+            .map(|((t, _), a)| (t, a))
+            .unwrap();
+        assert!(dom.contains(&format!(
+            "class=\"drill\" data-model=\"oracle\" data-task=\"{task}\""
+        )));
+        let escaped = answer
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;");
+        assert!(
+            dom.contains(&escaped),
+            "the answer {answer:?} is not in the drill-down"
+        );
+        for width in [1280, 360] {
+            let png = dir.path().join(format!("report-{width}.png"));
+            page.screenshot(&chromium, &profile, width, &png);
+            if let Ok(keep) = std::env::var("BENCHFARM_SCREENSHOTS") {
+                let _ = std::fs::copy(
+                    &png,
+                    std::path::Path::new(&keep).join(png.file_name().unwrap()),
+                );
+            }
+        }
+        assert!(page.served_the_page());
+        assert_eq!(page.requests_beyond_the_page(), Vec::<String>::new());
+    }
 
     w1.leave().await;
     w2.leave().await;

@@ -1,6 +1,7 @@
 //! The coordinator's client verbs: each talks gRPC to a running server (or, for `suite`, works
 //! offline) and prints for a person. Exit codes: 0 success, 1 a failed check or run, 2 bad input.
 
+pub mod answers;
 pub mod client;
 pub mod print;
 pub mod suite_cmd;

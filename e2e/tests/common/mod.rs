@@ -176,3 +176,4 @@ pub fn workspace() -> PathBuf {
 mod real_model;
 #[allow(unused_imports)] // not every test binary uses the real model
 pub use real_model::*;
+pub mod browser;

@@ -128,6 +128,17 @@ enum Verb {
         #[arg(long)]
         allow_suite_change: bool,
     },
+    /// Measure one coordinator at scale: N simulated workers over real gRPC against this binary's
+    /// own `serve` as a child process (docs/benchmarks.md).
+    Bench {
+        #[arg(long, default_value_t = 100)]
+        workers: u32,
+        #[arg(long, default_value_t = 10_000)]
+        jobs: u32,
+        /// Also write the figures as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Cancel a run's remaining jobs.
     Cancel { run: String },
     /// Recompute a finished run's grades from its stored answers.
@@ -228,6 +239,15 @@ async fn main() -> Result<()> {
                         allow_suite_change,
                     )
                     .await?
+                }
+                Verb::Bench {
+                    workers,
+                    jobs,
+                    json,
+                } => {
+                    let exe = std::env::current_exe()?;
+                    cli::bench::bench(&exe, workers, jobs, json).await?;
+                    0
                 }
                 Verb::Cancel { run } => cli::client::cancel(url, &run).await?,
                 Verb::Regrade { run, suite } => {

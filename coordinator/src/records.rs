@@ -99,7 +99,7 @@ pub struct Requirements {
 }
 
 /// A job bound to one worker or one hardware class (placements `every-worker` and `per-class`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Pin {
     Worker(String),

@@ -2,6 +2,7 @@
 //! offline) and prints for a person. Exit codes: 0 success, 1 a failed check or run, 2 bad input.
 
 pub mod answers;
+pub mod bench;
 pub mod client;
 pub mod print;
 pub mod suite_cmd;

@@ -58,25 +58,29 @@ pub fn progress_of(run: &RunRecord, counts: &JobCounts) -> RunProgress {
     }
 }
 
-/// One line per model (and pin) with queued jobs, saying why they wait. `queued` pairs each queued
-/// job with its placement view; `workers` are the connected workers.
-pub fn waiting_reasons(
+/// One line per model (and pin) with queued jobs, saying why they wait. `view` gives a queued
+/// job's placement view; it is asked once per group, not once per job, so a status of a run with
+/// 100,000 queued jobs costs a walk over them and a handful of views. `workers` are the connected
+/// workers.
+pub fn waiting_reasons<'a>(
     run: &RunRecord,
-    queued: &[(&JobRecord, PendingJob)],
+    queued: impl IntoIterator<Item = &'a JobRecord>,
+    view: impl Fn(&JobRecord) -> Option<PendingJob>,
     workers: &[WorkerView],
 ) -> Vec<String> {
-    let mut groups: BTreeMap<(u32, Option<String>), (u32, &PendingJob)> = BTreeMap::new();
-    for (job, pending) in queued {
-        let pin = job.pin.as_ref().map(|p| format!("{p:?}"));
+    let mut groups: BTreeMap<(u32, Option<&Pin>), (u32, &JobRecord)> = BTreeMap::new();
+    for job in queued {
         groups
-            .entry((job.model_index, pin))
-            .or_insert((0, pending))
+            .entry((job.model_index, job.pin.as_ref()))
+            .or_insert((0, job))
             .0 += 1;
     }
     groups
         .into_iter()
-        .filter_map(|((index, _), (count, sample))| {
+        .filter_map(|((index, _), (count, first))| {
             let model = run.models.get(index as usize)?;
+            let sample = view(first)?;
+            let sample = &sample;
             let jobs = if count == 1 { "job" } else { "jobs" };
             Some(match why_unplaceable(sample, &model.name, workers) {
                 Some(reason) => format!("waiting: {count} {jobs} of {}: {reason}", model.name),
@@ -285,13 +289,9 @@ mod tests {
         assert_eq!((p.total, p.done, p.queued, p.running), (4, 1, 3, 0));
 
         let workers = [worker("w1", &["bbbbbbbbbbbbbbbb"], 8_000_000_000)];
-        let queued: Vec<_> = jobs
-            .iter()
-            .filter(|j| j.state == JobState::Queued)
-            .map(|j| (j, pending(j, &r, 1_000_000_000)))
-            .collect();
+        let queued = jobs.iter().filter(|j| j.state == JobState::Queued);
         assert_eq!(
-            waiting_reasons(&r, &queued, &workers),
+            waiting_reasons(&r, queued, |j| Some(pending(j, &r, 1_000_000_000)), &workers),
             vec![
                 "waiting: 1 job of big: no connected worker has the model (sha256 aaaaaaaaaaaa)"
                     .to_string(),

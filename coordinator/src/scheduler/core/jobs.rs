@@ -291,11 +291,26 @@ impl Scheduler {
 
     /// Places queued jobs on free workers and sends the assignments.
     pub(super) fn schedule(&mut self) -> Result<(), SchedulerError> {
-        let queue = self.pending_jobs();
-        if queue.is_empty() {
+        if self.index.queued.is_empty() {
             return Ok(());
         }
-        for placement in place(&queue, &self.worker_views()) {
+        let workers = self.worker_views();
+        let free: u32 = workers
+            .iter()
+            .filter(|w| w.accepting)
+            .map(|w| w.free_slots)
+            .sum();
+        if free == 0 {
+            return Ok(());
+        }
+        // Placement sees the head of the queue, not all of it: a step can place at most `free`
+        // jobs, and building the view of a 100,000-job queue for each step made the queue's
+        // length, not the farm's, the scheduler's cost. The window is generous (pinned jobs of
+        // one run are interleaved in expansion order, one per target, so the head holds every
+        // target's next jobs for up to a few hundred targets).
+        let window = (free as usize).saturating_mul(8).saturating_add(256);
+        let queue = self.pending_jobs(window);
+        for placement in place(&queue, &workers) {
             self.assign(&placement.job_id, &placement.worker_id)?;
         }
         Ok(())

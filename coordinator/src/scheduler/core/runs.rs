@@ -193,14 +193,17 @@ impl Scheduler {
     /// A live run's counts and why its queued jobs wait (for `status RUN`).
     pub(super) fn live_progress(&self, run: &RunRecord) -> RunProgress {
         let mut p = self.counted_progress(run);
-        let jobs = self.jobs_of(&run.id);
-        let queued: Vec<_> = jobs
-            .iter()
-            .filter(|j| j.state == JobState::Queued)
-            .filter_map(|j| Some((*j, self.pending_job(j)?)))
-            .collect();
-        if !queued.is_empty() {
-            p.waiting = waiting_reasons(run, &queued, &self.worker_views());
+        if p.queued > 0 {
+            let queued = self
+                .jobs_of(&run.id)
+                .into_iter()
+                .filter(|j| j.state == JobState::Queued);
+            p.waiting = waiting_reasons(
+                run,
+                queued,
+                |j| self.pending_job(j),
+                &self.worker_views(),
+            );
         }
         p
     }

@@ -98,13 +98,14 @@ impl Scheduler {
         })
     }
 
-    /// Every queued job, in queue order.
-    pub(super) fn pending_jobs(&self) -> Vec<PendingJob> {
+    /// The first `limit` queued jobs, in queue order.
+    pub(super) fn pending_jobs(&self, limit: usize) -> Vec<PendingJob> {
         self.index
             .queued
             .iter()
             .filter_map(|id| self.jobs.get(id))
             .filter_map(|j| self.pending_job(j))
+            .take(limit)
             .collect()
     }
 

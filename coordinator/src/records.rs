@@ -272,6 +272,12 @@ pub struct Timings {
     pub gen_tokens: u32,
     pub gen_ms: f64,
     pub wall_ms: f64,
+    /// Tokens decoded one at a time in generation and the time in llama_decode for them: the
+    /// decode speed llama-bench reports (docs/timings.md). 0 from older workers.
+    #[serde(default)]
+    pub decode_tokens: u32,
+    #[serde(default)]
+    pub decode_ms: f64,
 }
 
 /// The answer of one attempt, its grade and its timings. Keyed by (job, attempt) so a re-sent result
@@ -316,6 +322,14 @@ pub struct WorkerRecord {
     pub engine: String,
     pub llama_cpp_build: String,
     pub backends: Vec<String>,
+    /// The worker's ggml system info line, the CPU features its build uses and those its CPU
+    /// offers (ggml's names); empty from older workers.
+    #[serde(default)]
+    pub system_info: String,
+    #[serde(default)]
+    pub build_features: Vec<String>,
+    #[serde(default)]
+    pub cpu_features: Vec<String>,
     pub slots: u32,
     pub threads: u32,
     pub hardware_class: String,

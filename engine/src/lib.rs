@@ -6,9 +6,12 @@
 //! llama.cpp according to its [`ModelSource`]. This is the only crate in the workspace that links
 //! llama.cpp (through `llama-cpp-2`); everything llama-specific stays in [`llama`].
 //!
-//! Also here: [`hardware`] (what machine a result was measured on) and [`models`] (which GGUF
-//! files a worker can offer).
+//! Also here: [`hardware`] (what machine a result was measured on), [`features`] (the CPU
+//! features the build uses beside those the CPU has) and [`models`] (which GGUF files a worker
+//! can offer). What each timing figure means is defined once, in docs/timings.md.
 
+pub mod bench;
+pub mod features;
 pub mod hardware;
 mod llama;
 pub mod models;
@@ -23,7 +26,7 @@ use benchfarm_modelfile::ScriptedModel;
 use serde::{Deserialize, Serialize};
 
 pub use benchfarm_modelfile;
-pub use llama::{LlamaEngine, builtin_template_for};
+pub use llama::{BenchOptions, LlamaEngine, builtin_template_for};
 pub use scripted::{ScriptedEngine, estimate_tokens};
 
 /// Something that can run one generation at a time.
@@ -87,32 +90,56 @@ pub struct Generation {
     /// (llama.cpp's built-in template, for models without one) or "scripted".
     pub chat_template: String,
     pub stop: StopReason,
+    /// llama.cpp's own perf counters for this generation's context (`llama_perf_context`), to
+    /// cross-check [`Timings`]; `None` from engines that are not llama.cpp.
+    #[serde(default)]
+    pub llama_perf: Option<LlamaPerf>,
 }
 
-/// Where the time went, in milliseconds, measured with a monotonic clock.
+/// Where the time went, in milliseconds, measured with a monotonic clock. Each figure is defined
+/// in docs/timings.md; in short:
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Timings {
-    /// Model load time; 0 when the model was already loaded.
+    /// Model load time; 0 when the model was already loaded (a warm job).
     pub load_ms: f64,
     /// Whether this job loaded the model.
     pub cold: bool,
     pub prompt_tokens: u32,
-    /// Evaluation of the prompt.
+    /// Time in `llama_decode` for the prompt (llama.cpp's `t_p_eval_ms`).
     pub prompt_ms: f64,
-    /// From the start of prompt evaluation to the first sampled token.
+    /// From the request reaching a loaded model (chat template, tokenizing and context creation
+    /// included; model load excluded) to the first token sampled.
     pub ttft_ms: f64,
     /// Generated tokens (the end-of-generation token is not counted: it is not output).
     pub gen_tokens: u32,
-    /// From the first sampled token to the end of generation.
+    /// Wall time of the generation loop, from the end of prompt evaluation to the last token
+    /// (sampling, detokenizing and decoding included): `gen_tokens / gen_ms` is the end-to-end
+    /// generation speed.
     pub gen_ms: f64,
     /// The whole `generate` call, load included.
     pub wall_ms: f64,
+    /// Tokens run through `llama_decode` one at a time during generation (llama.cpp's `n_eval`):
+    /// every generated token but the last when `max_tokens` ended the generation, all of them
+    /// when an end-of-generation token did. The first generated token is sampled from the
+    /// prompt's logits, so it costs no generation decode.
+    #[serde(default)]
+    pub decode_tokens: u32,
+    /// Time in `llama_decode` for those tokens (llama.cpp's `t_eval_ms`): `decode_tokens /
+    /// decode_ms` is the decode speed, the figure llama-bench's `tg` tests report.
+    #[serde(default)]
+    pub decode_ms: f64,
 }
 
 impl Timings {
-    /// Generation speed; 0 when no generation time was measured.
+    /// End-to-end generation speed (tokens generated over the generation loop's wall time); 0
+    /// when no generation time was measured.
     pub fn gen_tokens_per_second(&self) -> f64 {
         rate(self.gen_tokens, self.gen_ms)
+    }
+    /// Decode speed (tokens decoded over time in `llama_decode` for them), llama-bench's `tg`
+    /// figure; 0 when nothing was decoded.
+    pub fn decode_tokens_per_second(&self) -> f64 {
+        rate(self.decode_tokens, self.decode_ms)
     }
     /// Prompt evaluation speed; 0 when no prompt time was measured.
     pub fn prompt_tokens_per_second(&self) -> f64 {
@@ -160,6 +187,19 @@ pub enum EngineError {
     Process(String),
 }
 
+/// llama.cpp's perf counters of one context (`llama_perf_context_data`), in its own units.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct LlamaPerf {
+    /// Time evaluating batches of more than one token (the prompt).
+    pub t_p_eval_ms: f64,
+    /// Time evaluating single-token batches (generation).
+    pub t_eval_ms: f64,
+    /// Tokens in those multi-token batches (llama.cpp reports at least 1).
+    pub n_p_eval: i32,
+    /// Single-token batches evaluated (llama.cpp reports at least 1).
+    pub n_eval: i32,
+}
+
 /// What runs the models on this worker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EngineInfo {
@@ -168,6 +208,24 @@ pub struct EngineInfo {
     pub llama_cpp_build: String,
     /// ggml backends with devices present, e.g. ["CPU"].
     pub backends: Vec<String>,
+    /// ggml's system info line for this build, verbatim (`llama_print_system_info()`).
+    #[serde(default)]
+    pub system_info: String,
+    /// The CPU features the build uses, in ggml's names, parsed from `system_info`
+    /// (see [`features::build_features`]), e.g. ["SSE3", "AVX", "AVX2", "FMA", "OPENMP"].
+    #[serde(default)]
+    pub build_features: Vec<String>,
+    /// The features this machine's CPU offers, in the same names
+    /// (see [`features::cpu_features_from_cpuinfo`]).
+    #[serde(default)]
+    pub cpu_features: Vec<String>,
+}
+
+impl EngineInfo {
+    /// Features the CPU has that the build does not use (a portable build on a newer CPU).
+    pub fn unused_features(&self) -> Vec<String> {
+        features::unused_features(&self.cpu_features, &self.build_features)
+    }
 }
 
 /// Describes the engine (initialising llama.cpp's backend if needed to list devices).

@@ -9,7 +9,9 @@
 //!   created per request, sized to prompt + `max_tokens`, so jobs cannot leak state into each
 //!   other.
 
+mod bench;
 mod logs;
+mod sysinfo;
 mod template;
 
 use std::num::NonZeroU32;
@@ -29,8 +31,10 @@ use llama_cpp_2::{LogOptions, send_logs_to_tracing};
 
 use crate::utf8::Utf8Stream;
 use crate::{
-    Engine, EngineError, EngineInfo, GenerateRequest, Generation, ModelSource, StopReason, Timings,
+    Engine, EngineError, EngineInfo, GenerateRequest, Generation, LlamaPerf, ModelSource,
+    StopReason, Timings,
 };
+pub use bench::BenchOptions;
 use logs::LlamaLogs;
 pub use template::builtin_template_for;
 
@@ -78,6 +82,11 @@ pub(crate) fn engine_info() -> EngineInfo {
             "llama-cpp-2 {LLAMA_CPP_2_VERSION} (llama-cpp-sys-2 {LLAMA_CPP_SYS_2_VERSION})"
         ),
         backends,
+        build_features: crate::features::build_features(sysinfo::system_info()),
+        system_info: sysinfo::system_info().to_string(),
+        cpu_features: std::fs::read_to_string("/proc/cpuinfo")
+            .map(|text| crate::features::cpu_features_from_cpuinfo(&text))
+            .unwrap_or_default(),
     }
 }
 
@@ -181,6 +190,8 @@ impl LlamaEngine {
             )));
         }
         let load_ms = self.ensure_loaded(path, sha256, logs)?;
+        // The request reaches a loaded model: TTFT counts from here (docs/timings.md).
+        let ready = Instant::now();
         let backend = self.backend;
         let Some(loaded) = self.loaded.as_ref() else {
             return Err(EngineError::Llama("model vanished after loading".into()));
@@ -259,18 +270,21 @@ impl LlamaEngine {
 
         let mut sampler = make_sampler(req.temperature, req.seed);
         let mut piece = Vec::new();
-        let mut first_token_at: Option<Instant> = None;
+        let mut sampled_any = false;
         let mut pos = i32::try_from(tokens.len()).unwrap_or(i32::MAX);
         let mut logits_index = batch.n_tokens() - 1;
+        // The generation loop's wall time (end-to-end speed) starts here, so the first token —
+        // sampled from the prompt's logits — is inside both the count and the time.
+        let loop_start = Instant::now();
         for _ in 0..max_tokens {
             if req.cancel.load(Ordering::Relaxed) {
                 stop = StopReason::Cancelled;
                 break;
             }
             let token = sampler.sample(&ctx, logits_index);
-            if first_token_at.is_none() {
-                timings.ttft_ms = ms_since(eval_start);
-                first_token_at = Some(Instant::now());
+            if !sampled_any {
+                timings.ttft_ms = ms_since(ready);
+                sampled_any = true;
             }
             if vocab.is_eog(token) {
                 stop = StopReason::Eos;
@@ -289,20 +303,36 @@ impl LlamaEngine {
                 .map_err(|e| EngineError::Llama(format!("building token batch: {e}")))?;
             pos = pos.saturating_add(1);
             logits_index = 0;
+            // Decode time alone, as llama.cpp's t_eval_ms counts it: llama-bench's tg figure.
+            let decode_start = Instant::now();
             ctx.decode(&mut batch)
                 .map_err(|e| decode_err("generating", &e))?;
+            timings.decode_ms += ms_since(decode_start);
+            timings.decode_tokens += 1;
         }
-        timings.gen_ms = first_token_at.map_or(0.0, ms_since);
+        if sampled_any {
+            timings.gen_ms = ms_since(loop_start);
+        }
         timings.wall_ms = ms_since(start);
+        let perf = ctx.timings();
+        let llama_perf = LlamaPerf {
+            t_p_eval_ms: perf.t_p_eval_ms(),
+            t_eval_ms: perf.t_eval_ms(),
+            n_p_eval: perf.n_p_eval(),
+            n_eval: perf.n_eval(),
+        };
         tracing::debug!(
             path = %path.display(),
             prompt_tokens,
             gen_tokens = timings.gen_tokens,
             gen_tps = timings.gen_tokens_per_second(),
+            decode_tps = timings.decode_tokens_per_second(),
             stop = ?stop,
             "generation done"
         );
-        Ok(generation(text.finish(), timings, prompt.template, stop))
+        let mut generation = generation(text.finish(), timings, prompt.template, stop);
+        generation.llama_perf = Some(llama_perf);
+        Ok(generation)
     }
 }
 
@@ -324,6 +354,7 @@ fn generation(
         timings,
         chat_template,
         stop,
+        llama_perf: None,
     }
 }
 

@@ -124,6 +124,8 @@ impl Engine for ScriptedEngine {
                 ttft_ms: if done_tokens > 0 { prompt_ms } else { 0.0 },
                 gen_tokens: estimate_tokens(&text),
                 gen_ms: gen_elapsed,
+                decode_tokens: estimate_tokens(&text),
+                decode_ms: gen_elapsed,
                 ..Timings::default()
             };
             let mut generation = cancelled(start, load_ms, timings);
@@ -141,9 +143,13 @@ impl Engine for ScriptedEngine {
                 load_ms,
                 cold,
                 wall_ms: start.elapsed().as_secs_f64() * 1000.0,
+                // A scripted model has no decode apart from its generation: one figure for both.
+                decode_tokens: gen_tokens,
+                decode_ms: gen_ms,
             },
             chat_template: "scripted".into(),
             stop: StopReason::Eos,
+            llama_perf: None,
         })
     }
 }
@@ -160,6 +166,7 @@ fn cancelled(start: Instant, load_ms: f64, timings: Timings) -> Generation {
         },
         chat_template: "scripted".into(),
         stop: StopReason::Cancelled,
+        llama_perf: None,
     }
 }
 

@@ -1,5 +1,6 @@
 //! The benchfarm worker as a library: join a coordinator and run its jobs.
 //!
+//! - [`bench`]: `worker bench`, llama-bench's pp/tg tests on this worker's engine.
 //! - [`join`] / [`join_with`]: discover the machine and its models, start the runner, connect.
 //! - [`client`]: the `Connect` stream (hello, heartbeats, reconnect with backoff, outbox, drain).
 //! - [`runner`]: slot threads that run the engine and grade answers.
@@ -8,6 +9,7 @@
 //! - [`outbox`], [`identity`], [`convert`]: unacknowledged results (kept in the state dir), the
 //!   stable id, wire mapping.
 
+pub mod bench;
 pub mod client;
 pub mod convert;
 pub mod host;
@@ -87,6 +89,14 @@ pub async fn join_with(
     info!(worker = %worker_id, name = %name, cpu = %hardware.cpu_model, cores = hardware.effective_cpus(),
           threads, slots, models = discovery.models.len(), engine = %engine_mode,
           speed_factor = options.speed_factor, "worker starting");
+    info!(build_features = %engine.build_features.join(","), cpu_features = %engine.cpu_features.join(","),
+          system_info = %engine.system_info, "llama.cpp build");
+    let unused = engine.unused_features();
+    if !unused.is_empty() {
+        // The timings this worker reports describe the build, not the machine: say so at join.
+        warn!(unused = %unused.join(","), system_info = %engine.system_info,
+              "portable build: cpu features unused; timings understate this machine");
+    }
     for m in &discovery.models {
         info!(model = %m.name, file = %m.file_name, size = m.size_bytes, sha256 = %m.sha256, "model available");
     }
@@ -101,9 +111,12 @@ pub async fn join_with(
             .map(convert::model_to_wire)
             .collect(),
         engine: Some(pb::EngineInfo {
-            name: engine.name,
-            llama_cpp_build: engine.llama_cpp_build,
-            backends: engine.backends,
+            name: engine.name.clone(),
+            llama_cpp_build: engine.llama_cpp_build.clone(),
+            backends: engine.backends.clone(),
+            system_info: engine.system_info.clone(),
+            build_features: engine.build_features.clone(),
+            cpu_features: engine.cpu_features.clone(),
         }),
         slots,
         threads,
@@ -119,6 +132,10 @@ pub async fn join_with(
         events_tx,
         options.engine.clone(),
         options.speed_factor,
+        runner::BuildFeatures {
+            build: engine.build_features.clone(),
+            cpu: engine.cpu_features.clone(),
+        },
     )
     .context("starting job threads")?;
     let outbox = outbox::Outbox::open(config.state_dir.join("outbox.log"));

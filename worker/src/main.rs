@@ -3,6 +3,9 @@
 //! Ctrl-C or SIGTERM once: drain (finish and report the running job, then leave). Twice: abandon.
 //! A `Drain` from the coordinator acts like the first signal; the worker then exits 0.
 //!
+//! `worker bench`: llama-bench's pp/tg tests on one model with this build (see
+//! `benchfarm_worker::bench`).
+//!
 //! `worker engine-host` (hidden) is the child process each slot runs its engine in; see
 //! `benchfarm_worker::host`.
 
@@ -68,6 +71,47 @@ enum Verb {
         #[arg(long, value_name = "F", default_value_t = 1.0, value_parser = parse_speed_factor)]
         speed_factor: f64,
     },
+    /// Measure prompt processing (pp) and generation (tg) speed on one model the way llama.cpp's
+    /// llama-bench does, and print it in llama-bench's formats and field names.
+    Bench {
+        /// The GGUF model file.
+        #[arg(short = 'm', long)]
+        model: PathBuf,
+        /// Prompt sizes for pp tests (comma-separated; 0: none).
+        #[arg(
+            short = 'p',
+            long = "n-prompt",
+            value_delimiter = ',',
+            default_value = "512"
+        )]
+        prompts: Vec<u32>,
+        /// Generation lengths for tg tests (comma-separated; 0: none).
+        #[arg(
+            short = 'n',
+            long = "n-gen",
+            value_delimiter = ',',
+            default_value = "128"
+        )]
+        gens: Vec<u32>,
+        /// A combined prompt+generation test, PROMPT,GEN (repeatable).
+        #[arg(long = "pg", value_name = "PROMPT,GEN", value_parser = benchfarm_worker::bench::parse_pair)]
+        pairs: Vec<(u32, u32)>,
+        /// CPU threads (comma-separated; each test runs at each; default: usable cores).
+        #[arg(short = 't', long, value_delimiter = ',')]
+        threads: Vec<u32>,
+        /// Repetitions per test.
+        #[arg(short = 'r', long, default_value_t = 5)]
+        repetitions: u32,
+        /// Logical batch size: the prompt is decoded in chunks of this many tokens.
+        #[arg(short = 'b', long = "batch-size", default_value_t = 2048)]
+        batch_size: u32,
+        /// Physical batch size.
+        #[arg(long = "ubatch-size", default_value_t = 512)]
+        ubatch_size: u32,
+        /// Output format: md, csv, json or jsonl.
+        #[arg(short = 'o', long, default_value = "md")]
+        format: benchfarm_engine::bench::format::Format,
+    },
     /// Internal: run a slot's engine, speaking JSON lines on stdin/stdout (started by `join`).
     #[command(hide = true)]
     EngineHost,
@@ -92,6 +136,32 @@ fn main() -> Result<std::process::ExitCode> {
             // No timestamps: the worker re-logs these lines with its own, at the level in front.
             logging(false);
             Ok(benchfarm_worker::host::serve_stdio())
+        }
+        Verb::Bench {
+            model,
+            prompts,
+            gens,
+            pairs,
+            threads,
+            repetitions,
+            batch_size,
+            ubatch_size,
+            format,
+        } => {
+            logging(true);
+            let out = benchfarm_worker::bench::run(&benchfarm_worker::bench::BenchArgs {
+                model,
+                prompts,
+                gens,
+                pairs,
+                threads,
+                repetitions,
+                n_batch: batch_size,
+                n_ubatch: ubatch_size,
+                format,
+            })?;
+            print!("{out}");
+            Ok(std::process::ExitCode::SUCCESS)
         }
         Verb::Join {
             coordinator,

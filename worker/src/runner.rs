@@ -54,6 +54,16 @@ struct Context {
     /// Parsed suites and scripted models by their text: a run's jobs all carry the same text.
     suites: Mutex<HashMap<String, Arc<Suite>>>,
     scripted: Mutex<HashMap<String, Arc<ScriptedModel>>>,
+    /// What the llama.cpp build uses and what the CPU offers (ggml's names), stamped on every
+    /// GGUF result so that a stored figure says which build measured it.
+    features: BuildFeatures,
+}
+
+/// The build's and the CPU's features, as in the worker's `EngineInfo`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BuildFeatures {
+    pub build: Vec<String>,
+    pub cpu: Vec<String>,
 }
 
 /// The slots, and the channel that feeds them.
@@ -74,6 +84,7 @@ impl Runner {
         events: mpsc::Sender<RunnerEvent>,
         engine: EngineMode,
         speed_factor: f64,
+        features: BuildFeatures,
     ) -> std::io::Result<Runner> {
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
@@ -84,6 +95,7 @@ impl Runner {
             speed_factor,
             suites: Mutex::new(HashMap::new()),
             scripted: Mutex::new(HashMap::new()),
+            features,
         });
         for slot in 0..slots.max(1) {
             let rx = Arc::clone(&rx);
@@ -214,6 +226,11 @@ fn execute(
         }
         None => return Err("assignment model has no source".into()),
     };
+    // A scripted model runs no llama.cpp: the build's features say nothing about its timings.
+    let features = match &model {
+        ModelSource::Gguf { .. } => context.features.clone(),
+        ModelSource::Scripted(_) => BuildFeatures::default(),
+    };
     let request = GenerateRequest {
         model,
         task_id: a.task_id.clone(),
@@ -261,6 +278,8 @@ fn execute(
             gen_tokens: t.gen_tokens,
             gen_ms: t.gen_ms,
             wall_ms: t.wall_ms,
+            decode_tokens: t.decode_tokens,
+            decode_ms: t.decode_ms,
         }),
         threads: context.threads,
         chat_template: generation.chat_template,
@@ -270,6 +289,8 @@ fn execute(
             StopReason::Cancelled => "cancelled",
         }
         .into(),
+        build_features: features.build,
+        cpu_features: features.cpu,
     }))
 }
 

@@ -171,7 +171,22 @@ async fn accept(conns: &mut mpsc::Receiver<Conn>) -> Conn {
         .await
         .expect("the worker connects within 20 s")
         .unwrap();
-    assert!(matches!(conn.next(false).await, Up::Hello(_)));
+    let Up::Hello(hello) = conn.next(false).await else {
+        panic!("the first message is not a hello");
+    };
+    // The hello says what the llama.cpp build uses and what the CPU offers (issue 8).
+    let engine = hello.engine.expect("hello.engine");
+    assert!(
+        engine.system_info.starts_with("CPU : "),
+        "{:?}",
+        engine.system_info
+    );
+    assert!(
+        engine.build_features.iter().any(|f| f == "OPENMP"),
+        "{:?}",
+        engine.build_features
+    );
+    assert!(!engine.cpu_features.is_empty(), "no CPU features read");
     conn
 }
 

@@ -91,7 +91,12 @@ impl Child {
         // Fields after the command (which is in parentheses and may hold spaces).
         let after = stat.rsplit_once(')').map(|(_, s)| s).unwrap_or("");
         let fields: Vec<&str> = after.split_whitespace().collect();
-        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
         // utime and stime are fields 14 and 15 of stat, i.e. 11 and 12 after the command.
         let cpu = (ticks(11) + ticks(12)) / 100.0;
         let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
@@ -199,6 +204,7 @@ async fn simulated_worker(
                             threads: 1,
                             chat_template: "simulated".into(),
                             stop: "eos".into(),
+                            ..pb::JobResult::default()
                         })).await?;
                         freed = Some(Instant::now());
                     }
@@ -319,7 +325,9 @@ pub async fn bench(exe: &Path, workers: u32, jobs: u32, json: Option<PathBuf>) -
     // Every job is done (so each has a counted result) and the report counts exactly J: no job
     // was counted twice.
     if n != u64::from(jobs) {
-        bail!("not every job was counted exactly once: the report counts {n} results for {jobs} jobs");
+        bail!(
+            "not every job was counted exactly once: the report counts {n} results for {jobs} jobs"
+        );
     }
 
     for task in &tasks_running {

@@ -178,6 +178,9 @@ pub fn joining(hello: pb::Hello) -> Result<Joining, Status> {
             engine: engine.name,
             llama_cpp_build: engine.llama_cpp_build,
             backends: engine.backends,
+            system_info: engine.system_info,
+            build_features: engine.build_features,
+            cpu_features: engine.cpu_features,
             // A worker claiming more slots than any machine has is capped, not trusted: the
             // scheduler adds its prefetch to this number.
             slots: hello.slots.clamp(1, MAX_SLOTS),
@@ -213,6 +216,8 @@ pub fn incoming_result(r: pb::JobResult) -> Result<IncomingResult, Status> {
             gen_tokens: t.gen_tokens,
             gen_ms: t.gen_ms,
             wall_ms: t.wall_ms,
+            decode_tokens: t.decode_tokens,
+            decode_ms: t.decode_ms,
         },
         threads: r.threads,
         chat_template: r.chat_template,
@@ -266,6 +271,9 @@ impl From<WorkerSummary> for pb::WorkerStatus {
                 name: r.engine,
                 llama_cpp_build: r.llama_cpp_build,
                 backends: r.backends,
+                system_info: r.system_info,
+                build_features: r.build_features,
+                cpu_features: r.cpu_features,
             }),
             slots: r.slots,
             threads: r.threads,

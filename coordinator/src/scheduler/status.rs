@@ -291,7 +291,12 @@ mod tests {
         let workers = [worker("w1", &["bbbbbbbbbbbbbbbb"], 8_000_000_000)];
         let queued = jobs.iter().filter(|j| j.state == JobState::Queued);
         assert_eq!(
-            waiting_reasons(&r, queued, |j| Some(pending(j, &r, 1_000_000_000)), &workers),
+            waiting_reasons(
+                &r,
+                queued,
+                |j| Some(pending(j, &r, 1_000_000_000)),
+                &workers
+            ),
             vec![
                 "waiting: 1 job of big: no connected worker has the model (sha256 aaaaaaaaaaaa)"
                     .to_string(),

@@ -104,9 +104,9 @@ impl Store {
             .cache_capacity(CACHE_BYTES)
             .open()
             .map_err(|source| StoreError::Open {
-            path: path.clone(),
-            source,
-        })?;
+                path: path.clone(),
+                source,
+            })?;
         Store::with_backend(Arc::new(SledKv::open(db)?), &path)
     }
 

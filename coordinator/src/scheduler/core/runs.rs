@@ -198,12 +198,7 @@ impl Scheduler {
                 .jobs_of(&run.id)
                 .into_iter()
                 .filter(|j| j.state == JobState::Queued);
-            p.waiting = waiting_reasons(
-                run,
-                queued,
-                |j| self.pending_job(j),
-                &self.worker_views(),
-            );
+            p.waiting = waiting_reasons(run, queued, |j| self.pending_job(j), &self.worker_views());
         }
         p
     }

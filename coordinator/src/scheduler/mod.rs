@@ -329,3 +329,68 @@ pub fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".into())
 }
+
+#[cfg(test)]
+mod tests {
+    //! Finding 5 of issue 9: a scheduler that dies must not look healthy. Here it dies for real (its
+    //! clock panics), and its supervision says so; the server turns that into NOT_SERVING and a
+    //! non-zero exit (`grpc::server`).
+
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+    use crate::clock::Clock;
+
+    #[derive(Debug, Default)]
+    struct BreakingClock {
+        broken: AtomicBool,
+    }
+
+    impl Clock for BreakingClock {
+        fn now_ms(&self) -> UnixMs {
+            assert!(!self.broken.load(Ordering::SeqCst), "the clock broke");
+            1_700_000_000_000
+        }
+    }
+
+    #[tokio::test]
+    async fn a_dead_scheduler_is_reported_not_hidden() {
+        let store = Store::in_memory(crate::store::MemoryKv::new()).expect("store");
+        let clock = Arc::new(BreakingClock::default());
+        let (shutdown, _) = broadcast::channel(1);
+        let (done, mut finished) = mpsc::channel(1);
+        let (handle, exited) = spawn(
+            store,
+            Config::default(),
+            clock.clone(),
+            shutdown.subscribe(),
+            done,
+        )
+        .expect("spawn");
+        clock.broken.store(true, Ordering::SeqCst);
+        // A join reads the clock: the scheduler thread panics on it.
+        let (outbox, _inbox) = mpsc::channel(8);
+        let answer = handle
+            .ask(|reply| Command::Join {
+                worker: Box::new(Joining {
+                    record: crate::scheduler::core::testbed_record("w1", 1),
+                    running: Vec::new(),
+                    unacknowledged: Vec::new(),
+                }),
+                conn: 1,
+                outbox,
+                seen: Liveness::new(0),
+                reply,
+            })
+            .await;
+        assert!(matches!(answer, Err(SchedulerError::Stopped)), "{answer:?}");
+        let why = exited.await.expect("supervision answers");
+        assert!(
+            why.as_ref().is_err_and(|e| e.contains("the clock broke")),
+            "{why:?}"
+        );
+        // Everyone waiting for the scheduler to finish is released.
+        assert!(finished.recv().await.is_none());
+        let _ = shutdown.send(());
+    }
+}

@@ -23,6 +23,8 @@ mod interleavings;
 #[cfg(test)]
 mod testbed;
 #[cfg(test)]
+pub(super) use testbed::worker_record as testbed_record;
+#[cfg(test)]
 mod tests;
 
 use std::collections::{BTreeMap, HashMap, HashSet};

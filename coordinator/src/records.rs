@@ -302,6 +302,12 @@ pub struct ResultRecord {
     /// Earlier grades of this same answer, oldest first, with the suite version that gave them.
     #[serde(default)]
     pub grade_history: Vec<PastGrade>,
+    /// The CPU features the build that produced this result used, and those its CPU has (ggml's
+    /// names): a feature in the second list and not the first is speed the build left unused.
+    #[serde(default)]
+    pub build_features: Vec<String>,
+    #[serde(default)]
+    pub cpu_features: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

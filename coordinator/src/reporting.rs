@@ -118,7 +118,13 @@ pub fn inputs(
                 suite_version: run.suite_version.clone(),
                 seed: Some(job.seed),
                 temperature: temperature(&job.task_id),
-                hardware_tags: worker.map(|w| w.hardware.simd.clone()).unwrap_or_default(),
+                // The build's CPU features as the result reported them (older results: the
+                // worker's SIMD list).
+                hardware_tags: if r.build_features.is_empty() {
+                    worker.map(|w| w.hardware.simd.clone()).unwrap_or_default()
+                } else {
+                    r.build_features.clone()
+                },
                 grade_history: r
                     .grade_history
                     .iter()

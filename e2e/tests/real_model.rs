@@ -86,6 +86,13 @@ async fn default_model_end_to_end_is_deterministic_and_timed() {
             "cold iff the job loaded the model: {t:?}"
         );
         assert_eq!(r.threads, 1);
+        // The build's CPU features (ggml's system info, parsed) are stored with each result.
+        assert!(
+            !r.build_features.is_empty() && !r.cpu_features.is_empty(),
+            "no build features stored: {:?} / {:?}",
+            r.build_features,
+            r.cpu_features
+        );
         assert_eq!(
             r.chat_template, "model",
             "SmolLM2 carries its own chat template"

@@ -222,6 +222,8 @@ pub fn incoming_result(r: pb::JobResult) -> Result<IncomingResult, Status> {
         threads: r.threads,
         chat_template: r.chat_template,
         stop: r.stop,
+        build_features: r.build_features,
+        cpu_features: r.cpu_features,
     })
 }
 

@@ -114,6 +114,9 @@ pub struct IncomingResult {
     pub threads: u32,
     pub chat_template: String,
     pub stop: String,
+    /// The CPU features the worker's llama.cpp build uses, and those its CPU has (ggml's names).
+    pub build_features: Vec<String>,
+    pub cpu_features: Vec<String>,
 }
 
 /// Something a connected worker said.

@@ -60,6 +60,8 @@ fn result(job_id: &str, attempt: u32) -> ResultRecord {
         received_unix_ms: 2,
         counted: true,
         grade_history: vec![],
+        build_features: vec![],
+        cpu_features: vec![],
     }
 }
 

@@ -104,6 +104,8 @@ impl Scheduler {
             received_unix_ms: now,
             counted,
             grade_history: Vec::new(),
+            build_features: incoming.build_features,
+            cpu_features: incoming.cpu_features,
         };
         let fresh = match &next {
             Some(_) => self.store.insert_result(&record)?,

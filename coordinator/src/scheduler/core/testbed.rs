@@ -287,6 +287,8 @@ pub fn result(key: &(String, u32)) -> IncomingResult {
         threads: 1,
         chat_template: "scripted".into(),
         stop: "eos".into(),
+        build_features: Vec::new(),
+        cpu_features: Vec::new(),
     }
 }
 

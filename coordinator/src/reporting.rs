@@ -89,6 +89,8 @@ pub fn inputs(
                 ttft_ms: r.timings.ttft_ms,
                 gen_tokens: r.timings.gen_tokens,
                 gen_ms: r.timings.gen_ms,
+                decode_tokens: r.timings.decode_tokens,
+                decode_ms: r.timings.decode_ms,
                 run: run.id.clone(),
                 job: r.job_id.clone(),
                 attempt: r.attempt,

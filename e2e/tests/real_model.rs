@@ -108,9 +108,15 @@ async fn default_model_end_to_end_is_deterministic_and_timed() {
         assert_eq!(a.answer, b.answer);
         assert_eq!(a.timings.gen_tokens, b.timings.gen_tokens);
     }
-    // The report's speed is the stored tokens over the stored generation seconds.
-    let tokens: u32 = first.iter().map(|r| r.timings.gen_tokens).sum();
-    let seconds: f64 = first.iter().map(|r| r.timings.gen_ms / 1000.0).sum();
+    // The report's speed is decode speed, llama-bench's tg: the stored decoded tokens over the
+    // stored seconds in llama_decode (docs/timings.md).
+    assert!(
+        first
+            .iter()
+            .all(|r| r.timings.decode_tokens > 0 && r.timings.decode_ms > 0.0)
+    );
+    let tokens: u32 = first.iter().map(|r| r.timings.decode_tokens).sum();
+    let seconds: f64 = first.iter().map(|r| r.timings.decode_ms / 1000.0).sum();
     let reported = report["models"][0]["gen_tokens_per_second"]
         .as_f64()
         .unwrap();

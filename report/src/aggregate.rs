@@ -362,7 +362,7 @@ pub fn timing(outs: &[&Outcome]) -> Timing {
         mean_seconds: stats::mean(&wall_s),
         median_seconds: stats::quantile(&wall_s, 0.5),
         p90_seconds: stats::quantile(&wall_s, 0.9),
-        gen_tokens_per_second: throughput(outs.iter().map(|o| (o.gen_tokens, o.gen_ms))),
+        gen_tokens_per_second: throughput(outs.iter().map(|o| o.tg())),
         prompt_tokens_per_second: throughput(outs.iter().map(|o| (o.prompt_tokens, o.prompt_ms))),
         mean_ttft_ms: stats::mean(&ttft),
         cold_loads: cold.len() as u64,

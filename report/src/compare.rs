@@ -383,10 +383,11 @@ fn excludes(ci: [f64; 2], value: f64) -> bool {
 fn gen_samples<'a>(outs: &'a [Outcome], model: &str) -> BTreeMap<&'a str, Vec<(u64, f64)>> {
     let mut by: BTreeMap<&str, Vec<(u64, f64)>> = BTreeMap::new();
     for o in outs.iter().filter(|o| o.counted && o.model == model) {
-        if o.gen_ms.is_finite() && o.gen_ms > 0.0 {
+        let (tokens, ms) = o.tg();
+        if ms.is_finite() && ms > 0.0 {
             by.entry(o.hardware_class.as_str())
                 .or_default()
-                .push((u64::from(o.gen_tokens), o.gen_ms));
+                .push((u64::from(tokens), ms));
         }
     }
     by

@@ -134,6 +134,14 @@ pub struct Outcome {
     /// (new suite version, fixed grader) appends instead of overwriting, so history stays visible.
     #[serde(default)]
     pub grade_history: Vec<GradeEntry>,
+    /// Tokens decoded one at a time and the time `llama_decode` took for them (llama.cpp's
+    /// `n_eval` / `t_eval_ms`): the decode speed llama-bench's `tg` reports. 0 from workers that
+    /// did not measure it (a number, not NaN, so an unmeasured outcome still equals itself); the
+    /// generation speed then falls back to `gen_*` (docs/timings.md).
+    #[serde(default)]
+    pub decode_tokens: u32,
+    #[serde(default)]
+    pub decode_ms: f64,
 }
 
 impl Default for Outcome {
@@ -177,6 +185,20 @@ impl Default for Outcome {
             top_p: None,
             hardware_tags: Vec::new(),
             grade_history: Vec::new(),
+            decode_tokens: 0,
+            decode_ms: 0.0,
+        }
+    }
+}
+
+impl Outcome {
+    /// The (tokens, milliseconds) the generation speed is computed from: the decode figures when
+    /// the worker measured them (what llama-bench's `tg` means), else the generation loop's.
+    pub fn tg(&self) -> (u32, f64) {
+        if self.decode_tokens > 0 && self.decode_ms.is_finite() && self.decode_ms > 0.0 {
+            (self.decode_tokens, self.decode_ms)
+        } else {
+            (self.gen_tokens, self.gen_ms)
         }
     }
 }

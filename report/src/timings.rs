@@ -74,7 +74,8 @@ pub struct TimingDetail {
 
 /// Per-job generation rate, when the job measured a positive generation time.
 pub fn gen_rate(o: &Outcome) -> Option<f64> {
-    stats::rate(u64::from(o.gen_tokens), o.gen_ms)
+    let (tokens, ms) = o.tg();
+    stats::rate(u64::from(tokens), ms)
 }
 
 fn prompt_rate(o: &Outcome) -> Option<f64> {

@@ -74,6 +74,8 @@ struct ErrorLine<'a> {
     top_p: Option<f64>,
     hardware_tags: &'a [String],
     grade_history: &'a [GradeEntry],
+    decode_tokens: u32,
+    decode_ms: f64,
     reason: Option<&'a str>,
     job_failed: bool,
 }
@@ -120,6 +122,8 @@ impl<'a> ErrorLine<'a> {
             top_p: f.top_p,
             hardware_tags: &f.hardware_tags,
             grade_history: &[],
+            decode_tokens: 0,
+            decode_ms: 0.0,
             reason: Some(&f.reason),
             job_failed: f.job_failed,
         }

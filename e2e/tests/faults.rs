@@ -14,6 +14,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use benchfarm_coordinator::records::{AttemptEnd, JobRecord};
+use benchfarm_proto::v1 as pb;
 use process::*;
 
 /// The reason an attempt ended without an answer, if it did.
@@ -352,6 +353,53 @@ async fn a_job_failing_every_attempt_fails_alone() {
         );
     }
     assert!(!reason.contains("attempt 4"), "{reason}");
+    // The failed job is shown as failed, not as missing, in every format.
+    let mut body = std::collections::HashMap::new();
+    for format in ["table", "md", "csv", "jsonl", "html"] {
+        let text = client
+            .get_report(pb::GetReportRequest {
+                run_id: run.run_id.clone(),
+                format: format.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .body;
+        body.insert(format, text);
+    }
+    assert!(
+        body["table"].contains("8/8 jobs · 1 failed"),
+        "{}",
+        body["table"]
+    );
+    assert!(
+        body["md"].contains("- `m` · `t02` · rep 0: attempt 1: scripted fault: fail"),
+        "{}",
+        body["md"]
+    );
+    let csv_t02 = body["csv"]
+        .lines()
+        .find(|l| l.starts_with("m,t02,"))
+        .unwrap();
+    assert!(csv_t02.ends_with(",1"), "failed_jobs of t02: {csv_t02}");
+    let errors: Vec<serde_json::Value> = body["jsonl"]
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|l| l["verdict"] == "error")
+        .collect();
+    assert_eq!(errors.len(), 3, "one line per failed attempt");
+    assert!(
+        errors
+            .iter()
+            .all(|l| l["task_id"] == "t02" && l["repetition"] == 0)
+    );
+    assert_eq!(errors.iter().filter(|l| l["job_failed"] == true).count(), 1);
+    assert!(
+        body["html"].contains(
+            "<li class=\"failed-job\" data-model=\"m\" data-task=\"t02\" data-rep=\"0\">"
+        ),
+        "the html report lists the failed job"
+    );
 
     let store = farm.stop_and_open_store();
     let (jobs, _) = assert_exactly_once(&store, &run.run_id, 8);

@@ -106,19 +106,20 @@ fn markdown_empty_run() {
 #[test]
 fn csv_exact() {
     // alpha's walls are 1..9 s in task order, so t1 = mean(1,2,3) = 2, t2 = 5, t3 = 8;
-    // beta t3 = 2.5/3 = 0.8333…; script has no graded job, so its score and timings are empty.
+    // beta t3 = 2.5/3 = 0.8333…; script has no graded job, so its score and timings are empty, and
+    // its failed jobs (t1 rep 0, t2 rep 0 in the fixture) are counted, not missing.
     let (r, o) = fixture();
     let expected = "\
-model,task,category,n,pass,partial,fail,score,mean_seconds,gen_tokens_per_second
-alpha,t1,edit,3,3,0,0,1,2,200
-alpha,t2,edit,3,1,1,1,0.5,5,200
-alpha,t3,fix,3,0,0,3,0,8,200
-beta,t1,edit,3,3,0,0,1,1,200
-beta,t2,edit,3,3,0,0,1,1,200
-beta,t3,fix,3,2,1,0,0.8333333333333334,1,200
-script,t1,edit,0,0,0,0,,,
-script,t2,edit,0,0,0,0,,,
-script,t3,fix,0,0,0,0,,,
+model,task,category,n,pass,partial,fail,score,mean_seconds,gen_tokens_per_second,failed_jobs
+alpha,t1,edit,3,3,0,0,1,2,200,0
+alpha,t2,edit,3,1,1,1,0.5,5,200,0
+alpha,t3,fix,3,0,0,3,0,8,200,0
+beta,t1,edit,3,3,0,0,1,1,200,0
+beta,t2,edit,3,3,0,0,1,1,200,0
+beta,t3,fix,3,2,1,0,0.8333333333333334,1,200,0
+script,t1,edit,0,0,0,0,,,,1
+script,t2,edit,0,0,0,0,,,,1
+script,t3,fix,0,0,0,0,,,,0
 ";
     assert_eq!(render(&r, &o, Format::Csv), expected);
 }
@@ -131,7 +132,7 @@ fn csv_quotes_awkward_names() {
     let outs = [outcome("a,\"b\"\nc", "t1", 0, Verdict::Pass)];
     let csv = render(&aggregate(&i, &outs), &outs, Format::Csv);
     assert!(
-        csv.contains("\n\"a,\"\"b\"\"\nc\",t1,\"x,y\",1,1,0,0,1,1,200\n"),
+        csv.contains("\n\"a,\"\"b\"\"\nc\",t1,\"x,y\",1,1,0,0,1,1,200,0\n"),
         "{csv}"
     );
 }
@@ -320,7 +321,7 @@ fn csv_neutralises_formulas_and_keeps_one_header() {
     let csv = render(&aggregate(&i, &outs), &outs, Format::Csv);
     assert_eq!(csv.matches("model,task,").count(), 1, "one header row");
     assert!(
-        csv.contains("\n'=cmd|' /C calc'!A0,'@t1,edit,1,1,0,0,1,1,200\n"),
+        csv.contains("\n'=cmd|' /C calc'!A0,'@t1,edit,1,1,0,0,1,1,200,0\n"),
         "{csv}"
     );
     // no record starts with a formula character

@@ -15,8 +15,9 @@
 
 use crate::report::Report;
 
-const HEADER: &str =
-    "model,task,category,n,pass,partial,fail,score,mean_seconds,gen_tokens_per_second\n";
+/// `failed_jobs` (last, so readers of the first ten columns are unaffected) counts the cell's jobs
+/// that ended without an answer: a failed job is a number here, not a gap.
+const HEADER: &str = "model,task,category,n,pass,partial,fail,score,mean_seconds,gen_tokens_per_second,failed_jobs\n";
 
 pub(crate) fn render(report: &Report) -> String {
     let mut out = String::from(HEADER);
@@ -37,6 +38,7 @@ pub(crate) fn render(report: &Report) -> String {
                 },
                 number(t.timing.mean_seconds),
                 number(t.timing.gen_tokens_per_second),
+                t.errors.to_string(),
             ];
             out.push_str(&fields.join(","));
             out.push('\n');

@@ -60,6 +60,18 @@ pub struct RunningServer {
 
 /// Opens the store, starts the scheduler and serves on `config.listen` (port 0 picks a free port).
 pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
+    start_with_clock(
+        config,
+        std::sync::Arc::new(crate::clock::SystemClock::new()),
+    )
+    .await
+}
+
+/// [`start`] with the scheduler's clock given (tests: a clock that breaks kills the scheduler).
+pub async fn start_with_clock(
+    config: ServeConfig,
+    clock: crate::clock::SharedClock,
+) -> Result<RunningServer, ServeError> {
     std::fs::create_dir_all(&config.data).map_err(|source| ServeError::Bind {
         addr: config.listen,
         source,
@@ -67,7 +79,6 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
     let store = open_store(&config.data).await?;
     let (shutdown, _) = broadcast::channel(1);
     let (done_tx, done) = mpsc::channel(1);
-    let clock: crate::clock::SharedClock = std::sync::Arc::new(crate::clock::SystemClock::new());
     let loading = store.clone();
     let scheduler_config = config.scheduler.clone();
     let stop_scheduler = shutdown.subscribe();

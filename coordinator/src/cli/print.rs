@@ -132,13 +132,57 @@ pub fn worker_table(workers: &[pb::WorkerStatus]) -> String {
                 models.join(", ")
             }
         );
+        if let Some(line) = features_line(w.engine.as_ref()) {
+            let _ = writeln!(out, "{:<20}  {line}", "");
+        }
     }
     out
+}
+
+/// "build: AVX AVX2 FMA · unused: AVX512" — the CPU features the worker's llama.cpp build uses, and
+/// those its CPU has that the build leaves unused (the timings then describe the build, not the
+/// machine); `None` for a worker that does not report them.
+fn features_line(engine: Option<&pb::EngineInfo>) -> Option<String> {
+    let engine = engine?;
+    if engine.build_features.is_empty() {
+        return None;
+    }
+    let unused: Vec<&str> = engine
+        .cpu_features
+        .iter()
+        .filter(|f| !engine.build_features.contains(f))
+        .map(String::as_str)
+        .collect();
+    let mut line = format!("build: {}", engine.build_features.join(" "));
+    if !unused.is_empty() {
+        line.push_str(&format!(" · portable build: {} unused", unused.join(" ")));
+    }
+    Some(line)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_worker_line_names_its_build_features_and_the_unused_ones() {
+        let engine = pb::EngineInfo {
+            build_features: vec!["AVX".into(), "AVX2".into()],
+            cpu_features: vec!["AVX".into(), "AVX2".into(), "AVX512".into()],
+            ..pb::EngineInfo::default()
+        };
+        assert_eq!(
+            features_line(Some(&engine)).as_deref(),
+            Some("build: AVX AVX2 · portable build: AVX512 unused")
+        );
+        let native = pb::EngineInfo {
+            cpu_features: vec!["AVX".into()],
+            build_features: vec!["AVX".into()],
+            ..pb::EngineInfo::default()
+        };
+        assert_eq!(features_line(Some(&native)).as_deref(), Some("build: AVX"));
+        assert_eq!(features_line(Some(&pb::EngineInfo::default())), None);
+    }
 
     fn status(state: &str) -> pb::RunStatus {
         pb::RunStatus {

@@ -15,6 +15,7 @@ pub mod cli;
 pub mod clock;
 pub mod grpc;
 pub mod hardware_class;
+pub mod http;
 pub mod job;
 pub mod plan;
 pub mod records;

@@ -65,6 +65,10 @@ enum Verb {
         /// submit is refused with an error naming this limit.
         #[arg(long, default_value_t = 1_000_000)]
         max_jobs_per_run: u32,
+        /// Serve the live page and HTML reports over HTTP on this address (e.g. 127.0.0.1:8080);
+        /// off by default. Read-only.
+        #[arg(long)]
+        http: Option<SocketAddr>,
     },
     /// Submit a plan file; prints the run id.
     Submit {
@@ -182,6 +186,7 @@ async fn main() -> Result<()> {
             quarantine_after,
             prefetch,
             max_jobs_per_run,
+            http,
         } => {
             telemetry::init("info,benchfarm_coordinator=info,h2=warn,tower=warn");
             let config = grpc::server::ServeConfig {
@@ -197,6 +202,7 @@ async fn main() -> Result<()> {
                     max_jobs_per_run,
                     ..scheduler::Config::default()
                 },
+                http,
             };
             serve(config).await?;
             0

@@ -56,6 +56,7 @@ async fn a_dead_scheduler_turns_health_not_serving_and_fails_the_server() {
             listen: "127.0.0.1:0".parse().expect("addr"),
             data: dir.path().join("data"),
             scheduler: Default::default(),
+            http: None,
         },
         clock.clone(),
     )

@@ -26,6 +26,8 @@ pub struct ServeConfig {
     pub listen: SocketAddr,
     pub data: PathBuf,
     pub scheduler: scheduler::Config,
+    /// Where to serve the live page and HTML reports (`--http`); `None`: not served.
+    pub http: Option<SocketAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +53,8 @@ pub enum ServeError {
 #[derive(Debug)]
 pub struct RunningServer {
     pub addr: SocketAddr,
+    /// The live page's server, when `--http` asked for one.
+    pub http: Option<crate::http::HttpServer>,
     shutdown: broadcast::Sender<()>,
     done: mpsc::Receiver<()>,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
@@ -142,6 +146,18 @@ pub async fn start_with_clock(
         });
     }
 
+    let http = match config.http {
+        Some(listen) => Some(
+            crate::http::start(listen, scheduler.clone(), store.clone(), &shutdown)
+                .await
+                .map_err(|source| ServeError::Bind {
+                    addr: listen,
+                    source,
+                })?,
+        ),
+        None => None,
+    };
+
     let mut stop = shutdown.subscribe();
     let router = tonic::transport::Server::builder()
         // Dead peers are noticed even when a worker stream is idle.
@@ -167,6 +183,7 @@ pub async fn start_with_clock(
     info!(%addr, data = %config.data.display(), "coordinator listening");
     Ok(RunningServer {
         addr,
+        http,
         shutdown,
         done,
         server,

@@ -146,3 +146,123 @@ impl CountingProxy {
         );
     }
 }
+
+/// A headless Chromium with a page open, driven over the DevTools protocol: the page lives in
+/// real time (no virtual clock), and [`Page::eval`] reads it while it runs.
+pub struct Page {
+    child: std::process::Child,
+    socket: tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>,
+    next_id: u64,
+}
+
+impl Page {
+    /// Opens `url` (on 127.0.0.1: no proxy) in a fresh profile.
+    pub fn open(chromium: &Path, profile: &Path, url: &str) -> Page {
+        use std::os::unix::process::CommandExt;
+        let mut child = std::process::Command::new(chromium)
+            // Its own process group: Debian's chromium-headless-shell is a shell script that starts
+            // the browser as a child, so only killing the group ends the browser too.
+            .process_group(0)
+            .args(["--no-sandbox", "--disable-gpu", "--remote-debugging-port=0"])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg(url)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start chromium");
+        // "DevTools listening on ws://127.0.0.1:PORT/devtools/browser/ID"
+        let stderr = child.stderr.take().expect("stderr");
+        let mut port = None;
+        for line in BufReader::new(stderr).lines() {
+            let line = line.expect("chromium stderr");
+            if let Some(rest) = line.split("ws://127.0.0.1:").nth(1) {
+                port = rest.split('/').next().and_then(|p| p.parse::<u16>().ok());
+                break;
+            }
+        }
+        let port = port.expect("chromium printed its DevTools address");
+        // The page target's own websocket, from the DevTools HTTP endpoint.
+        let list = http_get(port, "/json/list");
+        let targets: serde_json::Value = serde_json::from_str(&list).expect("target list");
+        let ws = targets
+            .as_array()
+            .and_then(|t| t.iter().find(|t| t["type"] == "page"))
+            .and_then(|t| t["webSocketDebuggerUrl"].as_str())
+            .expect("a page target")
+            .to_string();
+        let (socket, _) = tungstenite::connect(ws).expect("devtools websocket");
+        Page {
+            child,
+            socket,
+            next_id: 1,
+        }
+    }
+
+    /// Evaluates `expression` in the page and returns its value.
+    pub fn eval(&mut self, expression: &str) -> serde_json::Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        let request = serde_json::json!({
+            "id": id,
+            "method": "Runtime.evaluate",
+            "params": { "expression": expression, "returnByValue": true },
+        });
+        self.socket
+            .send(tungstenite::Message::Text(request.to_string().into()))
+            .expect("send");
+        loop {
+            let message = self.socket.read().expect("read");
+            let tungstenite::Message::Text(text) = message else {
+                continue;
+            };
+            let reply: serde_json::Value = serde_json::from_str(&text).expect("json");
+            if reply["id"] == id {
+                return reply["result"]["result"]["value"].clone();
+            }
+        }
+    }
+}
+
+impl Drop for Page {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn http_get(port: u16, path: &str) -> String {
+    for _ in 0..50 {
+        if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            // DevTools' server keeps the connection open (and answers HTTP/1.0 with nothing): read
+            // the headers, then exactly Content-Length bytes.
+            let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+            let _ = write!(
+                stream,
+                "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n"
+            );
+            let mut reader = BufReader::new(stream);
+            let mut length = 0usize;
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) && !line.trim().is_empty() {
+                if let Some((name, value)) = line.split_once(':')
+                    && name.eq_ignore_ascii_case("content-length")
+                {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+                line.clear();
+            }
+            let mut body = vec![0u8; length];
+            if std::io::Read::read_exact(&mut reader, &mut body).is_ok() {
+                let body = String::from_utf8_lossy(&body).into_owned();
+                if body.contains("webSocketDebuggerUrl") {
+                    return body;
+                }
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("no DevTools target list on port {port}");
+}

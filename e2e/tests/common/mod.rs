@@ -35,6 +35,8 @@ pub async fn start_server_on(
             tick: Duration::from_millis(100),
             ..scheduler::Config::default()
         },
+        // Every in-process test farm serves its live page too, on a port of its own.
+        http: Some("127.0.0.1:0".parse().unwrap()),
     })
     .await
     .expect("coordinator starts")

@@ -14,7 +14,6 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use benchfarm_coordinator::records::{AttemptEnd, JobRecord};
-use benchfarm_proto::v1 as pb;
 use process::*;
 
 /// The reason an attempt ended without an answer, if it did.
@@ -356,16 +355,7 @@ async fn a_job_failing_every_attempt_fails_alone() {
     // The failed job is shown as failed, not as missing, in every format.
     let mut body = std::collections::HashMap::new();
     for format in ["table", "md", "csv", "jsonl", "html"] {
-        let text = client
-            .get_report(pb::GetReportRequest {
-                run_id: run.run_id.clone(),
-                format: format.into(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .body;
-        body.insert(format, text);
+        body.insert(format, report_body(&mut client, &run.run_id, format).await);
     }
     assert!(
         body["table"].contains("8/8 jobs · 1 failed"),

@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use benchfarm_coordinator::job::JobState;
 use benchfarm_coordinator::store::Store;
-use benchfarm_proto::v1 as pb;
 use benchfarm_suite::{Suite, Verdict};
 use common::*;
 
@@ -55,24 +54,6 @@ const JSONL_KEYS: &[&str] = &[
     "temperature",
     "grade_history",
 ];
-
-async fn report_body(
-    client: &mut benchfarm_proto::v1::farm_service_client::FarmServiceClient<
-        tonic::transport::Channel,
-    >,
-    run_id: &str,
-    format: &str,
-) -> String {
-    client
-        .get_report(pb::GetReportRequest {
-            run_id: run_id.into(),
-            format: format.into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .body
-}
 
 /// (task, repetition) → what a scripted model answers and the grade the suite says it gets.
 type Expected = BTreeMap<(String, u32), Verdict>;
@@ -213,15 +194,7 @@ async fn two_scripted_models_over_the_builtin_suite() {
             );
         }
     }
-    let table = client
-        .get_report(pb::GetReportRequest {
-            run_id: submitted.run_id.clone(),
-            format: "table".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .body;
+    let table = report_body(&mut client, &submitted.run_id, "table").await;
     assert!(
         table.starts_with("| Model | Size | Score | ±95% | Time | tg tok/s | Workers |")
             || table.contains("| Model"),

@@ -154,16 +154,24 @@ pub async fn report_json(
     client: &mut FarmServiceClient<Channel>,
     run_id: &str,
 ) -> serde_json::Value {
-    let body = client
+    serde_json::from_str(&report_body(client, run_id, "json").await).unwrap()
+}
+
+/// The report of a run in `format`, as the server renders it.
+pub async fn report_body(
+    client: &mut FarmServiceClient<Channel>,
+    run_id: &str,
+    format: &str,
+) -> String {
+    client
         .get_report(pb::GetReportRequest {
             run_id: run_id.into(),
-            format: "json".into(),
+            format: format.into(),
         })
         .await
         .unwrap()
         .into_inner()
-        .body;
-    serde_json::from_str(&body).unwrap()
+        .body
 }
 
 /// The workspace root (for `models/`).

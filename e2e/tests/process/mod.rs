@@ -634,16 +634,20 @@ pub async fn wait_busy(
 
 /// The report of a run as JSON.
 pub async fn report_json(client: &mut Client, run_id: &str) -> serde_json::Value {
-    let body = client
+    serde_json::from_str(&report_body(client, run_id, "json").await).unwrap()
+}
+
+/// The report of a run in `format`, as the server renders it.
+pub async fn report_body(client: &mut Client, run_id: &str, format: &str) -> String {
+    client
         .get_report(pb::GetReportRequest {
             run_id: run_id.into(),
-            format: "json".into(),
+            format: format.into(),
         })
         .await
         .unwrap()
         .into_inner()
-        .body;
-    serde_json::from_str(&body).unwrap()
+        .body
 }
 
 /// `(jobs_total, jobs_graded, jobs_failed)` of a JSON report.

@@ -95,7 +95,14 @@ impl Scheduler {
             };
         };
         let now = self.now();
-        let mut counts = self.index.counts.get(run_id).copied().unwrap_or_default();
+        // What the run ends with: every job still live is cancelled, the others stay as they are.
+        let before = self.index.counts.get(run_id).copied().unwrap_or_default();
+        let counts = crate::records::JobCounts {
+            queued: 0,
+            running: 0,
+            cancelled: before.cancelled + before.live(),
+            ..before
+        };
         let ids = self.job_ids_of(run_id);
         let mut cancelled = 0;
         for id in ids {
@@ -105,8 +112,6 @@ impl Scheduler {
             if job.state.is_terminal() {
                 continue;
             }
-            *counts.slot(&job.state) -= 1;
-            counts.cancelled += 1;
             if let Some((worker_id, attempt)) = job.state.holder() {
                 let key = pb::JobKey {
                     job_id: job.id.clone(),

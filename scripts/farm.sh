@@ -158,6 +158,17 @@ export NO_COLOR=1
 setsid "$COORD" serve --listen "127.0.0.1:$port" --data "$DATA/coordinator" >"$LOGS/coordinator.log" 2>&1 &
 coordinator_pid=$!
 
+# Tokens are on, as on a lab network: the coordinator makes an operator token and a shared join
+# token in its data directory (mode 0600) at its first start; the CLI and the workers read them.
+tokens_deadline=$((SECONDS + 60))
+until [[ -s "$DATA/coordinator/api.token" && -s "$DATA/coordinator/worker.token" ]]; do
+    kill -0 "$coordinator_pid" 2>/dev/null || fail_with_log coordinator "$LOGS/coordinator.log" "the coordinator exited"
+    ((SECONDS < tokens_deadline)) || die "the coordinator made no token files within 60 s (log $LOGS/coordinator.log)"
+    sleep 0.2
+done
+BENCHFARM_TOKEN="$(cat "$DATA/coordinator/api.token")"
+export BENCHFARM_TOKEN
+
 # Workers on one machine share its cores: each gets an equal part, so that their timings are not
 # distorted by fighting over the same cores.
 cores="$(nproc)"
@@ -166,7 +177,8 @@ threads=$((cores / workers))
 log "starting $workers workers with $threads thread(s) each ($cores cores)"
 for ((i = 1; i <= workers; i++)); do
     setsid "$WORKER" join --coordinator "$url" --models models --threads "$threads" \
-        --state "$DATA/worker-$i" --name "local-$i" >"$LOGS/worker-$i.log" 2>&1 &
+        --state "$DATA/worker-$i" --name "local-$i" --token-file "$DATA/coordinator/worker.token" \
+        >"$LOGS/worker-$i.log" 2>&1 &
     worker_pids+=($!)
 done
 
@@ -205,7 +217,7 @@ log "logs in $LOGS/ (coordinator.log, worker-N.log); data in $DATA/"
 if [[ -n "$run_id" ]]; then
     log "the coordinator stops now; every report is kept in $DATA/coordinator. To see this one again:"
     log "    $COORD serve --listen 127.0.0.1:$port --data $DATA/coordinator &"
-    log "    $COORD --coordinator $url report $run_id --format md"
+    log "    BENCHFARM_TOKEN=\$(cat $DATA/coordinator/api.token) $COORD --coordinator $url report $run_id --format md"
 fi
 logs_shown=1
 exit "$rc"

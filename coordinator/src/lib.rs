@@ -11,6 +11,7 @@
 //! - [`reporting`], [`regrade`]: store records → reports; answers → new grades.
 //! - [`cli`]: the client verbs (`submit`, `status`, `workers`, `report`, `cancel`, `regrade`, `suite`).
 
+pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod grpc;

@@ -27,6 +27,18 @@ struct Args {
         default_value = "http://127.0.0.1:50051"
     )]
     coordinator: String,
+    /// File holding the token to send (default: env BENCHFARM_TOKEN).
+    #[arg(long, global = true)]
+    token_file: Option<PathBuf>,
+    /// CA certificate (PEM) that signed the coordinator's certificate, for an https:// URL.
+    #[arg(long, global = true, env = "BENCHFARM_CA")]
+    ca: Option<PathBuf>,
+    /// This client's certificate (PEM), for a coordinator that requires client certificates.
+    #[arg(long, global = true, requires = "client_key")]
+    client_cert: Option<PathBuf>,
+    /// This client's private key (PEM).
+    #[arg(long, global = true, requires = "client_cert")]
+    client_key: Option<PathBuf>,
     #[command(subcommand)]
     command: Verb,
 }
@@ -69,6 +81,37 @@ enum Verb {
         /// off by default. Read-only.
         #[arg(long)]
         http: Option<SocketAddr>,
+        /// Let anyone who reaches the port do anything: no tokens (the local demo on 127.0.0.1).
+        #[arg(long)]
+        insecure_no_auth: bool,
+        /// The operator token's file (default DATA/api.token; created 0600 if missing).
+        #[arg(long)]
+        api_token_file: Option<PathBuf>,
+        /// The shared join token's file (default DATA/worker.token; created 0600 if missing).
+        #[arg(long)]
+        worker_token_file: Option<PathBuf>,
+        /// Serve TLS with this certificate chain (PEM)...
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// ...and this private key (PEM).
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Require client certificates signed by this CA (PEM): mutual TLS.
+        #[arg(long, requires = "tls_cert")]
+        client_ca: Option<PathBuf>,
+        /// The largest message on a worker stream, either way, in bytes (workers truncate answers
+        /// to fit).
+        #[arg(long, default_value_t = 4 << 20)]
+        max_message_bytes: usize,
+        /// The largest client request, in bytes (a plan carries its suite and scripted models).
+        #[arg(long, default_value_t = 16 << 20)]
+        max_request_bytes: usize,
+        /// Worker streams open at once from one IP address (0: no limit).
+        #[arg(long, default_value_t = 256)]
+        max_streams_per_peer: usize,
+        /// New connections per minute from one IP address, after a burst of 64 (0: no limit).
+        #[arg(long, default_value_t = 600)]
+        max_connections_per_minute: u32,
     },
     /// Submit a plan file; prints the run id.
     Submit {
@@ -155,6 +198,26 @@ enum Verb {
     /// Check or try a suite offline.
     #[command(subcommand)]
     Suite(SuiteVerb),
+    /// Manage the farm's tokens (operator).
+    #[command(subcommand)]
+    Tokens(TokensVerb),
+}
+
+#[derive(Subcommand, Debug)]
+enum TokensVerb {
+    /// Create a token; it is printed once on stdout and stored hashed.
+    Add {
+        /// worker | submitter | operator
+        #[arg(long)]
+        role: benchfarm_coordinator::auth::Role,
+        /// A name to list and revoke it by (default: ROLE-RANDOM).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List the tokens: name, role, the worker a per-worker token is bound to.
+    List,
+    /// Remove a token; the workers it connected are cut off and their jobs requeued.
+    Revoke { name: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -174,7 +237,8 @@ enum SuiteVerb {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    let url = args.coordinator.as_str();
+    let target = client_target(&args)?;
+    let url = &target;
     let code = match args.command {
         Verb::Serve {
             listen,
@@ -187,6 +251,16 @@ async fn main() -> Result<()> {
             prefetch,
             max_jobs_per_run,
             http,
+            insecure_no_auth,
+            api_token_file,
+            worker_token_file,
+            tls_cert,
+            tls_key,
+            client_ca,
+            max_message_bytes,
+            max_request_bytes,
+            max_streams_per_peer,
+            max_connections_per_minute,
         } => {
             telemetry::init("info,benchfarm_coordinator=info,h2=warn,tower=warn");
             let config = grpc::server::ServeConfig {
@@ -203,6 +277,31 @@ async fn main() -> Result<()> {
                     ..scheduler::Config::default()
                 },
                 http,
+                auth: if insecure_no_auth {
+                    grpc::server::AuthMode::InsecureNoAuth
+                } else {
+                    grpc::server::AuthMode::Tokens {
+                        api_token_file,
+                        worker_token_file,
+                    }
+                },
+                tls: match (tls_cert, tls_key) {
+                    (Some(cert), Some(key)) => Some(grpc::server::TlsFiles {
+                        cert,
+                        key,
+                        client_ca,
+                    }),
+                    _ => None,
+                },
+                streams: grpc::worker_service::StreamLimits {
+                    max_message_bytes,
+                    max_streams_per_peer,
+                },
+                max_request_bytes,
+                connections: grpc::admission::ConnectionRate {
+                    burst: 64,
+                    per_minute: max_connections_per_minute,
+                },
             };
             serve(config).await?;
             0
@@ -267,11 +366,39 @@ async fn main() -> Result<()> {
                     task,
                     answer,
                 }) => cli::suite_cmd::grade(&suite, &task, answer, &mut std::io::stdout())?,
+                Verb::Tokens(TokensVerb::Add { role, name }) => {
+                    cli::tokens::add(url, role, name.as_deref()).await?
+                }
+                Verb::Tokens(TokensVerb::List) => cli::tokens::list(url).await?,
+                Verb::Tokens(TokensVerb::Revoke { name }) => {
+                    cli::tokens::revoke(url, &name).await?
+                }
                 Verb::Serve { .. } => unreachable!("handled above"),
             }
         }
     };
     std::process::exit(code);
+}
+
+/// The coordinator a client verb talks to, with its token (`--token-file`, else env
+/// BENCHFARM_TOKEN; read here rather than by clap so `--help` never shows it) and TLS files.
+fn client_target(args: &Args) -> Result<cli::connect::Target> {
+    let token = match &args.token_file {
+        Some(path) => Some(cli::connect::read_token_file(path)?),
+        None => std::env::var("BENCHFARM_TOKEN")
+            .ok()
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty()),
+    };
+    Ok(cli::connect::Target {
+        url: args.coordinator.clone(),
+        token,
+        tls: cli::connect::ClientTls {
+            ca: args.ca.clone(),
+            client_cert: args.client_cert.clone(),
+            client_key: args.client_key.clone(),
+        },
+    })
 }
 
 /// Serves until Ctrl-C or SIGTERM, then shuts down gracefully.

@@ -308,6 +308,10 @@ pub struct ResultRecord {
     pub build_features: Vec<String>,
     #[serde(default)]
     pub cpu_features: Vec<String>,
+    /// The worker cut the answer to fit the coordinator's message limit (the stored answer is a
+    /// prefix of what the model said).
+    #[serde(default)]
+    pub truncated: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -137,6 +137,7 @@ pub fn inputs(
                         suite_version: g.suite_version.clone(),
                     })
                     .collect(),
+                truncated: r.truncated,
                 ..Outcome::default()
             })
         })

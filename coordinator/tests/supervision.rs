@@ -52,12 +52,11 @@ async fn a_dead_scheduler_turns_health_not_serving_and_fails_the_server() {
     let dir = tempfile::tempdir().expect("tempdir");
     let clock = Arc::new(BreakingClock::default());
     let mut running = server::start_with_clock(
-        ServeConfig {
-            listen: "127.0.0.1:0".parse().expect("addr"),
-            data: dir.path().join("data"),
-            scheduler: Default::default(),
-            http: None,
-        },
+        // Tokens are on (the default): health stays open without one.
+        ServeConfig::new(
+            "127.0.0.1:0".parse().expect("addr"),
+            dir.path().join("data"),
+        ),
         clock.clone(),
     )
     .await

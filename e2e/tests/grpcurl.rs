@@ -92,6 +92,14 @@ impl Grpcurl {
 
     /// `run` with more flags before the address.
     async fn run_with(&self, flags: &[&str], data: Option<&str>, rest: &[&str]) -> String {
+        let (ok, output) = self.attempt(flags, data, rest).await;
+        assert!(ok, "grpcurl {rest:?} failed:\n{output}");
+        output
+    }
+
+    /// Runs grpcurl; returns whether it succeeded, and its stdout (on success) or stdout and
+    /// stderr (on failure).
+    async fn attempt(&self, flags: &[&str], data: Option<&str>, rest: &[&str]) -> (bool, String) {
         let mut command = tokio::process::Command::new(&self.bin);
         // grpcurl's own limit, and ours around it in case it hangs before applying that.
         command.args(["-max-time", "20", "-plaintext"]).args(flags);
@@ -109,12 +117,11 @@ impl Grpcurl {
             .unwrap_or_else(|err| panic!("cannot run {}: {err}", self.bin.display()));
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&output.stderr);
-        let status = output.status;
-        assert!(
-            status.success(),
-            "grpcurl {rest:?} failed ({status}):\n{stdout}\n{stderr}"
-        );
-        stdout
+        if output.status.success() {
+            (true, stdout)
+        } else {
+            (false, format!("({}) {stdout}\n{stderr}", output.status))
+        }
     }
 }
 
@@ -193,9 +200,24 @@ async fn grpcurl_lists_checks_describes_and_calls_the_server() {
         "`describe` lacks SubmitRun:\n{describe}"
     );
 
+    // Without a token the call is refused, while reflection and health above needed none.
+    let refused = grpcurl
+        .attempt(&[], Some("{}"), &["benchfarm.v1.FarmService/ListRuns"])
+        .await;
+    assert!(
+        !refused.0 && refused.1.contains("Unauthenticated"),
+        "ListRuns without a token was not refused as unauthenticated:\n{}",
+        refused.1
+    );
+
     // A real call, its request encoded by grpcurl from the reflected schema alone.
+    let bearer = format!("authorization: Bearer {}", common::api_token(&url(&server)));
     let runs = grpcurl
-        .run(Some("{}"), &["benchfarm.v1.FarmService/ListRuns"])
+        .run_with(
+            &["-H", &bearer],
+            Some("{}"),
+            &["benchfarm.v1.FarmService/ListRuns"],
+        )
         .await;
     let parsed: Result<serde_json::Value, _> = serde_json::from_str(&runs);
     assert!(

@@ -84,6 +84,7 @@ async fn worker_retries_until_the_coordinator_is_up() {
         .local_addr()
         .unwrap();
     let url = format!("http://{addr}");
+    provision_tokens(&url, &dir.path().join("data"));
     let worker = start_scripted_worker(&url, "early", dir.path());
     // Long enough for several failed attempts (backoff starts at 250 ms).
     tokio::time::sleep(Duration::from_millis(1200)).await;
@@ -164,9 +165,14 @@ async fn a_bad_plan_submits_nothing() {
         "suite = \"agent-coding\"\n[[models]]\nscripted = \"missing.toml\"\n",
     )
     .unwrap();
-    let code = benchfarm_coordinator::cli::client::submit(&url, &plan_path, false, "table")
-        .await
-        .unwrap();
+    let code = benchfarm_coordinator::cli::client::submit(
+        &common::target(&url),
+        &plan_path,
+        false,
+        "table",
+    )
+    .await
+    .unwrap();
     assert_eq!(code, 2);
     let err = benchfarm_coordinator::plan::load(&plan_path).unwrap_err();
     assert_eq!(

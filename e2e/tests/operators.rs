@@ -22,7 +22,7 @@ async fn worker_status(client: &mut Client, name: &str) -> pb::WorkerStatus {
     workers.into_iter().find(|w| w.name == name).unwrap()
 }
 
-type Client = pb::farm_service_client::FarmServiceClient<tonic::transport::Channel>;
+type Client = benchfarm_coordinator::cli::connect::FarmClient;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_failing_in_a_row_is_quarantined_until_cleared() {

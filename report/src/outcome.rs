@@ -142,6 +142,10 @@ pub struct Outcome {
     pub decode_tokens: u32,
     #[serde(default)]
     pub decode_ms: f64,
+    /// The worker cut the answer to fit the coordinator's message limit: `answer` is a prefix of
+    /// what the model said (and was graded as such).
+    #[serde(default)]
+    pub truncated: bool,
 }
 
 impl Default for Outcome {
@@ -187,6 +191,7 @@ impl Default for Outcome {
             grade_history: Vec::new(),
             decode_tokens: 0,
             decode_ms: 0.0,
+            truncated: false,
         }
     }
 }

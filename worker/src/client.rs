@@ -22,6 +22,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tracing::{debug, info, warn};
 
+use crate::credentials::Credentials;
 use crate::outbox::Outbox;
 use crate::runner::{Job, Runner, RunnerEvent};
 
@@ -62,6 +63,9 @@ pub struct Session {
     heartbeat: Duration,
     /// The coordinator sent `Drain`: leave as on the first stop signal.
     drain_requested: bool,
+    credentials: Credentials,
+    /// The coordinator's message limit (its welcome's); results are cut to fit.
+    max_message_bytes: usize,
 }
 
 impl std::fmt::Debug for Session {
@@ -79,6 +83,29 @@ enum Ended {
     Lost(String),
     /// Drained (or abandoned): leave.
     Done,
+}
+
+/// Why a connection could not be made.
+enum NotConnected {
+    /// The coordinator is not there (yet), or the network is down: try again.
+    Unreachable(String),
+    /// The coordinator refused this worker's token or identity: trying again changes nothing.
+    Refused(String),
+}
+
+impl From<String> for NotConnected {
+    fn from(reason: String) -> NotConnected {
+        NotConnected::Unreachable(reason)
+    }
+}
+
+/// A refusal no retry can fix: a missing, wrong or revoked token, or an id another token owns.
+fn refusal(status: &tonic::Status) -> Option<String> {
+    matches!(
+        status.code(),
+        tonic::Code::Unauthenticated | tonic::Code::PermissionDenied
+    )
+    .then(|| format!("{:?}: {}", status.code(), status.message()))
 }
 
 impl Session {
@@ -99,7 +126,15 @@ impl Session {
             outbox,
             heartbeat: DEFAULT_HEARTBEAT,
             drain_requested: false,
+            credentials: Credentials::default(),
+            max_message_bytes: crate::fit::DEFAULT_MAX_MESSAGE_BYTES,
         }
+    }
+
+    /// This session with a token and TLS for the coordinator.
+    pub fn with_credentials(mut self, credentials: Credentials) -> Session {
+        self.credentials = credentials;
+        self
     }
 
     /// How far shutdown has gone: the signal state, raised to `Drain` by a coordinator's request.
@@ -126,8 +161,9 @@ impl Session {
         }
     }
 
-    /// Connects and serves until `stop` says to leave. Never gives up on an absent coordinator.
-    pub async fn run(mut self, mut stop: watch::Receiver<Stop>) {
+    /// Connects and serves until `stop` says to leave. Never gives up on an absent coordinator;
+    /// gives up (with the reason) on one that refuses this worker's token.
+    pub async fn run(mut self, mut stop: watch::Receiver<Stop>) -> Result<(), String> {
         let mut backoff = BACKOFF_START;
         let mut attempt = 0u32;
         loop {
@@ -142,9 +178,17 @@ impl Session {
                     backoff = BACKOFF_START;
                     attempt = 0;
                 }
-                Err(reason) => {
+                Err(NotConnected::Unreachable(reason)) => {
                     warn!(coordinator = %self.url, attempt, retry_in_ms = backoff.as_millis() as u64,
                           reason = %reason, "coordinator unreachable; retrying");
+                }
+                Err(NotConnected::Refused(reason)) => {
+                    tracing::error!(coordinator = %self.url, reason = %reason,
+                                    "coordinator refused this worker; leaving");
+                    for running in self.running.values() {
+                        running.cancel.store(true, Ordering::Relaxed);
+                    }
+                    return Err(reason);
                 }
             }
             tokio::select! {
@@ -157,6 +201,7 @@ impl Session {
             running.cancel.store(true, Ordering::Relaxed);
         }
         info!(unacknowledged = self.outbox.len(), "worker left");
+        Ok(())
     }
 
     /// Nothing running and every result acknowledged (see [`Outbox::results`] for why
@@ -167,14 +212,23 @@ impl Session {
 
     /// One connection: hello, replay of unacknowledged messages, then the message loop.
     /// `Err` means the connection could not be established.
-    async fn connect_once(&mut self, stop: &mut watch::Receiver<Stop>) -> Result<Ended, String> {
+    async fn connect_once(
+        &mut self,
+        stop: &mut watch::Receiver<Stop>,
+    ) -> Result<Ended, NotConnected> {
         let endpoint = tonic::transport::Endpoint::from_shared(self.url.clone())
-            .map_err(|e| format!("invalid coordinator URL: {e}"))?
+            .map_err(|e| NotConnected::Refused(format!("invalid coordinator URL: {e}")))?
             .connect_timeout(Duration::from_secs(5))
             .http2_keep_alive_interval(Duration::from_secs(10))
             .keep_alive_timeout(Duration::from_secs(20));
+        let endpoint = self
+            .credentials
+            .apply(endpoint)
+            .map_err(NotConnected::Refused)?;
         let channel = endpoint.connect().await.map_err(|e| error_chain(&e))?;
-        let mut client = WorkerServiceClient::new(channel);
+        // Assignments carry their suite and scripted model, up to the coordinator's request
+        // limit (16 MiB by default): more than tonic's default 4 MiB.
+        let mut client = WorkerServiceClient::new(channel).max_decoding_message_size(64 << 20);
         let (tx, rx) = mpsc::channel::<pb::WorkerMessage>(256);
         let mut hello = self.hello.clone();
         hello.running = self
@@ -185,15 +239,18 @@ impl Session {
         // What is re-sent right behind the hello: the coordinator keeps those attempts.
         hello.unacknowledged = self.outbox.keys();
         send(&tx, Up::Hello(hello)).await;
+        let mut request = tonic::Request::new(ReceiverStream::new(rx));
+        self.credentials.authorize(&mut request);
         let mut inbound = client
-            .connect(ReceiverStream::new(rx))
+            .connect(request)
             .await
-            .map_err(|s| s.message().to_string())?
+            .map_err(|s| match refusal(&s) {
+                Some(why) => NotConnected::Refused(why),
+                None => NotConnected::Unreachable(s.message().to_string()),
+            })?
             .into_inner();
         info!(coordinator = %self.url, "connected to coordinator");
-        for message in self.outbox.pending() {
-            let _ = tx.send(message).await;
-        }
+        self.resend_pending(&tx).await;
         let mut heartbeat = tokio::time::interval(self.heartbeat);
         let mut beats: u64 = 0;
         loop {
@@ -228,9 +285,7 @@ impl Session {
                     // re-sent (job, attempt) and counts it once.
                     beats += 1;
                     if beats.is_multiple_of(RESEND_EVERY_BEATS) {
-                        for message in self.outbox.pending() {
-                            let _ = tx.send(message).await;
-                        }
+                        self.resend_pending(&tx).await;
                     }
                 }
                 _ = stop.changed() => {
@@ -260,8 +315,12 @@ impl Session {
                 info!(
                     lease_ms = w.lease_ms,
                     heartbeat_ms = w.heartbeat_ms,
+                    max_message_bytes = w.max_message_bytes,
                     "welcomed by coordinator"
                 );
+                if w.max_message_bytes > 0 {
+                    self.max_message_bytes = w.max_message_bytes as usize;
+                }
                 if w.heartbeat_ms > 0 {
                     self.heartbeat = Duration::from_millis(u64::from(w.heartbeat_ms));
                     return Some(self.heartbeat);
@@ -387,10 +446,30 @@ impl Session {
         }
     }
 
-    /// Keeps a result or failure until acknowledged, and sends it now.
-    async fn finish(&mut self, message: pb::WorkerMessage, tx: &mpsc::Sender<pb::WorkerMessage>) {
+    /// Keeps a result or failure until acknowledged, and sends it now, cut to the coordinator's
+    /// message limit if it must be (`fit.rs`).
+    async fn finish(
+        &mut self,
+        mut message: pb::WorkerMessage,
+        tx: &mpsc::Sender<pb::WorkerMessage>,
+    ) {
+        if crate::fit::fit_message(&mut message, self.max_message_bytes) {
+            warn!(
+                limit = self.max_message_bytes,
+                "result over the coordinator's message limit; answer truncated"
+            );
+        }
         self.outbox.insert(message.clone());
         let _ = tx.send(message).await;
+    }
+
+    /// Sends every unacknowledged message again, each cut to the current limit (a coordinator
+    /// restarted with a smaller one must not get a message that breaks the stream).
+    async fn resend_pending(&self, tx: &mpsc::Sender<pb::WorkerMessage>) {
+        for mut message in self.outbox.pending() {
+            crate::fit::fit_message(&mut message, self.max_message_bytes);
+            let _ = tx.send(message).await;
+        }
     }
 }
 

@@ -12,6 +12,8 @@
 pub mod bench;
 pub mod client;
 pub mod convert;
+pub mod credentials;
+pub mod fit;
 pub mod host;
 pub mod identity;
 pub mod options;
@@ -41,6 +43,8 @@ pub struct JoinConfig {
     pub state_dir: PathBuf,
     pub name: Option<String>,
     pub slots: u32,
+    /// Token and TLS for the coordinator.
+    pub credentials: credentials::Credentials,
 }
 
 /// Joins the farm and serves until `stop` says to leave, with [`WorkerOptions::default`] (engine
@@ -140,9 +144,10 @@ pub async fn join_with(
     .context("starting job threads")?;
     let outbox = outbox::Outbox::open(config.state_dir.join("outbox.log"));
     client::Session::new(config.coordinator.clone(), hello, runner, events_rx, outbox)
+        .with_credentials(config.credentials.clone())
         .run(stop)
-        .await;
-    Ok(())
+        .await
+        .map_err(|refused| anyhow::anyhow!("the coordinator refused this worker: {refused}"))
 }
 
 /// `hostname-xxxx`: readable, and distinct for two workers on one machine.

@@ -25,6 +25,15 @@ use tokio::sync::watch;
     about = "benchfarm worker: runs LLM benchmark jobs with llama.cpp"
 )]
 struct Args {
+    /// CA certificate (PEM) that signed the coordinator's certificate, for an https:// URL.
+    #[arg(long, global = true, env = "BENCHFARM_CA")]
+    ca: Option<PathBuf>,
+    /// This worker's certificate (PEM), for a coordinator that requires client certificates.
+    #[arg(long, global = true, requires = "client_key")]
+    client_cert: Option<PathBuf>,
+    /// This worker's private key (PEM).
+    #[arg(long, global = true, requires = "client_cert")]
+    client_key: Option<PathBuf>,
     #[command(subcommand)]
     command: Verb,
 }
@@ -70,6 +79,10 @@ enum Verb {
         /// (tokens_per_second × F, load_ms ÷ F). No effect on GGUF models.
         #[arg(long, value_name = "F", default_value_t = 1.0, value_parser = parse_speed_factor)]
         speed_factor: f64,
+        /// File holding this worker's token (default: env BENCHFARM_WORKER_TOKEN): the farm's
+        /// shared join token (DATA/worker.token) or one from `coordinator tokens add --role worker`.
+        #[arg(long)]
+        token_file: Option<PathBuf>,
     },
     /// Measure prompt processing (pp) and generation (tg) speed on one model the way llama.cpp's
     /// llama-bench does, and print it in llama-bench's formats and field names.
@@ -131,7 +144,8 @@ fn parse_label(text: &str) -> Result<(String, String)> {
 }
 
 fn main() -> Result<std::process::ExitCode> {
-    match Args::parse().command {
+    let args = Args::parse();
+    match args.command {
         Verb::EngineHost => {
             // No timestamps: the worker re-logs these lines with its own, at the level in front.
             logging(false);
@@ -174,8 +188,26 @@ fn main() -> Result<std::process::ExitCode> {
             engine,
             max_ram,
             speed_factor,
+            token_file,
         } => {
             logging(true);
+            let token = match &token_file {
+                Some(path) => Some(benchfarm_worker::credentials::read_token_file(path)?),
+                // Read here, not by clap, so `--help` never shows it.
+                None => std::env::var("BENCHFARM_WORKER_TOKEN")
+                    .ok()
+                    .map(|t| t.trim().to_string())
+                    .filter(|t| !t.is_empty()),
+            };
+            let credentials = benchfarm_worker::credentials::Credentials::new(
+                &coordinator,
+                token.as_deref(),
+                &benchfarm_worker::credentials::TlsFiles {
+                    ca: args.ca.clone(),
+                    client_cert: args.client_cert.clone(),
+                    client_key: args.client_key.clone(),
+                },
+            )?;
             let config = JoinConfig {
                 coordinator,
                 models_dir: models,
@@ -184,6 +216,7 @@ fn main() -> Result<std::process::ExitCode> {
                 state_dir: state,
                 name,
                 slots,
+                credentials,
             };
             let engine = match engine {
                 EngineArg::InProcess => EngineMode::InProcess,

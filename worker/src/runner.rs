@@ -291,6 +291,8 @@ fn execute(
         .into(),
         build_features: features.build,
         cpu_features: features.cpu,
+        // Set by the client when the result must be cut to the coordinator's message limit.
+        truncated: false,
     }))
 }
 

@@ -129,6 +129,7 @@ fn start_worker(
         state_dir: state.to_path_buf(),
         name: Some("w".into()),
         slots: 1,
+        credentials: Default::default(),
     };
     let options = WorkerOptions {
         engine,

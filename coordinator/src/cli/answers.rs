@@ -11,7 +11,7 @@ use benchfarm_report::{
     AnswerFilter, CompareFormat, CompareOptions, FailedAttempt, Outcome, Side, Verdict,
 };
 
-use super::client::connect;
+use super::connect::{Target, connect};
 
 /// The attempts of a run, as its jsonl report lists them.
 pub struct Attempts {
@@ -45,8 +45,8 @@ pub fn parse_jsonl(text: &str) -> Result<Attempts> {
     Ok(attempts)
 }
 
-async fn fetch(url: &str, run_id: &str) -> Result<Attempts> {
-    let mut client = connect(url).await?;
+async fn fetch(target: &Target, run_id: &str) -> Result<Attempts> {
+    let mut client = connect(target).await?;
     let body = client
         .get_report(pb::GetReportRequest {
             run_id: run_id.into(),
@@ -60,7 +60,7 @@ async fn fetch(url: &str, run_id: &str) -> Result<Attempts> {
 
 /// `coordinator answers RUN [--model M] [--task T] [--verdict V] [--all]`.
 pub async fn answers(
-    url: &str,
+    target: &Target,
     run_id: &str,
     model: Option<String>,
     task: Option<String>,
@@ -74,7 +74,7 @@ pub async fn answers(
         Some("fail") => Some(Verdict::Fail),
         Some(other) => bail!("--verdict: {other:?} is not pass, partial or fail"),
     };
-    let attempts = fetch(url, run_id).await?;
+    let attempts = fetch(target, run_id).await?;
     let filter = AnswerFilter {
         model,
         task,
@@ -97,11 +97,11 @@ pub async fn answers(
 }
 
 /// `coordinator show JOB`: every attempt of one job, answers whole, every check.
-pub async fn show(url: &str, job_id: &str) -> Result<i32> {
+pub async fn show(target: &Target, job_id: &str) -> Result<i32> {
     let Some(run_id) = crate::run::run_of_job(job_id) else {
         bail!("{job_id:?} is not a job id (RUN-INDEX)");
     };
-    let attempts = fetch(url, run_id).await?;
+    let attempts = fetch(target, run_id).await?;
     let filter = AnswerFilter {
         job: Some(job_id.to_string()),
         include_uncounted: true,
@@ -117,7 +117,7 @@ pub async fn show(url: &str, job_id: &str) -> Result<i32> {
 
 /// `coordinator compare RUN_A [RUN_B] [--models A,B] [--format table|md|json]`.
 pub async fn compare(
-    url: &str,
+    target: &Target,
     run_a: &str,
     run_b: Option<&str>,
     models: Option<&str>,
@@ -127,9 +127,9 @@ pub async fn compare(
     let format: CompareFormat = format
         .parse()
         .map_err(|e| anyhow::anyhow!("--format: {e}"))?;
-    let a = fetch(url, run_a).await?;
+    let a = fetch(target, run_a).await?;
     let b = match run_b {
-        Some(run_b) => Some(fetch(url, run_b).await?),
+        Some(run_b) => Some(fetch(target, run_b).await?),
         None => None,
     };
     let pairs: Vec<(String, String)> = match models {

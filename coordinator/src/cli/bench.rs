@@ -29,7 +29,7 @@ use serde::Serialize;
 use tokio::sync::{Mutex, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::client::connect;
+use super::connect::{Target, connect};
 
 /// The figures, as `--json FILE` writes them.
 #[derive(Debug, Clone, Serialize)]
@@ -51,6 +51,7 @@ pub struct Figures {
 struct Child {
     process: std::process::Child,
     url: String,
+    data: PathBuf,
 }
 
 impl Child {
@@ -60,6 +61,14 @@ impl Child {
             .arg(format!("127.0.0.1:{port}"))
             .arg("--data")
             .arg(data)
+            // The simulated farm is one host: its hundreds of streams and connections are real
+            // workers' worth, not an attack. Tokens stay on (the bench measures the gate too).
+            .args([
+                "--max-streams-per-peer",
+                "0",
+                "--max-connections-per-minute",
+                "0",
+            ])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -67,14 +76,27 @@ impl Child {
         Ok(Child {
             process,
             url: format!("http://127.0.0.1:{port}"),
+            data: data.to_path_buf(),
         })
+    }
+
+    /// The client target, with the operator token the child made in its data directory.
+    fn target(&self) -> Result<Target> {
+        let token = super::connect::read_token_file(&self.data.join("api.token"))?;
+        Ok(Target::with_token(&self.url, &token))
+    }
+
+    /// The shared join token the child made.
+    fn join_token(&self) -> Result<String> {
+        super::connect::read_token_file(&self.data.join("worker.token"))
     }
 
     /// Waits until `ListRuns` answers; returns how long that took.
     async fn ready(&self) -> Result<Duration> {
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(60) {
-            if let Ok(mut client) = connect(&self.url).await
+            if let Ok(target) = self.target()
+                && let Ok(mut client) = connect(&target).await
                 && client.list_runs(pb::ListRunsRequest {}).await.is_ok()
             {
                 return Ok(start.elapsed());
@@ -142,6 +164,7 @@ fn free_port() -> Result<u16> {
 /// One simulated worker: answers every assignment at once; records assignment waits.
 async fn simulated_worker(
     url: String,
+    token: String,
     index: u32,
     waits: Arc<Mutex<Vec<f64>>>,
     acked: Arc<AtomicU64>,
@@ -173,7 +196,11 @@ async fn simulated_worker(
         async move { tx.send(pb::WorkerMessage { kind: Some(kind) }).await }
     };
     send(&tx, Up::Hello(hello)).await?;
-    let mut inbound = client.connect(ReceiverStream::new(rx)).await?.into_inner();
+    let mut request = tonic::Request::new(ReceiverStream::new(rx));
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse()?);
+    let mut inbound = client.connect(request).await?.into_inner();
     let mut heartbeat = tokio::time::interval(Duration::from_secs(2));
     let mut freed: Option<Instant> = None;
     loop {
@@ -255,15 +282,17 @@ pub async fn bench(exe: &Path, workers: u32, jobs: u32, json: Option<PathBuf>) -
     let waits = Arc::new(Mutex::new(Vec::new()));
     let acked = Arc::new(AtomicU64::new(0));
     let mut tasks_running = Vec::new();
+    let join_token = child.join_token()?;
     for i in 0..workers {
         tasks_running.push(tokio::spawn(simulated_worker(
             child.url.clone(),
+            join_token.clone(),
             i,
             Arc::clone(&waits),
             Arc::clone(&acked),
         )));
     }
-    let mut client = connect(&child.url).await?;
+    let mut client = connect(&child.target()?).await?;
     // Every worker connected before the clock starts.
     let joined = Instant::now();
     loop {

@@ -5,34 +5,21 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use benchfarm_proto::v1 as pb;
-use benchfarm_proto::v1::farm_service_client::FarmServiceClient;
-use tonic::transport::Channel;
 
+pub use super::connect::{FarmClient, Target, connect};
 use super::print;
-
-/// A connected FarmService client.
-pub async fn connect(url: &str) -> Result<FarmServiceClient<Channel>> {
-    let endpoint = tonic::transport::Endpoint::from_shared(url.to_string())
-        .with_context(|| format!("invalid coordinator URL {url:?}"))?
-        .connect_timeout(std::time::Duration::from_secs(5));
-    let channel = endpoint
-        .connect()
-        .await
-        .with_context(|| format!("cannot reach the coordinator at {url}"))?;
-    Ok(FarmServiceClient::new(channel).max_decoding_message_size(64 << 20))
-}
 
 /// `coordinator submit PLAN [--wait]`: resolves the plan locally (nothing is sent if it is wrong),
 /// submits it, prints the run id; with `wait`, follows progress and prints the table at the end.
 /// Returns the process exit code.
-pub async fn submit(url: &str, plan_path: &Path, wait: bool, format: &str) -> Result<i32> {
-    submit_with(url, plan_path, wait, format, false).await
+pub async fn submit(target: &Target, plan_path: &Path, wait: bool, format: &str) -> Result<i32> {
+    submit_with(target, plan_path, wait, format, false).await
 }
 
 /// [`submit`], with `strict`: the coordinator refuses the run when a model has no connected worker
 /// that can run it under the plan's requirements (exit 1 with its reason).
 pub async fn submit_with(
-    url: &str,
+    target: &Target,
     plan_path: &Path,
     wait: bool,
     format: &str,
@@ -46,7 +33,7 @@ pub async fn submit_with(
         }
     };
     plan.request.strict = strict;
-    let mut client = connect(url).await?;
+    let mut client = connect(target).await?;
     let response = client
         .submit_run(plan.request)
         .await
@@ -74,7 +61,7 @@ pub async fn submit_with(
 
 /// Follows a run until it is over, printing one line per finished job to stderr. Returns the final
 /// state. Reconnects the watch if the coordinator drops a lagging watcher.
-pub async fn watch(client: &mut FarmServiceClient<Channel>, run_id: &str) -> Result<String> {
+pub async fn watch(client: &mut FarmClient, run_id: &str) -> Result<String> {
     loop {
         let mut stream = client
             .watch_run(pb::WatchRunRequest {
@@ -115,8 +102,8 @@ pub async fn watch(client: &mut FarmServiceClient<Channel>, run_id: &str) -> Res
 }
 
 /// `coordinator status [RUN]`.
-pub async fn status(url: &str, run: Option<&str>) -> Result<i32> {
-    let mut client = connect(url).await?;
+pub async fn status(target: &Target, run: Option<&str>) -> Result<i32> {
+    let mut client = connect(target).await?;
     let mut out = std::io::stdout().lock();
     match run {
         Some(run_id) => {
@@ -141,8 +128,8 @@ pub async fn status(url: &str, run: Option<&str>) -> Result<i32> {
 }
 
 /// `coordinator workers [--drain ID] [--clear ID]`.
-pub async fn workers(url: &str, drain: Option<&str>, clear: Option<&str>) -> Result<i32> {
-    let mut client = connect(url).await?;
+pub async fn workers(target: &Target, drain: Option<&str>, clear: Option<&str>) -> Result<i32> {
+    let mut client = connect(target).await?;
     if let Some(worker) = drain {
         let w = client
             .drain_worker(pb::WorkerRef {
@@ -174,8 +161,8 @@ pub async fn workers(url: &str, drain: Option<&str>, clear: Option<&str>) -> Res
 }
 
 /// `coordinator report RUN --format F`.
-pub async fn report(url: &str, run_id: &str, format: &str) -> Result<i32> {
-    let mut client = connect(url).await?;
+pub async fn report(target: &Target, run_id: &str, format: &str) -> Result<i32> {
+    let mut client = connect(target).await?;
     let r = client
         .get_report(pb::GetReportRequest {
             run_id: run_id.into(),
@@ -191,8 +178,8 @@ pub async fn report(url: &str, run_id: &str, format: &str) -> Result<i32> {
 }
 
 /// `coordinator cancel RUN`.
-pub async fn cancel(url: &str, run_id: &str) -> Result<i32> {
-    let mut client = connect(url).await?;
+pub async fn cancel(target: &Target, run_id: &str) -> Result<i32> {
+    let mut client = connect(target).await?;
     let r = client
         .cancel_run(pb::CancelRunRequest {
             run_id: run_id.into(),
@@ -204,7 +191,7 @@ pub async fn cancel(url: &str, run_id: &str) -> Result<i32> {
 }
 
 /// `coordinator regrade RUN [--suite FILE|NAME]`.
-pub async fn regrade(url: &str, run_id: &str, suite: Option<&str>) -> Result<i32> {
+pub async fn regrade(target: &Target, run_id: &str, suite: Option<&str>) -> Result<i32> {
     let suite_toml = match suite {
         None => String::new(),
         Some(name_or_path) => match benchfarm_suite::resolve(name_or_path) {
@@ -215,7 +202,7 @@ pub async fn regrade(url: &str, run_id: &str, suite: Option<&str>) -> Result<i32
             }
         },
     };
-    let mut client = connect(url).await?;
+    let mut client = connect(target).await?;
     let r = client
         .regrade_run(pb::RegradeRunRequest {
             run_id: run_id.into(),

@@ -4,5 +4,7 @@
 pub mod answers;
 pub mod bench;
 pub mod client;
+pub mod connect;
 pub mod print;
 pub mod suite_cmd;
+pub mod tokens;

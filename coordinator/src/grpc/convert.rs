@@ -224,6 +224,7 @@ pub fn incoming_result(r: pb::JobResult) -> Result<IncomingResult, Status> {
         stop: r.stop,
         build_features: r.build_features,
         cpu_features: r.cpu_features,
+        truncated: r.truncated,
     })
 }
 

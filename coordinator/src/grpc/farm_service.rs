@@ -14,6 +14,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tonic::{Request, Response, Status};
 
 use super::convert;
+use crate::auth::Gate;
 use crate::records::{Placement, RunRecord, RunState, RunTask, now_ms};
 use crate::scheduler::{Command, SchedulerHandle};
 use crate::store::Store;
@@ -24,14 +25,21 @@ pub struct FarmServiceImpl {
     store: Store,
     /// Ends open watch streams when the server shuts down (they would otherwise hold it open).
     shutdown: broadcast::Sender<()>,
+    gate: Gate,
 }
 
 impl FarmServiceImpl {
-    pub fn new(scheduler: SchedulerHandle, store: Store, shutdown: broadcast::Sender<()>) -> Self {
+    pub fn new(
+        scheduler: SchedulerHandle,
+        store: Store,
+        shutdown: broadcast::Sender<()>,
+        gate: Gate,
+    ) -> Self {
         FarmServiceImpl {
             scheduler,
             store,
             shutdown,
+            gate,
         }
     }
 
@@ -279,6 +287,53 @@ impl FarmService for FarmServiceImpl {
             .ask(|reply| Command::Clear { worker, reply })
             .await??;
         Ok(Response::new(summary.into()))
+    }
+
+    async fn add_token(
+        &self,
+        request: Request<pb::AddTokenRequest>,
+    ) -> Result<Response<pb::AddTokenResponse>, Status> {
+        let req = request.into_inner();
+        let role = super::tokens::role_from_wire(req.role)?;
+        let token = self
+            .gate
+            .add(&req.name, role, u64::try_from(now_ms()).unwrap_or(0))
+            .await?;
+        let info = self
+            .gate
+            .list()?
+            .into_iter()
+            .find(|e| e.name == req.name)
+            .map(super::tokens::info)
+            .ok_or_else(|| Status::internal("the new token vanished"))?;
+        tracing::info!(token = %req.name, role = %role, "token added");
+        Ok(Response::new(pb::AddTokenResponse {
+            info: Some(info),
+            token,
+        }))
+    }
+
+    async fn list_tokens(
+        &self,
+        _request: Request<pb::ListTokensRequest>,
+    ) -> Result<Response<pb::ListTokensResponse>, Status> {
+        let tokens = self
+            .gate
+            .list()?
+            .into_iter()
+            .map(super::tokens::info)
+            .collect();
+        Ok(Response::new(pb::ListTokensResponse { tokens }))
+    }
+
+    async fn revoke_token(
+        &self,
+        request: Request<pb::RevokeTokenRequest>,
+    ) -> Result<Response<pb::TokenInfo>, Status> {
+        let name = request.into_inner().name;
+        let entry = self.gate.revoke(&name).await?;
+        tracing::info!(token = %name, "token revoked");
+        Ok(Response::new(super::tokens::info(entry)))
     }
 }
 

@@ -4,6 +4,10 @@
 //! reflection (both `v1` and `v1alpha`, so every grpcurl version can list and call it). Shutdown
 //! follows mini-redis: one broadcast tells every task to stop; each holds a clone of an mpsc sender
 //! and the server waits until all are dropped, which means the scheduler has flushed sled.
+//!
+//! In front of every service sits the auth gate (`crate::auth`): tokens are required unless the
+//! server runs with `--insecure-no-auth`. TLS (and mTLS with `--client-ca`) is rustls through tonic.
+//! Accepted sockets pass a per-address connection-rate limit before HTTP/2 sees them.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -11,13 +15,17 @@ use std::time::Duration;
 
 use benchfarm_proto::v1::farm_service_server::FarmServiceServer;
 use benchfarm_proto::v1::worker_service_server::WorkerServiceServer;
+use futures::StreamExt;
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use tracing::{info, warn};
 
+use super::admission::{ConnectionRate, PeerRate};
 use super::farm_service::FarmServiceImpl;
-use super::worker_service::WorkerServiceImpl;
+use super::worker_service::{StreamLimits, WorkerServiceImpl};
+use crate::auth::{AuthLayer, Gate};
 use crate::scheduler;
 use crate::store::Store;
 
@@ -28,6 +36,64 @@ pub struct ServeConfig {
     pub scheduler: scheduler::Config,
     /// Where to serve the live page and HTML reports (`--http`); `None`: not served.
     pub http: Option<SocketAddr>,
+    pub auth: AuthMode,
+    /// `None`: plaintext.
+    pub tls: Option<TlsFiles>,
+    pub streams: StreamLimits,
+    /// The largest request a client may send (a plan carries its suite and scripted models).
+    pub max_request_bytes: usize,
+    pub connections: ConnectionRate,
+}
+
+impl ServeConfig {
+    /// A server on `listen` with its store in `data`, tokens required, plaintext, default limits.
+    pub fn new(listen: SocketAddr, data: PathBuf) -> ServeConfig {
+        ServeConfig {
+            listen,
+            data,
+            scheduler: scheduler::Config::default(),
+            http: None,
+            auth: AuthMode::default(),
+            tls: None,
+            streams: StreamLimits::default(),
+            max_request_bytes: 16 << 20,
+            connections: ConnectionRate {
+                burst: 64,
+                per_minute: 600,
+            },
+        }
+    }
+}
+
+/// Who may call the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthMode {
+    /// Bearer tokens, with the bootstrap tokens in these files (default: `DATA/api.token` and
+    /// `DATA/worker.token`), created on first start.
+    Tokens {
+        api_token_file: Option<PathBuf>,
+        worker_token_file: Option<PathBuf>,
+    },
+    /// `--insecure-no-auth`: everyone may do everything (the local demo on 127.0.0.1).
+    InsecureNoAuth,
+}
+
+impl Default for AuthMode {
+    fn default() -> AuthMode {
+        AuthMode::Tokens {
+            api_token_file: None,
+            worker_token_file: None,
+        }
+    }
+}
+
+/// PEM files of the server's TLS identity, and of the CA its clients' certificates must chain to
+/// (mTLS) when given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +113,13 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
     #[error("{0}")]
     SchedulerDied(String),
+    #[error("tokens: {0}")]
+    Tokens(#[from] crate::auth::files::FileError),
+    #[error("{path}: {source}")]
+    TlsFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// A running server: its address, and the means to stop it.
@@ -55,6 +128,8 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     /// The live page's server, when `--http` asked for one.
     pub http: Option<crate::http::HttpServer>,
+    /// The bootstrap token files, when tokens are required.
+    pub tokens: Option<crate::auth::files::Bootstrap>,
     shutdown: broadcast::Sender<()>,
     done: mpsc::Receiver<()>,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
@@ -80,6 +155,7 @@ pub async fn start_with_clock(
         addr: config.listen,
         source,
     })?;
+    let (gate, tokens) = open_gate(&config).await?;
     let store = open_store(&config.data).await?;
     let (shutdown, _) = broadcast::channel(1);
     let (done_tx, done) = mpsc::channel(1);
@@ -148,47 +224,153 @@ pub async fn start_with_clock(
 
     let http = match config.http {
         Some(listen) => Some(
-            crate::http::start(listen, scheduler.clone(), store.clone(), &shutdown)
-                .await
-                .map_err(|source| ServeError::Bind {
-                    addr: listen,
-                    source,
-                })?,
+            crate::http::start(
+                listen,
+                scheduler.clone(),
+                store.clone(),
+                gate.clone(),
+                &shutdown,
+            )
+            .await
+            .map_err(|source| ServeError::Bind {
+                addr: listen,
+                source,
+            })?,
         ),
         None => None,
     };
 
-    let mut stop = shutdown.subscribe();
-    let router = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder()
         // Dead peers are noticed even when a worker stream is idle.
         .http2_keepalive_interval(Some(Duration::from_secs(10)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)));
+    if let Some(tls) = &config.tls {
+        builder = builder.tls_config(server_tls(tls).await?)?;
+    } else if !addr.ip().is_loopback() {
+        warn!(%addr, "serving plaintext beyond loopback: tokens and answers cross the network in \
+              clear; use --tls-cert/--tls-key (docs/security.md)");
+    }
+    let max = config.streams.max_message_bytes;
+    let worker_service = WorkerServiceImpl::new(scheduler.clone(), gate.clone(), config.streams);
+    tokio::spawn(worker_service.clone().end_revoked_streams());
+    let mut stop = shutdown.subscribe();
+    let router = builder
+        .layer(AuthLayer::new(gate.clone()))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(WorkerServiceServer::new(WorkerServiceImpl::new(
-            scheduler.clone(),
-        )))
-        .add_service(FarmServiceServer::new(FarmServiceImpl::new(
-            scheduler,
-            store,
-            shutdown.clone(),
-        )));
-    let server = tokio::spawn(router.serve_with_incoming_shutdown(
-        TcpListenerStream::new(listener),
-        async move {
-            let _ = stop.recv().await;
-        },
-    ));
+        .add_service(
+            WorkerServiceServer::new(worker_service)
+                .max_decoding_message_size(max)
+                // An assignment carries its suite and scripted model, which a submit may make as
+                // large as a request.
+                .max_encoding_message_size(max.max(config.max_request_bytes)),
+        )
+        .add_service(
+            FarmServiceServer::new(FarmServiceImpl::new(
+                scheduler.clone(),
+                store,
+                shutdown.clone(),
+                gate,
+            ))
+            .max_decoding_message_size(config.max_request_bytes)
+            // Reports of big runs are large; a client asks for them on purpose.
+            .max_encoding_message_size(max.max(64 << 20)),
+        );
+    let clock = scheduler.clock().clone();
+    let mut rate = PeerRate::new(config.connections);
+    let incoming = TcpListenerStream::new(listener).filter(move |accepted| {
+        let admit = match accepted {
+            Ok(socket) => match socket.peer_addr() {
+                Ok(peer) => {
+                    let ok = rate.admit(peer.ip(), u64::try_from(clock.now_ms()).unwrap_or(0));
+                    if !ok {
+                        tracing::debug!(peer = %peer, "connection refused: over the per-address connection rate");
+                    }
+                    ok
+                }
+                Err(_) => false,
+            },
+            Err(_) => true,
+        };
+        std::future::ready(admit)
+    });
+    let server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async move {
+        let _ = stop.recv().await;
+    }));
     info!(%addr, data = %config.data.display(), "coordinator listening");
     Ok(RunningServer {
         addr,
         http,
+        tokens,
         shutdown,
         done,
         server,
         failed,
     })
+}
+
+/// The gate of `config.auth`: with tokens, the registry of the data directory and the bootstrap
+/// token files (created on first start, with a note on stderr saying how to use them).
+async fn open_gate(
+    config: &ServeConfig,
+) -> Result<(Gate, Option<crate::auth::files::Bootstrap>), ServeError> {
+    let (api_file, worker_file) = match &config.auth {
+        AuthMode::InsecureNoAuth => {
+            warn!(
+                "--insecure-no-auth: anyone who reaches this port may submit, cancel, join and \
+                   report results; use it only on 127.0.0.1"
+            );
+            return Ok((Gate::open(), None));
+        }
+        AuthMode::Tokens {
+            api_token_file,
+            worker_token_file,
+        } => (
+            api_token_file
+                .clone()
+                .unwrap_or_else(|| config.data.join("api.token")),
+            worker_token_file
+                .clone()
+                .unwrap_or_else(|| config.data.join("worker.token")),
+        ),
+    };
+    let data = config.data.clone();
+    let now = u64::try_from(crate::records::now_ms()).unwrap_or(0);
+    let (registry, boot) = tokio::task::spawn_blocking(move || {
+        crate::auth::files::bootstrap(&data, &api_file, &worker_file, now)
+    })
+    .await
+    .map_err(|e| ServeError::SchedulerDied(format!("reading tokens panicked: {e}")))??;
+    for path in &boot.created {
+        info!(file = %path.display(), "token file created (mode 0600)");
+    }
+    if !boot.created.is_empty() {
+        eprintln!(
+            "tokens: the CLI needs   export BENCHFARM_TOKEN=$(cat {})\n\
+             tokens: workers need    export BENCHFARM_WORKER_TOKEN=$(cat {})   (or worker join --token-file FILE)\n\
+             tokens: more with       coordinator tokens add --role worker|submitter|operator --name NAME",
+            boot.api_token_file.display(),
+            boot.worker_token_file.display()
+        );
+    }
+    Ok((Gate::with_tokens(registry, config.data.clone()), Some(boot)))
+}
+
+/// The server's TLS configuration from its PEM files.
+async fn server_tls(tls: &TlsFiles) -> Result<ServerTlsConfig, ServeError> {
+    let read = |path: PathBuf| async move {
+        tokio::fs::read(&path)
+            .await
+            .map_err(|source| ServeError::TlsFile { path, source })
+    };
+    let cert = read(tls.cert.clone()).await?;
+    let key = read(tls.key.clone()).await?;
+    let mut config = ServerTlsConfig::new().identity(Identity::from_pem(cert, key));
+    if let Some(ca) = &tls.client_ca {
+        config = config.client_ca_root(Certificate::from_pem(read(ca.clone()).await?));
+    }
+    Ok(config)
 }
 
 /// Opens the store, waiting up to 10 s for another holder of its lock to let go: a coordinator

@@ -1,7 +1,9 @@
 //! The live page and the HTML reports over HTTP: `coordinator serve --http ADDR` (off by default).
 //!
 //! An axum server on the same tokio runtime as gRPC (axum is already in the tree under tonic).
-//! Read-only, by design, until the security issue's roles exist: no route changes anything.
+//! Read-only: no route changes anything. Every route needs a submitter token (a sign-in at
+//! `/login` sets a cookie; programs send a bearer header) unless the server runs with
+//! `--insecure-no-auth` (`login.rs`).
 //!
 //! - `GET /`                    the run list
 //! - `GET /runs/{id}`           a run's live view: counts, per-model leaderboard, who runs what;
@@ -13,6 +15,7 @@
 //! like the gRPC services ask it. The page's script is inline: the page makes no request but to
 //! this server.
 
+mod login;
 mod page;
 
 use std::net::SocketAddr;
@@ -52,6 +55,7 @@ pub async fn start(
     listen: SocketAddr,
     scheduler: SchedulerHandle,
     store: Store,
+    gate: crate::auth::Gate,
     shutdown: &broadcast::Sender<()>,
 ) -> std::io::Result<HttpServer> {
     let pages_served = Arc::new(AtomicU64::new(0));
@@ -66,7 +70,16 @@ pub async fn start(
         .route("/runs/{id}/report", get(html_report))
         .route("/api/runs", get(api_runs))
         .route("/api/runs/{id}", get(api_run))
-        .with_state(state);
+        .with_state(state)
+        .merge(
+            Router::new()
+                .route("/login", get(login::login_page).post(login::login))
+                .with_state(gate.clone()),
+        )
+        .layer(axum::middleware::from_fn_with_state(
+            gate,
+            login::require_reader,
+        ));
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     let mut stop = shutdown.subscribe();

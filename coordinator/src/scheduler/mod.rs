@@ -117,6 +117,8 @@ pub struct IncomingResult {
     /// The CPU features the worker's llama.cpp build uses, and those its CPU has (ggml's names).
     pub build_features: Vec<String>,
     pub cpu_features: Vec<String>,
+    /// The worker cut the answer to fit the coordinator's message limit.
+    pub truncated: bool,
 }
 
 /// Something a connected worker said.

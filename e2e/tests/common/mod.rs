@@ -5,17 +5,18 @@
 // Test helpers: a panic is the failure report we want, and not every test uses every helper.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use benchfarm_coordinator::cli::connect::{FarmClient, Target};
 use benchfarm_coordinator::grpc::server::{self, RunningServer, ServeConfig};
 use benchfarm_coordinator::scheduler;
 use benchfarm_proto::v1 as pb;
-use benchfarm_proto::v1::farm_service_client::FarmServiceClient;
+use benchfarm_worker::credentials::Credentials;
 use benchfarm_worker::{JoinConfig, Stop};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tonic::transport::Channel;
 
 /// Starts a coordinator on a free loopback port with its store in `data`.
 pub async fn start_server(data: &Path, lease: Duration) -> RunningServer {
@@ -27,9 +28,17 @@ pub async fn start_server_on(
     lease: Duration,
     listen: std::net::SocketAddr,
 ) -> RunningServer {
-    server::start(ServeConfig {
-        listen,
-        data: data.to_path_buf(),
+    start_server_with(data, lease, listen, |_| {}).await
+}
+
+/// [`start_server_on`] with the configuration changed by `change` first (limits, TLS).
+pub async fn start_server_with(
+    data: &Path,
+    lease: Duration,
+    listen: std::net::SocketAddr,
+    change: impl FnOnce(&mut ServeConfig),
+) -> RunningServer {
+    let mut config = ServeConfig {
         scheduler: scheduler::Config {
             lease,
             tick: Duration::from_millis(100),
@@ -37,9 +46,73 @@ pub async fn start_server_on(
         },
         // Every in-process test farm serves its live page too, on a port of its own.
         http: Some("127.0.0.1:0".parse().unwrap()),
-    })
-    .await
-    .expect("coordinator starts")
+        // Tokens on, as in production: every client and worker of the test farm sends one.
+        ..ServeConfig::new(listen, data.to_path_buf())
+    };
+    change(&mut config);
+    let server = server::start(config).await.expect("coordinator starts");
+    remember_tokens(&server);
+    server
+}
+
+/// The tokens of each in-process server, by URL: its operator token and its join token. The
+/// helpers below look them up, so a test that knows only a server's URL talks to it with tokens.
+static TOKENS: std::sync::Mutex<BTreeMap<String, (String, String)>> =
+    std::sync::Mutex::new(BTreeMap::new());
+
+fn tokens() -> std::sync::MutexGuard<'static, BTreeMap<String, (String, String)>> {
+    // A test that panicked holding the lock poisons nothing the others need.
+    TOKENS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn remember_tokens(server: &RunningServer) {
+    let boot = server.tokens.as_ref().expect("tokens are on");
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap().trim().to_string();
+    tokens().insert(
+        url(server),
+        (read(&boot.api_token_file), read(&boot.worker_token_file)),
+    );
+}
+
+/// Makes the token files of a server that will run at `url` with its store in `data` before it
+/// starts (as an operator provisioning a farm would), so workers can be given the join token first.
+pub fn provision_tokens(url: &str, data: &Path) {
+    use benchfarm_coordinator::auth::files::read_or_create_token_file;
+    let (api, _) = read_or_create_token_file(&data.join("api.token")).unwrap();
+    let (join, _) = read_or_create_token_file(&data.join("worker.token")).unwrap();
+    tokens().insert(url.to_string(), (api, join));
+}
+
+/// The operator token of the server at `url`.
+pub fn api_token(url: &str) -> String {
+    tokens()
+        .get(url)
+        .unwrap_or_else(|| {
+            panic!("no tokens for {url}: start its server or provision_tokens first")
+        })
+        .0
+        .clone()
+}
+
+/// The shared join token of the server at `url`.
+pub fn join_token(url: &str) -> String {
+    tokens()
+        .get(url)
+        .unwrap_or_else(|| {
+            panic!("no tokens for {url}: start its server or provision_tokens first")
+        })
+        .1
+        .clone()
+}
+
+/// The client target of the server at `url`, with its operator token.
+pub fn target(url: &str) -> Target {
+    Target::with_token(url, &api_token(url))
+}
+
+/// Worker credentials for the server at `url`: its shared join token.
+pub fn worker_credentials(url: &str) -> Credentials {
+    Credentials::new(url, Some(&join_token(url)), &Default::default()).unwrap()
 }
 
 /// A worker running in this process until `stop` is sent.
@@ -71,6 +144,7 @@ pub fn start_worker(url: &str, name: &str, models: &Path, state: &Path) -> TestW
         state_dir: state.to_path_buf(),
         name: Some(name.to_string()),
         slots: 1,
+        credentials: worker_credentials(url),
     };
     let task = tokio::spawn(benchfarm_worker::join(config, rx));
     TestWorker { stop, task }
@@ -83,8 +157,8 @@ pub fn start_scripted_worker(url: &str, name: &str, dir: &Path) -> TestWorker {
     start_worker(url, name, &no_models, &dir.join(name))
 }
 
-pub async fn client(url: &str) -> FarmServiceClient<Channel> {
-    benchfarm_coordinator::cli::client::connect(url)
+pub async fn client(url: &str) -> FarmClient {
+    benchfarm_coordinator::cli::client::connect(&target(url))
         .await
         .expect("client connects")
 }
@@ -94,7 +168,7 @@ pub fn url(server: &RunningServer) -> String {
 }
 
 /// Waits until `n` workers are connected.
-pub async fn wait_workers(client: &mut FarmServiceClient<Channel>, n: usize) {
+pub async fn wait_workers(client: &mut FarmClient, n: usize) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         let workers = client
@@ -115,11 +189,7 @@ pub async fn wait_workers(client: &mut FarmServiceClient<Channel>, n: usize) {
 }
 
 /// Waits until the run is over and returns its final status.
-pub async fn wait_run(
-    client: &mut FarmServiceClient<Channel>,
-    run_id: &str,
-    limit: Duration,
-) -> pb::RunStatus {
+pub async fn wait_run(client: &mut FarmClient, run_id: &str, limit: Duration) -> pb::RunStatus {
     let deadline = tokio::time::Instant::now() + limit;
     loop {
         let status = client
@@ -150,19 +220,12 @@ pub fn plan(dir: &Path, text: &str) -> pb::SubmitRunRequest {
 }
 
 /// The report of a run as JSON.
-pub async fn report_json(
-    client: &mut FarmServiceClient<Channel>,
-    run_id: &str,
-) -> serde_json::Value {
+pub async fn report_json(client: &mut FarmClient, run_id: &str) -> serde_json::Value {
     serde_json::from_str(&report_body(client, run_id, "json").await).unwrap()
 }
 
 /// The report of a run in `format`, as the server renders it.
-pub async fn report_body(
-    client: &mut FarmServiceClient<Channel>,
-    run_id: &str,
-    format: &str,
-) -> String {
+pub async fn report_body(client: &mut FarmClient, run_id: &str, format: &str) -> String {
     client
         .get_report(pb::GetReportRequest {
             run_id: run_id.into(),
@@ -187,3 +250,4 @@ mod real_model;
 #[allow(unused_imports)] // not every test binary uses the real model
 pub use real_model::*;
 pub mod browser;
+pub mod tls;

@@ -27,10 +27,8 @@ use benchfarm_coordinator::job::JobState;
 use benchfarm_coordinator::records::{JobRecord, ResultRecord};
 use benchfarm_coordinator::store::Store;
 use benchfarm_proto::v1 as pb;
-use benchfarm_proto::v1::farm_service_client::FarmServiceClient;
-use tonic::transport::Channel;
 
-pub type Client = FarmServiceClient<Channel>;
+pub type Client = benchfarm_coordinator::cli::connect::FarmClient;
 
 /// How long a process gets to start (a coordinator to accept connections, a worker to join).
 const START_LIMIT: Duration = Duration::from_secs(30);
@@ -246,6 +244,16 @@ pub struct CoordinatorOpts {
     pub job_timeout_ms: Option<u64>,
     /// More flags, as given.
     pub extra: Vec<String>,
+    /// Serve TLS with these PEM files; workers and clients then use `--ca` and an https URL.
+    pub tls: Option<FarmTls>,
+}
+
+/// The PEM files of a TLS farm.
+#[derive(Debug, Clone)]
+pub struct FarmTls {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 impl Default for CoordinatorOpts {
@@ -255,6 +263,7 @@ impl Default for CoordinatorOpts {
             max_attempts: None,
             job_timeout_ms: None,
             extra: Vec::new(),
+            tls: None,
         }
     }
 }
@@ -293,6 +302,8 @@ pub struct Farm {
     pub port: u16,
     pub url: String,
     coordinator_args: Vec<String>,
+    /// The CA of a TLS farm's coordinator.
+    pub ca: Option<PathBuf>,
     coordinator: Option<Proc>,
     workers: BTreeMap<String, Proc>,
 }
@@ -307,7 +318,11 @@ impl Farm {
         std::fs::create_dir_all(dir.path().join("logs")).unwrap();
         std::fs::create_dir_all(dir.path().join("no-models")).unwrap();
         let port = free_port();
-        let url = format!("http://127.0.0.1:{port}");
+        let url = match &opts.tls {
+            // The certificate names localhost (and 127.0.0.1).
+            Some(_) => format!("https://localhost:{port}"),
+            None => format!("http://127.0.0.1:{port}"),
+        };
         let mut args: Vec<String> = vec![
             "serve".into(),
             "--listen".into(),
@@ -323,12 +338,21 @@ impl Farm {
         if let Some(ms) = opts.job_timeout_ms {
             args.extend(["--job-timeout-ms".into(), ms.to_string()]);
         }
+        if let Some(tls) = &opts.tls {
+            args.extend([
+                "--tls-cert".into(),
+                tls.cert.display().to_string(),
+                "--tls-key".into(),
+                tls.key.display().to_string(),
+            ]);
+        }
         args.extend(opts.extra);
         let mut farm = Farm {
             dir: Some(dir),
             port,
             url,
             coordinator_args: args,
+            ca: opts.tls.map(|t| t.ca),
             coordinator: None,
             workers: BTreeMap::new(),
         };
@@ -387,9 +411,10 @@ impl Farm {
                     log_tail(&log, LOG_TAIL_LINES)
                 );
             }
-            if benchfarm_coordinator::cli::client::connect(&self.url)
-                .await
-                .is_ok()
+            // Ready once the token files exist and a token-bearing call is answered.
+            if let Ok(mut client) =
+                benchfarm_coordinator::cli::client::connect(&self.target()).await
+                && client.list_runs(pb::ListRunsRequest {}).await.is_ok()
             {
                 break;
             }
@@ -434,6 +459,14 @@ impl Farm {
             "--name".into(),
             name.into(),
         ];
+        // The shared join token the coordinator made at its first start.
+        let token = self.data().join("worker.token");
+        if token.exists() {
+            args.extend(["--token-file".into(), token.display().to_string()]);
+        }
+        if let Some(ca) = &self.ca {
+            args.extend(["--ca".into(), ca.display().to_string()]);
+        }
         for (k, v) in &opts.labels {
             args.extend(["--label".into(), format!("{k}={v}")]);
         }
@@ -449,11 +482,63 @@ impl Farm {
             .unwrap_or_else(|| panic!("no worker {name}"))
     }
 
-    /// A FarmService client of the current coordinator.
+    /// A FarmService client of the current coordinator, with the operator token.
     pub async fn client(&self) -> Client {
-        benchfarm_coordinator::cli::client::connect(&self.url)
+        benchfarm_coordinator::cli::client::connect(&self.target())
             .await
             .expect("client connects")
+    }
+
+    /// The coordinator's operator token (DATA/api.token, made at its first start); `None` before
+    /// that, or when it runs with `--insecure-no-auth`.
+    pub fn api_token(&self) -> Option<String> {
+        std::fs::read_to_string(self.data().join("api.token"))
+            .ok()
+            .map(|t| t.trim().to_string())
+    }
+
+    /// The client target: the URL with the operator token.
+    pub fn target(&self) -> benchfarm_coordinator::cli::connect::Target {
+        let mut target = match self.api_token() {
+            Some(token) => {
+                benchfarm_coordinator::cli::connect::Target::with_token(&self.url, &token)
+            }
+            None => benchfarm_coordinator::cli::connect::Target::insecure(&self.url),
+        };
+        target.tls.ca = self.ca.clone();
+        target
+    }
+
+    /// Runs the `coordinator` binary as a client of this farm (`--coordinator`, `--ca` and the
+    /// operator token in env `BENCHFARM_TOKEN`, as a user would); returns (exit code, stdout,
+    /// stderr).
+    pub fn cli(&self, args: &[&str]) -> (i32, String, String) {
+        self.cli_as(self.api_token().as_deref(), args)
+    }
+
+    /// [`Farm::cli`] with `token` (or none) in env `BENCHFARM_TOKEN`.
+    pub fn cli_as(&self, token: Option<&str>, args: &[&str]) -> (i32, String, String) {
+        let mut command = Command::new(bin_dir().join("coordinator"));
+        command.arg("--coordinator").arg(&self.url);
+        if let Some(ca) = &self.ca {
+            command.arg("--ca").arg(ca);
+        }
+        match token {
+            Some(token) => command.env("BENCHFARM_TOKEN", token),
+            None => command.env_remove("BENCHFARM_TOKEN"),
+        };
+        let output = command
+            .args(args)
+            .env_remove("BENCHFARM_COORDINATOR")
+            .env_remove("BENCHFARM_CA")
+            .stdin(Stdio::null())
+            .output()
+            .expect("the coordinator binary runs");
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
     }
 
     /// Waits until every worker in `names` is connected; returns name → worker id.

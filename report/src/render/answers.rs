@@ -170,7 +170,13 @@ fn result_block(out: &mut String, o: &Outcome, filter: &AnswerFilter) {
             one_line(&c.check)
         );
     }
-    out.push_str("  answer:\n");
+    if o.truncated {
+        out.push_str(
+            "  answer (truncated by the worker to fit the coordinator's message limit):\n",
+        );
+    } else {
+        out.push_str("  answer:\n");
+    }
     let answer = terminal_safe(&o.answer);
     match filter.max_answer_chars {
         Some(max) if answer.chars().count() > max => {

@@ -76,6 +76,7 @@ struct ErrorLine<'a> {
     grade_history: &'a [GradeEntry],
     decode_tokens: u32,
     decode_ms: f64,
+    truncated: bool,
     reason: Option<&'a str>,
     job_failed: bool,
 }
@@ -124,6 +125,7 @@ impl<'a> ErrorLine<'a> {
             grade_history: &[],
             decode_tokens: 0,
             decode_ms: 0.0,
+            truncated: false,
             reason: Some(&f.reason),
             job_failed: f.job_failed,
         }

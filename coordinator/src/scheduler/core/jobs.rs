@@ -106,6 +106,7 @@ impl Scheduler {
             grade_history: Vec::new(),
             build_features: incoming.build_features,
             cpu_features: incoming.cpu_features,
+            truncated: incoming.truncated,
         };
         let fresh = match &next {
             Some(_) => self.store.insert_result(&record)?,

@@ -289,6 +289,7 @@ pub fn result(key: &(String, u32)) -> IncomingResult {
         stop: "eos".into(),
         build_features: Vec::new(),
         cpu_features: Vec::new(),
+        truncated: false,
     }
 }
 

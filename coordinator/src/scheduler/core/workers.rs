@@ -76,6 +76,8 @@ impl Scheduler {
             // with a long lease.
             heartbeat_ms: (lease_ms / 2).min(HEARTBEAT_MAX_MS),
             coordinator_version: env!("CARGO_PKG_VERSION").to_string(),
+            // Set by the gRPC layer, which owns the message limits.
+            max_message_bytes: 0,
         })
     }
 

@@ -13,10 +13,12 @@
 
 pub mod cli;
 pub mod clock;
+pub mod grading;
 pub mod grpc;
 pub mod hardware_class;
 pub mod http;
 pub mod job;
+pub mod limits;
 pub mod plan;
 pub mod records;
 pub mod regrade;
@@ -25,3 +27,4 @@ pub mod run;
 pub mod scheduler;
 pub mod store;
 pub mod telemetry;
+pub mod untrusted;

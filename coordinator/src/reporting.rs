@@ -137,6 +137,8 @@ pub fn inputs(
                         suite_version: g.suite_version.clone(),
                     })
                     .collect(),
+                worker_verdict: r.worker_grade.as_ref().map(|g| verdict(g.verdict)),
+                answer_truncated_from: r.answer_truncated_from,
                 ..Outcome::default()
             })
         })

@@ -70,6 +70,12 @@ enum Verb {
         /// (tokens_per_second × F, load_ms ÷ F). No effect on GGUF models.
         #[arg(long, value_name = "F", default_value_t = 1.0, value_parser = parse_speed_factor)]
         speed_factor: f64,
+        /// Run scripted models' test features: `[[faults]]` (fail, hang, crash, kill), `delay_ms`,
+        /// `load_ms` and synthetic times over 10 s a job. Without it such a job is refused, and
+        /// the refusal does not count toward this worker's quarantine. For tests and chaos
+        /// scenarios only.
+        #[arg(long)]
+        allow_scripted_faults: bool,
     },
     /// Measure prompt processing (pp) and generation (tg) speed on one model the way llama.cpp's
     /// llama-bench does, and print it in llama-bench's formats and field names.
@@ -174,6 +180,7 @@ fn main() -> Result<std::process::ExitCode> {
             engine,
             max_ram,
             speed_factor,
+            allow_scripted_faults,
         } => {
             logging(true);
             let config = JoinConfig {
@@ -196,6 +203,7 @@ fn main() -> Result<std::process::ExitCode> {
                 engine,
                 max_ram_bytes: max_ram,
                 speed_factor,
+                allow_scripted_faults,
             };
             tokio::runtime::Runtime::new()
                 .context("starting the async runtime")?

@@ -383,6 +383,7 @@ mod tests {
                 }),
                 reason: "x".into(),
                 not_started: false,
+                refused: false,
             })),
         }
     }

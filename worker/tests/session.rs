@@ -130,8 +130,10 @@ fn start_worker(
         name: Some("w".into()),
         slots: 1,
     };
+    // The faulty model's [[faults]] are what these tests are about.
     let options = WorkerOptions {
         engine,
+        allow_scripted_faults: true,
         ..WorkerOptions::default()
     };
     let (stop, rx) = watch::channel(Stop::Run);

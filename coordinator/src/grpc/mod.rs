@@ -3,4 +3,5 @@
 pub mod convert;
 pub mod farm_service;
 pub mod server;
+pub mod submit;
 pub mod worker_service;

@@ -305,10 +305,10 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
 /// names, else the key of the line the error points at (`repetitions = 99999999999` is about
 /// `repetitions`, not the backquoted value in its message), else "(syntax)".
 fn field_of(message: &str, text: &str, offset: usize) -> String {
-    if message.starts_with("unknown field") || message.starts_with("missing field") {
-        if let Some(name) = message.split('`').nth(1) {
-            return name.to_string();
-        }
+    if (message.starts_with("unknown field") || message.starts_with("missing field"))
+        && let Some(name) = message.split('`').nth(1)
+    {
+        return name.to_string();
     }
     let start = text[..offset.min(text.len())]
         .rfind('\n')

@@ -110,16 +110,16 @@ fn csv_exact() {
     // its failed jobs (t1 rep 0, t2 rep 0 in the fixture) are counted, not missing.
     let (r, o) = fixture();
     let expected = "\
-model,task,category,n,pass,partial,fail,score,mean_seconds,gen_tokens_per_second,failed_jobs
-alpha,t1,edit,3,3,0,0,1,2,200,0
-alpha,t2,edit,3,1,1,1,0.5,5,200,0
-alpha,t3,fix,3,0,0,3,0,8,200,0
-beta,t1,edit,3,3,0,0,1,1,200,0
-beta,t2,edit,3,3,0,0,1,1,200,0
-beta,t3,fix,3,2,1,0,0.8333333333333334,1,200,0
-script,t1,edit,0,0,0,0,,,,1
-script,t2,edit,0,0,0,0,,,,1
-script,t3,fix,0,0,0,0,,,,0
+model,task,category,n,pass,partial,fail,score,mean_seconds,gen_tokens_per_second,failed_jobs,grade_disagreements,implausible_timings
+alpha,t1,edit,3,3,0,0,1,2,200,0,0,0
+alpha,t2,edit,3,1,1,1,0.5,5,200,0,0,0
+alpha,t3,fix,3,0,0,3,0,8,200,0,0,0
+beta,t1,edit,3,3,0,0,1,1,200,0,0,0
+beta,t2,edit,3,3,0,0,1,1,200,0,0,0
+beta,t3,fix,3,2,1,0,0.8333333333333334,1,200,0,0,0
+script,t1,edit,0,0,0,0,,,,1,0,0
+script,t2,edit,0,0,0,0,,,,1,0,0
+script,t3,fix,0,0,0,0,,,,0,0,0
 ";
     assert_eq!(render(&r, &o, Format::Csv), expected);
 }

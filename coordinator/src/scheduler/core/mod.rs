@@ -23,6 +23,8 @@ mod grading_tests;
 #[cfg(test)]
 mod interleavings;
 #[cfg(test)]
+mod limits_tests;
+#[cfg(test)]
 mod testbed;
 #[cfg(test)]
 pub(super) use testbed::worker_record as testbed_record;

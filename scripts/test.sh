@@ -6,7 +6,8 @@
 #
 # Steps: scripts/deps.sh, a headless Chromium, scripts/fetch-models.sh --gemma (both models), grpcurl into
 # .tools/bin/grpcurl, cargo fmt --check, cargo clippy -D warnings, cargo build --all-targets (the
-# e2e tests run the binaries), cargo test --workspace (with GRPCURL set). Stops at the first
+# e2e tests run the binaries), cargo test --workspace (with GRPCURL set), 60 s of fuzzing
+# (scripts/fuzz.sh). Stops at the first
 # failing step with a non-zero exit code. From a clean clone on 2 cores it takes about 15-20 min,
 # most of it compiling llama.cpp (twice: once for clippy's check build, once for the tests); later
 # runs are incremental. .ci/run runs exactly this.
@@ -119,6 +120,10 @@ step clippy cargo clippy --workspace --all-targets -- -D warnings
 # (with --bins it is compiled a third time, ~5 min on 2 cores; clippy's check build is the second).
 step build cargo build --workspace --all-targets
 step test cargo test --workspace
+# The fuzz targets: their committed corpus already ran as plain tests above
+# (coordinator/tests/fuzz_corpus.rs); then 10 s of fuzzing each, 60 s in all (installs cargo-fuzz
+# 0.13.1 into .tools/ the first time; docs/fuzzing.md).
+step fuzz scripts/fuzz.sh 10
 
 echo "" >&2
 log "all steps passed"

@@ -14,10 +14,12 @@
 pub mod auth;
 pub mod cli;
 pub mod clock;
+pub mod grading;
 pub mod grpc;
 pub mod hardware_class;
 pub mod http;
 pub mod job;
+pub mod limits;
 pub mod plan;
 pub mod records;
 pub mod regrade;
@@ -26,3 +28,4 @@ pub mod run;
 pub mod scheduler;
 pub mod store;
 pub mod telemetry;
+pub mod untrusted;

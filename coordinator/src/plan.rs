@@ -113,7 +113,8 @@ pub fn resolve(text: &str, file: &str, base: &Path) -> Result<Plan, PlanError> {
     };
     let plan: PlanFile = toml::from_str(text).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
-        at(span, &field_of(e.message()), e.message().to_string())
+        let field = field_of(e.message(), text, span.start);
+        at(span, &field, e.message().to_string())
     })?;
     if *plan.repetitions.get_ref() == 0 {
         return Err(at(
@@ -267,6 +268,7 @@ fn gguf_model(path: &Path, name: Option<&str>) -> Result<pb::ModelRef, String> {
         name,
         sha256,
         size_bytes: info.file_len(),
+        context_length: info.context_length().unwrap_or(0),
         source: Some(pb::model_ref::Source::Gguf(pb::GgufModel {
             file_name: path
                 .file_name()
@@ -287,6 +289,7 @@ fn scripted_model(path: &Path, name: Option<&str>) -> Result<pb::ModelRef, Strin
         sha256: benchfarm_modelfile::sha256_bytes(text.as_bytes()),
         size_bytes: 0,
         source: Some(pb::model_ref::Source::ScriptedToml(text)),
+        context_length: 0,
     })
 }
 
@@ -298,12 +301,31 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
-/// The field a toml error message is about, when it names one ("unknown field `x`", "missing field `y`").
-fn field_of(message: &str) -> String {
-    message
-        .split('`')
-        .nth(1)
-        .map_or_else(|| "(syntax)".to_string(), str::to_string)
+/// The field a toml error is about: the key an "unknown field `x`" / "missing field `y`" message
+/// names, else the key of the line the error points at (`repetitions = 99999999999` is about
+/// `repetitions`, not the backquoted value in its message), else "(syntax)".
+fn field_of(message: &str, text: &str, offset: usize) -> String {
+    if (message.starts_with("unknown field") || message.starts_with("missing field"))
+        && let Some(name) = message.split('`').nth(1)
+    {
+        return name.to_string();
+    }
+    let start = text[..offset.min(text.len())]
+        .rfind('\n')
+        .map_or(0, |i| i + 1);
+    let line = text[start..].lines().next().unwrap_or("");
+    match line.split_once('=') {
+        Some((key, _))
+            if !key.trim().is_empty()
+                && key
+                    .trim()
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) =>
+        {
+            key.trim().to_string()
+        }
+        _ => "(syntax)".to_string(),
+    }
 }
 
 #[cfg(test)]

@@ -292,7 +292,16 @@ pub struct ResultRecord {
     pub hardware_class: String,
     pub threads: u32,
     pub answer: String,
+    /// The coordinator's grade of `answer` with the run's own suite: the one stored and counted.
     pub grade: Grade,
+    /// The grade the worker sent, kept when its verdict differs from the coordinator's: a sign of
+    /// a stale or tampered worker (reports count these as grade disagreements).
+    #[serde(default)]
+    pub worker_grade: Option<Grade>,
+    /// The answer's length in bytes as it arrived, when it was over the stored-answer limit and
+    /// `answer` holds only its first part (cut at a character boundary; graded as stored).
+    #[serde(default)]
+    pub answer_truncated_from: Option<u64>,
     pub timings: Timings,
     pub chat_template: String,
     pub stop: String,

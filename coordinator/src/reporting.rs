@@ -138,6 +138,8 @@ pub fn inputs(
                     })
                     .collect(),
                 truncated: r.truncated,
+                worker_verdict: r.worker_grade.as_ref().map(|g| verdict(g.verdict)),
+                answer_truncated_from: r.answer_truncated_from,
                 ..Outcome::default()
             })
         })

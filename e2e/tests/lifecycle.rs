@@ -210,6 +210,7 @@ fn plan_request_with_suite(suite_toml: &str) -> pb::SubmitRunRequest {
             sha256: benchfarm_modelfile::sha256_bytes(ECHO.as_bytes()),
             size_bytes: 0,
             source: Some(pb::model_ref::Source::ScriptedToml(ECHO.into())),
+            context_length: 0,
         }],
         repetitions: 1,
         seed: 0,

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 pub use benchfarm_modelfile;
 pub use llama::{BenchOptions, LlamaEngine, builtin_template_for};
-pub use scripted::{ScriptedEngine, estimate_tokens};
+pub use scripted::{MAX_SYNTHETIC_MS, ScriptedEngine, estimate_tokens, test_features};
 
 /// Something that can run one generation at a time.
 pub trait Engine: Send {

@@ -24,6 +24,52 @@ const CANCEL_POLL: Duration = Duration::from_millis(5);
 /// Synthetic prompt evaluation speed; prompt processing is much faster than generation.
 const PROMPT_TOKENS_PER_MS: f64 = 10.0;
 
+/// The longest synthetic time one job of a scripted model may take on a worker not started with
+/// `--allow-scripted-faults`: the scripted engine really sleeps for the time its timings claim, so
+/// a `tokens_per_second` of 0.001 would hold a slot for the job's whole time limit.
+pub const MAX_SYNTHETIC_MS: f64 = 10_000.0;
+
+/// What a job of `model` would use of the scripted engine's test features — `[[faults]]`,
+/// `delay_ms`, `load_ms`, a synthetic time (prompt and generation, after `speed_factor`) over
+/// [`MAX_SYNTHETIC_MS`] — or `None` when it uses none. Such features are for tests and chaos
+/// scenarios: a worker runs them only when started with `--allow-scripted-faults`, and otherwise
+/// refuses the job with this reason.
+pub fn test_features(
+    model: &ScriptedModel,
+    task_id: &str,
+    repetition: u32,
+    prompt: &str,
+) -> Option<String> {
+    let mut used = Vec::new();
+    if !model.faults().is_empty() {
+        used.push(format!("{} [[faults]]", model.faults().len()));
+    }
+    if model.delay_ms() > 0 {
+        used.push(format!("delay_ms = {}", model.delay_ms()));
+    }
+    if model.load_ms() > 0 {
+        used.push(format!("load_ms = {}", model.load_ms()));
+    }
+    let prompt_ms = f64::from(estimate_tokens(prompt)) / PROMPT_TOKENS_PER_MS;
+    let gen_ms = f64::from(estimate_tokens(model.answer(task_id, repetition)))
+        / model.tokens_per_second()
+        * 1000.0;
+    if prompt_ms + gen_ms > MAX_SYNTHETIC_MS {
+        used.push(format!(
+            "a synthetic time of {:.0} ms (tokens_per_second = {}), over the {MAX_SYNTHETIC_MS:.0} ms cap",
+            prompt_ms + gen_ms,
+            model.tokens_per_second()
+        ));
+    }
+    (!used.is_empty()).then(|| {
+        format!(
+            "refused: scripted model {:?} uses test features ({}); this worker runs them only when started with --allow-scripted-faults",
+            model.name(),
+            used.join(", ")
+        )
+    })
+}
+
 /// A deterministic token-count estimate for text: one token per 4 bytes, rounded up.
 pub fn estimate_tokens(text: &str) -> u32 {
     u32::try_from(text.len().div_ceil(4)).unwrap_or(u32::MAX)
@@ -429,6 +475,30 @@ kind = "kill"
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn test_features_are_named() {
+        let parse = |t: &str| ScriptedModel::parse(t, "m").unwrap();
+        let plain = parse("name = \"m\"\n[answers]\nt = [\"ok\"]");
+        assert_eq!(test_features(&plain, "t", 0, "prompt"), None);
+        let reason = test_features(&parse(FAULTS), "t", 0, "p").unwrap();
+        assert!(reason.contains("4 [[faults]]"), "{reason}");
+        assert!(reason.contains("--allow-scripted-faults"), "{reason}");
+        let slow = parse("name = \"s\"\ndelay_ms = 5\nload_ms = 7\n[answers]\nt = [\"abcd\"]");
+        let reason = test_features(&slow, "t", 0, "p").unwrap();
+        assert!(reason.contains("delay_ms = 5, load_ms = 7"), "{reason}");
+        // 1 token at 0.01 tok/s: 100 s of synthetic generation.
+        let crawl = parse("name = \"c\"\ntokens_per_second = 0.01\n[answers]\nt = [\"abcd\"]");
+        let reason = test_features(&crawl, "t", 0, "p").unwrap();
+        assert!(
+            reason.contains(
+                "a synthetic time of 100000 ms (tokens_per_second = 0.01), over the 10000 ms cap"
+            ),
+            "{reason}"
+        );
+        // A task with no answer generates nothing, however slow the model.
+        assert_eq!(test_features(&crawl, "other", 0, "p"), None);
     }
 
     #[test]

@@ -14,8 +14,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::bootstrap::{self, Cluster};
 use crate::outcome::{Outcome, RunInfo};
+use crate::plausibility;
 use crate::report::{
-    CategoryReport, CiMethod, HardwareReport, ModelReport, Report, SuiteRef, TaskReport, Timing,
+    CategoryReport, CiMethod, HardwareReport, ImplausibleTiming, ModelReport, Report, SuiteRef,
+    TaskReport, Timing,
 };
 use crate::stats::{self, Counts};
 use crate::timings;
@@ -25,7 +27,39 @@ use crate::timings;
 /// scored once, by its counted result.
 pub fn aggregate(info: &RunInfo, outcomes: &[Outcome]) -> Report {
     let counted: Vec<Outcome> = outcomes.iter().filter(|o| o.counted).cloned().collect();
+    // Implausible timings are flagged and left out of every timing aggregate (as unmeasured);
+    // the outcome still counts for its grade.
+    let reasons = plausibility::implausible(&counted);
+    let counted: Vec<Outcome> = counted
+        .iter()
+        .zip(reasons)
+        .map(|(o, reason)| match reason {
+            Some(reason) => Outcome {
+                implausible_timing: Some(reason),
+                ..plausibility::without_timings(o)
+            },
+            None => o.clone(),
+        })
+        .collect();
     let outcomes = counted.as_slice();
+    let implausible_timings = outcomes
+        .iter()
+        .filter_map(|o| {
+            Some(ImplausibleTiming {
+                job: o.job.clone(),
+                attempt: o.attempt,
+                model: o.model.clone(),
+                task_id: o.task_id.clone(),
+                worker_name: o.worker_name.clone(),
+                hardware_class: o.hardware_class.clone(),
+                reason: o.implausible_timing.clone()?,
+            })
+        })
+        .collect();
+    let grade_disagreements = outcomes
+        .iter()
+        .filter(|o| o.worker_verdict.is_some())
+        .count() as u64;
     let models = ordered(
         info.models.iter().map(|m| m.name.as_str()),
         outcomes.iter().map(|o| o.model.as_str()),
@@ -89,6 +123,8 @@ pub fn aggregate(info: &RunInfo, outcomes: &[Outcome]) -> Report {
         models: model_reports,
         hardware,
         failed_jobs: info.failed_jobs.clone(),
+        grade_disagreements,
+        implausible_timings,
     }
 }
 
@@ -182,6 +218,11 @@ fn task_report(
         score_stddev: stats::sample_stddev(&job_scores),
         score_ci95_repetitions: bootstrap::ci95_repetitions(&[jobs], rep_seed),
         errors,
+        grade_disagreements: touts.iter().filter(|o| o.worker_verdict.is_some()).count() as u64,
+        implausible_timings: touts
+            .iter()
+            .filter(|o| o.implausible_timing.is_some())
+            .count() as u64,
         timing: timing(touts),
     }
 }

@@ -22,6 +22,7 @@ pub mod bootstrap;
 mod compare;
 mod format;
 mod outcome;
+pub mod plausibility;
 mod render;
 mod report;
 pub mod significance;
@@ -44,5 +45,6 @@ pub use render::{
     render_comparison, render_run,
 };
 pub use report::{
-    CategoryReport, CiMethod, HardwareReport, ModelReport, Report, SuiteRef, TaskReport, Timing,
+    CategoryReport, CiMethod, HardwareReport, ImplausibleTiming, ModelReport, Report, SuiteRef,
+    TaskReport, Timing,
 };

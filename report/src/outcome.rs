@@ -146,6 +146,19 @@ pub struct Outcome {
     /// what the model said (and was graded as such).
     #[serde(default)]
     pub truncated: bool,
+    /// The worker's own verdict, when it differed from the coordinator's (`verdict`, the one
+    /// counted): a sign of a stale or tampered worker. `None` when they agreed.
+    #[serde(default)]
+    pub worker_verdict: Option<Verdict>,
+    /// The answer's length in bytes as the worker sent it, when it was over the coordinator's
+    /// stored-answer limit and `answer` is its first part.
+    #[serde(default)]
+    pub answer_truncated_from: Option<u64>,
+    /// Why this outcome's timings cannot be true (`crate::plausibility`), when they cannot; set
+    /// by [`crate::aggregate`] and the jsonl renderer, which leave such timings out of every
+    /// aggregate. Inputs leave it `None`.
+    #[serde(default)]
+    pub implausible_timing: Option<String>,
 }
 
 impl Default for Outcome {
@@ -192,6 +205,9 @@ impl Default for Outcome {
             decode_tokens: 0,
             decode_ms: 0.0,
             truncated: false,
+            worker_verdict: None,
+            answer_truncated_from: None,
+            implausible_timing: None,
         }
     }
 }

@@ -39,6 +39,25 @@ pub struct Report {
     /// the order of `models`.
     pub hardware: Vec<HardwareReport>,
     pub failed_jobs: Vec<FailedJob>,
+    /// Counted results whose worker sent another verdict than the coordinator's grade (the one
+    /// counted): stale or tampered workers.
+    #[serde(default)]
+    pub grade_disagreements: u64,
+    /// Counted results whose timings cannot be true, and why; their timings are in no aggregate.
+    #[serde(default)]
+    pub implausible_timings: Vec<ImplausibleTiming>,
+}
+
+/// One result whose timings were not believed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImplausibleTiming {
+    pub job: String,
+    pub attempt: u32,
+    pub model: String,
+    pub task_id: String,
+    pub worker_name: String,
+    pub hardware_class: String,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,6 +150,12 @@ pub struct TaskReport {
     #[serde(default)]
     pub score_ci95_repetitions: [f64; 2],
     pub errors: u64,
+    /// Counted results of this cell whose worker's verdict differed from the coordinator's.
+    #[serde(default)]
+    pub grade_disagreements: u64,
+    /// Counted results of this cell whose timings were not believed (left out of `timing`).
+    #[serde(default)]
+    pub implausible_timings: u64,
     #[serde(flatten)]
     pub timing: Timing,
 }

@@ -118,7 +118,7 @@ fn cold_loads_and_bad_timings() {
     a.gen_ms = 0.0; // zero duration: its 100 tokens must not count
     let mut b = outcome("m", "t", 1, Verdict::Pass);
     b.cold = true;
-    b.load_ms = -5.0; // unmeasured: skipped from the mean, still a cold load
+    b.load_ms = f64::NAN; // unmeasured: skipped from the mean, still a cold load
     b.wall_ms = 2000.0;
     b.gen_tokens = 300;
     b.gen_ms = 1000.0;
@@ -138,6 +138,47 @@ fn cold_loads_and_bad_timings() {
     assert_eq!(t.gen_tokens_per_second, Some(300.0));
     // a's ttft 250 is valid, b's ∞ is not
     assert_eq!(t.mean_ttft_ms, Some(250.0));
+}
+
+#[test]
+fn an_impossible_timing_is_flagged_and_keeps_all_its_timings_out() {
+    let mut good = outcome("m", "t", 0, Verdict::Pass);
+    good.wall_ms = 2000.0;
+    good.gen_tokens = 300;
+    good.gen_ms = 1000.0;
+    let mut negative = outcome("m", "t", 1, Verdict::Pass);
+    negative.load_ms = -5.0; // a clock that ran backwards: none of its figures is believed
+    negative.wall_ms = 9000.0;
+    negative.job = "j1".into();
+    let mut instant = outcome("m", "t", 2, Verdict::Fail);
+    instant.wall_ms = 0.0; // tokens in no time
+    instant.job = "j2".into();
+    let mut info = RunInfo::default();
+    info.models.push(benchfarm_report::ModelInfo {
+        name: "m".into(),
+        ..Default::default()
+    });
+    let r = aggregate(&info, &[good, negative, instant]);
+    let t = &r.models[0].timing;
+    assert_eq!(t.mean_seconds, Some(2.0), "only the plausible wall time");
+    assert_eq!(t.gen_tokens_per_second, Some(300.0));
+    // Their grades still count.
+    assert_eq!((r.models[0].n, r.models[0].pass), (3, 2));
+    let flagged: Vec<(&str, &str)> = r
+        .implausible_timings
+        .iter()
+        .map(|i| (i.job.as_str(), i.reason.as_str()))
+        .collect();
+    assert_eq!(
+        flagged,
+        [
+            ("j1", "negative load_ms (-5)"),
+            ("j2", "500 tokens in a wall time of 0 ms")
+        ]
+    );
+    assert_eq!(r.models[0].tasks[0].implausible_timings, 2);
+    let table = benchfarm_report::render(&r, &[], benchfarm_report::Format::Table);
+    assert!(table.contains(" · implausible timings: 2"), "{table}");
 }
 
 #[test]

@@ -110,16 +110,16 @@ fn csv_exact() {
     // its failed jobs (t1 rep 0, t2 rep 0 in the fixture) are counted, not missing.
     let (r, o) = fixture();
     let expected = "\
-model,task,category,n,pass,partial,fail,score,mean_seconds,gen_tokens_per_second,failed_jobs
-alpha,t1,edit,3,3,0,0,1,2,200,0
-alpha,t2,edit,3,1,1,1,0.5,5,200,0
-alpha,t3,fix,3,0,0,3,0,8,200,0
-beta,t1,edit,3,3,0,0,1,1,200,0
-beta,t2,edit,3,3,0,0,1,1,200,0
-beta,t3,fix,3,2,1,0,0.8333333333333334,1,200,0
-script,t1,edit,0,0,0,0,,,,1
-script,t2,edit,0,0,0,0,,,,1
-script,t3,fix,0,0,0,0,,,,0
+model,task,category,n,pass,partial,fail,score,mean_seconds,gen_tokens_per_second,failed_jobs,grade_disagreements,implausible_timings
+alpha,t1,edit,3,3,0,0,1,2,200,0,0,0
+alpha,t2,edit,3,1,1,1,0.5,5,200,0,0,0
+alpha,t3,fix,3,0,0,3,0,8,200,0,0,0
+beta,t1,edit,3,3,0,0,1,1,200,0,0,0
+beta,t2,edit,3,3,0,0,1,1,200,0,0,0
+beta,t3,fix,3,2,1,0,0.8333333333333334,1,200,0,0,0
+script,t1,edit,0,0,0,0,,,,1,0,0
+script,t2,edit,0,0,0,0,,,,1,0,0
+script,t3,fix,0,0,0,0,,,,0,0,0
 ";
     assert_eq!(render(&r, &o, Format::Csv), expected);
 }
@@ -132,7 +132,7 @@ fn csv_quotes_awkward_names() {
     let outs = [outcome("a,\"b\"\nc", "t1", 0, Verdict::Pass)];
     let csv = render(&aggregate(&i, &outs), &outs, Format::Csv);
     assert!(
-        csv.contains("\n\"a,\"\"b\"\"\nc\",t1,\"x,y\",1,1,0,0,1,1,200,0\n"),
+        csv.contains("\n\"a,\"\"b\"\"\nc\",t1,\"x,y\",1,1,0,0,1,1,200,0,0,0\n"),
         "{csv}"
     );
 }
@@ -219,14 +219,15 @@ fn jsonl_one_line_per_outcome() {
     let v: serde_json::Value = serde_json::from_str(lines[17]).unwrap();
     assert_eq!(v["verdict"], "partial");
     // every Outcome field (16 original + 22 added by the results issue + decode_tokens and
-    // decode_ms), plus schema, reason and job_failed
+    // decode_ms + truncated, worker_verdict, answer_truncated_from and implausible_timing from
+    // the trust issue), plus schema, reason and job_failed
     let own = serde_json::to_value(&o[17]).unwrap();
     let own = own.as_object().unwrap();
-    assert_eq!(own.len(), 40);
+    assert_eq!(own.len(), 44);
     for key in own.keys() {
         assert!(v.get(key).is_some(), "line lacks Outcome field {key}");
     }
-    assert_eq!(v.as_object().unwrap().len(), 40 + 3, "every Outcome field");
+    assert_eq!(v.as_object().unwrap().len(), 44 + 3, "every Outcome field");
     assert_eq!(v["schema"], 2);
     assert_eq!(render(&r, &[], Format::Jsonl), "");
 }
@@ -321,7 +322,7 @@ fn csv_neutralises_formulas_and_keeps_one_header() {
     let csv = render(&aggregate(&i, &outs), &outs, Format::Csv);
     assert_eq!(csv.matches("model,task,").count(), 1, "one header row");
     assert!(
-        csv.contains("\n'=cmd|' /C calc'!A0,'@t1,edit,1,1,0,0,1,1,200,0\n"),
+        csv.contains("\n'=cmd|' /C calc'!A0,'@t1,edit,1,1,0,0,1,1,200,0,0,0\n"),
         "{csv}"
     );
     // no record starts with a formula character

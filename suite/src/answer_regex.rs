@@ -9,6 +9,25 @@
 /// match are applied inline; `g` (global) and `u` (Unicode, always on) are ignored.
 const DELIMITER_FLAGS: &str = "imsxgu";
 
+/// An answer longer than this is not taken as a regex: answers arrive from any worker, and
+/// compiling and running them is grading work on the coordinator (no real answer to a
+/// write-a-regex task comes near it).
+const MAX_ANSWER_REGEX_BYTES: usize = 4_096;
+/// The compiled size of the answer's regex (fancy-regex's delegate to the `regex` crate).
+const ANSWER_REGEX_COMPILED_BYTES: usize = 1 << 20;
+/// Backtracking steps per match before fancy-regex gives up (its default is 1,000,000): a
+/// catastrophic pattern then costs a bounded time per string, and counts as no match.
+const ANSWER_REGEX_BACKTRACK_STEPS: usize = 200_000;
+
+/// Compiles `pattern` under the bounds above.
+fn bounded(pattern: &str) -> Option<fancy_regex::Regex> {
+    fancy_regex::RegexBuilder::new(pattern)
+        .delegate_size_limit(ANSWER_REGEX_COMPILED_BYTES)
+        .backtrack_limit(ANSWER_REGEX_BACKTRACK_STEPS)
+        .build()
+        .ok()
+}
+
 /// A regex compiled from an answer, matching whole strings only.
 #[derive(Debug)]
 pub(crate) struct AnswerRegex {
@@ -18,6 +37,9 @@ pub(crate) struct AnswerRegex {
 impl AnswerRegex {
     /// Compiles `text` (already extracted), or `None` if it is not a regex.
     pub(crate) fn compile(text: &str) -> Option<AnswerRegex> {
+        if text.len() > MAX_ANSWER_REGEX_BYTES {
+            return None;
+        }
         let (pattern, flags) = strip_delimiters(text.trim());
         let inline = if flags.is_empty() {
             String::new()
@@ -27,10 +49,10 @@ impl AnswerRegex {
         // Compile the pattern alone first: wrapping an unbalanced answer such as
         // "a)|(b" in a group would otherwise turn it into a different, valid regex
         // that matches far more than the author of the answer wrote.
-        fancy_regex::Regex::new(&format!("{inline}{pattern}")).ok()?;
+        bounded(&format!("{inline}{pattern}"))?;
         // \A and \z (not ^ and $) so that an (?m) in the answer cannot turn the
         // whole-string anchors into line anchors.
-        let whole = fancy_regex::Regex::new(&format!(r"\A(?:{inline}{pattern})\z")).ok()?;
+        let whole = bounded(&format!(r"\A(?:{inline}{pattern})\z"))?;
         Some(AnswerRegex { whole })
     }
 

@@ -55,6 +55,18 @@ pub(crate) fn read_check_list(
 
 /// Reads one check at `field`.
 pub(crate) fn read_check(r: &mut Reader<'_>, v: &Value<'_>, field: &str) -> Option<Check> {
+    r.checks_read += 1;
+    // Reported once, at the first check over the limit: where the suite grew too big.
+    if r.checks_read == r.limits.checks + 1 {
+        let message = format!(
+            "more than {} checks in the suite, over the limit max_suite_checks = {}",
+            r.limits.checks, r.limits.checks
+        );
+        r.error(v.span(), field, message);
+    }
+    if r.checks_read > r.limits.checks {
+        return None;
+    }
     let table = r.table(v, field, CHECK_SHAPE)?;
     let keys: Vec<&str> = table.iter().map(|(k, _)| -> &str { k.get_ref() }).collect();
     let unknown_before = r.error_count();
@@ -115,7 +127,32 @@ fn read_single(r: &mut Reader<'_>, kind: &str, v: &Value<'_>, field: &str) -> Op
         "equals" => r.string(v, field).map(Check::Equals),
         "regex" => {
             let pattern = r.string(v, field)?;
-            match regex::Regex::new(&pattern) {
+            if pattern.len() > r.limits.regex_bytes {
+                let message = format!(
+                    "regex of {} bytes, over the limit max_regex_bytes = {}",
+                    pattern.len(),
+                    r.limits.regex_bytes
+                );
+                r.error(v.span(), field, message);
+                return None;
+            }
+            // The compiled size is bounded too: a short pattern with nested counted
+            // repetitions compiles to gigabytes. The regex crate reports going over it
+            // as `CompiledTooBig`, named here as the limit.
+            match regex::RegexBuilder::new(&pattern)
+                .size_limit(r.limits.regex_compiled_bytes)
+                .build()
+            {
+                Err(regex::Error::CompiledTooBig(limit)) => {
+                    r.error(
+                        v.span(),
+                        field,
+                        format!(
+                            "regex `{pattern}` compiles to more than {limit} bytes, over the limit max_regex_compiled_bytes = {limit}"
+                        ),
+                    );
+                    None
+                }
                 Ok(re) => Some(Check::Regex(re)),
                 Err(e) => {
                     let why = one_line_regex_error(&e);

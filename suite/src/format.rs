@@ -9,6 +9,7 @@ use crate::check_parse::read_check_list;
 use crate::error::{Diagnostic, Positions, SuiteError};
 use crate::extract::Extract;
 use crate::grade::{Grading, Verdict};
+use crate::limits::SuiteLimits;
 use crate::reader::{Reader, Value, is_slug, join, key_span};
 use crate::suite::{DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, Example, Suite, Task};
 use std::collections::HashMap;
@@ -43,7 +44,7 @@ struct Settings {
     extract: Option<Extract>,
 }
 
-pub(crate) fn parse(text: &str, origin: &str) -> Result<Suite, SuiteError> {
+pub(crate) fn parse(text: &str, origin: &str, limits: SuiteLimits) -> Result<Suite, SuiteError> {
     let (doc, syntax_errors) = toml::de::DeTable::parse_recoverable(text);
     if !syntax_errors.is_empty() {
         // The recovered tree is partial; validating it would add noise such as
@@ -64,7 +65,7 @@ pub(crate) fn parse(text: &str, origin: &str) -> Result<Suite, SuiteError> {
             .collect();
         return Err(SuiteError::new(diagnostics));
     }
-    let mut r = Reader::new(text, origin);
+    let mut r = Reader::new(text, origin, limits);
     let suite = read_suite(&mut r, doc.get_ref(), doc.span());
     r.finish(suite)
 }
@@ -112,6 +113,15 @@ fn read_tasks(r: &mut Reader<'_>, v: &Value<'_>, defaults: &Settings) -> Option<
     let items = r.array(v, "tasks", "an array of tables ([[tasks]])")?;
     if items.is_empty() {
         r.error(v.span(), "tasks", "a suite needs at least one task");
+        return None;
+    }
+    if items.len() > r.limits.tasks {
+        let message = format!(
+            "{} tasks, over the limit max_suite_tasks = {}",
+            items.len(),
+            r.limits.tasks
+        );
+        r.error(v.span(), "tasks", message);
         return None;
     }
     let mut tasks = Vec::new();

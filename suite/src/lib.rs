@@ -15,6 +15,7 @@ mod examples;
 mod extract;
 mod format;
 mod grade;
+mod limits;
 mod reader;
 mod suite;
 
@@ -24,4 +25,5 @@ pub use error::{Diagnostic, SuiteError};
 pub use examples::{Disagreement, ExamplesReport, check_examples};
 pub use extract::{Extract, ParseExtractError, extract_code, first_fenced_block};
 pub use grade::{CheckOutcome, Grade, Grading, ParseVerdictError, Verdict};
+pub use limits::SuiteLimits;
 pub use suite::{DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, Example, Suite, Task};

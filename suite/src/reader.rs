@@ -8,6 +8,7 @@
 //! of these keys" for checks.
 
 use crate::error::{Diagnostic, Positions, SuiteError};
+use crate::limits::SuiteLimits;
 use std::ops::Range;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
@@ -18,14 +19,20 @@ pub(crate) struct Reader<'a> {
     origin: &'a str,
     positions: Positions<'a>,
     diagnostics: Vec<Diagnostic>,
+    /// The size limits this suite is read under.
+    pub(crate) limits: SuiteLimits,
+    /// Checks read so far (nested ones included), against `limits.checks`.
+    pub(crate) checks_read: usize,
 }
 
 impl<'a> Reader<'a> {
-    pub(crate) fn new(text: &'a str, origin: &'a str) -> Self {
+    pub(crate) fn new(text: &'a str, origin: &'a str, limits: SuiteLimits) -> Self {
         Reader {
             origin,
             positions: Positions::new(text),
             diagnostics: Vec::new(),
+            limits,
+            checks_read: 0,
         }
     }
 

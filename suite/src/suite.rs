@@ -5,6 +5,7 @@
 use crate::error::SuiteError;
 use crate::extract::Extract;
 use crate::grade::{Grading, Verdict};
+use crate::limits::SuiteLimits;
 use std::path::Path;
 
 /// A parsed, validated suite.
@@ -49,7 +50,17 @@ impl Suite {
     /// Parses and validates suite text. `origin` names the source in errors
     /// ("suites/x.toml", "builtin:agent-coding").
     pub fn parse(text: &str, origin: &str) -> Result<Suite, SuiteError> {
-        crate::format::parse(text, origin)
+        crate::format::parse(text, origin, SuiteLimits::DEFAULT)
+    }
+
+    /// [`Suite::parse`] under `limits` (the coordinator's, from its flags): a suite over one is
+    /// refused with an error naming the limit and where it was exceeded.
+    pub fn parse_with_limits(
+        text: &str,
+        origin: &str,
+        limits: SuiteLimits,
+    ) -> Result<Suite, SuiteError> {
+        crate::format::parse(text, origin, limits)
     }
 
     /// Reads and parses a suite file; an unreadable file is an error naming it.

@@ -424,9 +424,14 @@ impl Session {
                 self.running.remove(&(k.job_id.clone(), k.attempt));
                 let kind = match outcome {
                     Ok(result) => Up::Result(*result),
-                    Err(reason) => {
-                        warn!(job = %k.job_id, attempt = k.attempt, reason = %reason, "job failed");
-                        job_failed(k, reason, false)
+                    Err(failure) => {
+                        warn!(job = %k.job_id, attempt = k.attempt, reason = %failure.reason,
+                              refused = failure.refused, "job failed");
+                        let refused = failure.refused;
+                        match job_failed(k, failure.reason, false) {
+                            Up::Failed(f) => Up::Failed(pb::JobFailed { refused, ..f }),
+                            other => other,
+                        }
                     }
                 };
                 self.finish(pb::WorkerMessage { kind: Some(kind) }, tx)
@@ -480,6 +485,7 @@ fn job_failed(key: pb::JobKey, reason: String, not_started: bool) -> Up {
         key: Some(key),
         reason,
         not_started,
+        refused: false,
     })
 }
 

@@ -134,8 +134,7 @@ pub async fn join_with(
         threads,
         client::model_paths(&discovery.models),
         events_tx,
-        options.engine.clone(),
-        options.speed_factor,
+        &options,
         runner::BuildFeatures {
             build: engine.build_features.clone(),
             cpu: engine.cpu_features.clone(),

@@ -83,6 +83,12 @@ enum Verb {
         /// shared join token (DATA/worker.token) or one from `coordinator tokens add --role worker`.
         #[arg(long)]
         token_file: Option<PathBuf>,
+        /// Run scripted models' test features: `[[faults]]` (fail, hang, crash, kill), `delay_ms`,
+        /// `load_ms` and synthetic times over 10 s a job. Without it such a job is refused, and
+        /// the refusal does not count toward this worker's quarantine. For tests and chaos
+        /// scenarios only.
+        #[arg(long)]
+        allow_scripted_faults: bool,
     },
     /// Measure prompt processing (pp) and generation (tg) speed on one model the way llama.cpp's
     /// llama-bench does, and print it in llama-bench's formats and field names.
@@ -189,6 +195,7 @@ fn main() -> Result<std::process::ExitCode> {
             max_ram,
             speed_factor,
             token_file,
+            allow_scripted_faults,
         } => {
             logging(true);
             let token = match &token_file {
@@ -229,6 +236,7 @@ fn main() -> Result<std::process::ExitCode> {
                 engine,
                 max_ram_bytes: max_ram,
                 speed_factor,
+                allow_scripted_faults,
             };
             tokio::runtime::Runtime::new()
                 .context("starting the async runtime")?

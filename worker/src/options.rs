@@ -31,6 +31,10 @@ pub struct WorkerOptions {
     /// Simulation knob: scripted models run this many times faster on this worker
     /// (tokens_per_second multiplied, load_ms divided). No effect on GGUF models.
     pub speed_factor: f64,
+    /// `--allow-scripted-faults`: run scripted models' test features (`[[faults]]`, `delay_ms`,
+    /// `load_ms`, synthetic times over 10 s a job). Off, such a job is refused (not counted
+    /// toward this worker's quarantine): for tests and the lab's chaos scenarios only.
+    pub allow_scripted_faults: bool,
 }
 
 impl Default for WorkerOptions {
@@ -39,6 +43,7 @@ impl Default for WorkerOptions {
             engine: EngineMode::InProcess,
             max_ram_bytes: None,
             speed_factor: 1.0,
+            allow_scripted_faults: false,
         }
     }
 }

@@ -383,6 +383,7 @@ mod tests {
                 }),
                 reason: "x".into(),
                 not_started: false,
+                refused: false,
             })),
         }
     }
@@ -450,9 +451,17 @@ mod tests {
         for i in 0..100 {
             outbox.insert(result(&format!("j{i}"), 1, "x"));
         }
-        // Read while it is open: one appended line per insert, nothing rewritten.
-        std::thread::sleep(std::time::Duration::from_millis(200));
-        let text = std::fs::read_to_string(&path).unwrap();
+        // Read while it is open: one appended line per insert, nothing rewritten. The writer is
+        // its own thread: wait for it (a loaded machine may take longer than a moment).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut text = String::new();
+        while std::time::Instant::now() < deadline {
+            text = std::fs::read_to_string(&path).unwrap();
+            if text.lines().count() >= 101 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         assert_eq!(
             text.lines().count(),
             101,

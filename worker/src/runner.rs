@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use benchfarm_engine::{Engine, Engines, GenerateRequest, ModelSource, StopReason};
 
-use crate::options::EngineMode;
+use crate::options::{EngineMode, WorkerOptions};
 use crate::supervisor::Supervisor;
 use benchfarm_modelfile::ScriptedModel;
 use benchfarm_proto::v1 as pb;
@@ -40,7 +40,32 @@ pub enum RunnerEvent {
     Started(pb::JobKey),
     /// Taken off the queue after [`Runner::stop_starting`]: given back, never started.
     NotStarted(pb::JobKey),
-    Finished(pb::JobKey, Result<Box<pb::JobResult>, String>),
+    Finished(pb::JobKey, Result<Box<pb::JobResult>, Failure>),
+}
+
+/// Why a job ended without a result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub reason: String,
+    /// The worker refused the job for what it asks (scripted test features without
+    /// `--allow-scripted-faults`), not for anything wrong with the worker: the coordinator does
+    /// not count it toward the worker's quarantine.
+    pub refused: bool,
+}
+
+impl From<String> for Failure {
+    fn from(reason: String) -> Self {
+        Failure {
+            reason,
+            refused: false,
+        }
+    }
+}
+
+impl From<&str> for Failure {
+    fn from(reason: &str) -> Self {
+        Failure::from(reason.to_string())
+    }
 }
 
 /// Everything a slot needs besides the job: the local models, thread count, caches.
@@ -51,6 +76,8 @@ struct Context {
     threads: u32,
     /// Scripted models run this many times faster here (a simulation knob).
     speed_factor: f64,
+    /// Whether scripted models' test features (faults, delays, long synthetic times) run here.
+    allow_scripted_faults: bool,
     /// Parsed suites and scripted models by their text: a run's jobs all carry the same text.
     suites: Mutex<HashMap<String, Arc<Suite>>>,
     scripted: Mutex<HashMap<String, Arc<ScriptedModel>>>,
@@ -75,24 +102,26 @@ pub struct Runner {
 }
 
 impl Runner {
-    /// Starts `slots` threads; each job gets `threads` CPU threads. Scripted models are sped up
-    /// by `speed_factor` (1.0: as written).
+    /// Starts `slots` threads; each job gets `threads` CPU threads and runs its engine as
+    /// `options.engine` says. Scripted models are sped up by `options.speed_factor`, and their
+    /// test features run only with `options.allow_scripted_faults`.
     pub fn start(
         slots: u32,
         threads: u32,
         models: HashMap<String, PathBuf>,
         events: mpsc::Sender<RunnerEvent>,
-        engine: EngineMode,
-        speed_factor: f64,
+        options: &WorkerOptions,
         features: BuildFeatures,
     ) -> std::io::Result<Runner> {
+        let engine = options.engine.clone();
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
         let stop_starting = Arc::new(AtomicBool::new(false));
         let context = Arc::new(Context {
             models,
             threads,
-            speed_factor,
+            speed_factor: options.speed_factor,
+            allow_scripted_faults: options.allow_scripted_faults,
             suites: Mutex::new(HashMap::new()),
             scripted: Mutex::new(HashMap::new()),
             features,
@@ -138,7 +167,7 @@ impl Runner {
                             let what = panic_text(panic.as_ref());
                             // The engine may be in any state after a panic: start afresh.
                             engine = new_engine(&mode);
-                            Err(format!("engine panicked: {what}"))
+                            Err(Failure::from(format!("engine panicked: {what}")))
                         });
                         if events
                             .blocking_send(RunnerEvent::Finished(job.key.clone(), outcome))
@@ -191,7 +220,7 @@ fn execute(
     job: &Job,
     context: &Context,
     engine: &mut dyn Engine,
-) -> Result<Box<pb::JobResult>, String> {
+) -> Result<Box<pb::JobResult>, Failure> {
     let a = &job.assignment;
     let suite = cached(&context.suites, &a.suite_toml, |text| {
         Suite::parse(
@@ -206,11 +235,23 @@ fn execute(
     let model_ref = a.model.as_ref().ok_or("assignment without a model")?;
     let model = match &model_ref.source {
         Some(pb::model_ref::Source::ScriptedToml(text)) => {
-            ModelSource::Scripted(cached(&context.scripted, text, |t| {
+            let model = cached(&context.scripted, text, |t| {
                 ScriptedModel::parse(t, &format!("scripted model {}", model_ref.name))
                     .map(|m| m.with_speed_factor(context.speed_factor))
                     .map_err(|e| e.to_string())
-            })?)
+            })?;
+            // Faults, delays and long synthetic times are test features: a production worker
+            // refuses them, as a failure of the job and not of the worker.
+            if !context.allow_scripted_faults
+                && let Some(reason) =
+                    benchfarm_engine::test_features(&model, &a.task_id, a.repetition, &task.prompt)
+            {
+                return Err(Failure {
+                    reason,
+                    refused: true,
+                });
+            }
+            ModelSource::Scripted(model)
         }
         Some(pb::model_ref::Source::Gguf(_)) => {
             let path = context.models.get(&model_ref.sha256).ok_or_else(|| {
@@ -250,7 +291,7 @@ fn execute(
     // took killing its engine process: that error is a consequence, not the cause.
     let cancelled = job.cancel.load(Ordering::Relaxed);
     let generation = match outcome {
-        Err(e) if !cancelled => return Err(e.to_string()),
+        Err(e) if !cancelled => return Err(e.to_string().into()),
         Ok(g) if !cancelled && g.stop != StopReason::Cancelled => g,
         _ => {
             return Err(job
@@ -258,7 +299,8 @@ fn execute(
                 .lock()
                 .ok()
                 .and_then(|r| r.clone())
-                .unwrap_or_else(|| "cancelled".into()));
+                .unwrap_or_else(|| "cancelled".to_string())
+                .into());
         }
     };
     let grade = task.grade(&generation.text);

@@ -131,8 +131,10 @@ fn start_worker(
         slots: 1,
         credentials: Default::default(),
     };
+    // The faulty model's [[faults]] are what these tests are about.
     let options = WorkerOptions {
         engine,
+        allow_scripted_faults: true,
         ..WorkerOptions::default()
     };
     let (stop, rx) = watch::channel(Stop::Run);

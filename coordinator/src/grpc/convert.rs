@@ -58,6 +58,7 @@ pub fn model_ref(model: &RunModel) -> pb::ModelRef {
             }),
             ModelKind::Scripted { toml } => pb::model_ref::Source::ScriptedToml(toml.clone()),
         }),
+        context_length: 0,
     }
 }
 
@@ -207,6 +208,8 @@ pub fn incoming_result(r: pb::JobResult) -> Result<IncomingResult, Status> {
         attempt: key.attempt,
         answer: r.answer,
         grade,
+        coordinator_grade: None,
+        answer_truncated_from: None,
         timings: Timings {
             load_ms: t.load_ms,
             cold: t.cold,

@@ -13,9 +13,8 @@ use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 use tonic::{Request, Response, Status};
 
-use super::convert;
 use crate::auth::Gate;
-use crate::records::{Placement, RunRecord, RunState, RunTask, now_ms};
+use crate::records::{RunRecord, now_ms};
 use crate::scheduler::{Command, SchedulerHandle};
 use crate::store::Store;
 
@@ -51,9 +50,15 @@ impl FarmServiceImpl {
     }
 }
 
-/// Parses a suite sent by a client; its errors name the line and column in the client's file.
-fn parse_suite(text: &str, origin: &str) -> Result<benchfarm_suite::Suite, Status> {
-    benchfarm_suite::Suite::parse(text, origin).map_err(|e| Status::invalid_argument(e.to_string()))
+/// Parses a suite sent by a client under the suite limits; its errors name the line and column
+/// in the client's file.
+fn parse_suite(
+    text: &str,
+    origin: &str,
+    limits: benchfarm_suite::SuiteLimits,
+) -> Result<benchfarm_suite::Suite, Status> {
+    benchfarm_suite::Suite::parse_with_limits(text, origin, limits)
+        .map_err(|e| Status::invalid_argument(e.to_string()))
 }
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::RunEvent, Status>> + Send>>;
@@ -66,59 +71,12 @@ impl FarmService for FarmServiceImpl {
     ) -> Result<Response<pb::SubmitRunResponse>, Status> {
         let req = request.into_inner();
         let req_strict = req.strict;
-        let suite = parse_suite(&req.suite_toml, "suite_toml")?;
-        if req.models.is_empty() {
-            return Err(Status::invalid_argument(
-                "models: a run needs at least one model",
-            ));
-        }
-        if req.repetitions == 0 {
-            return Err(Status::invalid_argument("repetitions: must be at least 1"));
-        }
-        let placement: Placement = req
-            .placement
-            .parse()
-            .map_err(|e: String| Status::invalid_argument(format!("placement: {e}")))?;
-        let models = req
-            .models
-            .into_iter()
-            .enumerate()
-            .map(|(i, m)| convert::run_model(m, i))
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut names = std::collections::HashSet::new();
-        if let Some(dup) = models.iter().find(|m| !names.insert(m.name.as_str())) {
-            return Err(Status::invalid_argument(format!(
-                "models: the name {:?} is used twice",
-                dup.name
-            )));
-        }
-        let run = RunRecord {
-            id: uuid::Uuid::now_v7().to_string(),
-            created_unix_ms: now_ms(),
-            label: req.label,
-            suite_name: suite.name.clone(),
-            suite_version: suite.version.clone(),
-            suite_toml: req.suite_toml,
-            models,
-            tasks: suite
-                .tasks
-                .iter()
-                .map(|t| RunTask {
-                    id: t.id.clone(),
-                    category: t.category.clone(),
-                    max_tokens: t.max_tokens,
-                })
-                .collect(),
-            repetitions: req.repetitions,
-            seed: req.seed,
-            placement,
-            require: convert::requirements(req.require)?,
-            jobs_total: 0,
-            state: RunState::Running,
-            finished_unix_ms: None,
-            suite_history: Vec::new(),
-            counts: None,
-        };
+        let run = super::submit::run_record(
+            req,
+            self.scheduler.limits(),
+            uuid::Uuid::now_v7().to_string(),
+            now_ms(),
+        )?;
         let run_id = run.id.clone();
         let jobs = self
             .scheduler
@@ -245,7 +203,7 @@ impl FarmService for FarmServiceImpl {
         let suite = if req.suite_toml.is_empty() {
             None
         } else {
-            let suite = parse_suite(&req.suite_toml, "suite_toml")?;
+            let suite = parse_suite(&req.suite_toml, "suite_toml", self.scheduler.limits().suite)?;
             Some(Box::new((suite, req.suite_toml)))
         };
         let run_id = req.run_id;

@@ -5,5 +5,6 @@ pub mod convert;
 pub mod farm_service;
 pub mod live_streams;
 pub mod server;
+pub mod submit;
 pub mod tokens;
 pub mod worker_service;

@@ -186,9 +186,14 @@ impl WorkerService for WorkerServiceImpl {
                         Ok(Some(message)) => {
                             // Stamped here, not when the scheduler gets to it: see `Liveness`.
                             seen.stamp(scheduler.clock().now_ms());
-                            let Some(event) = to_event(message, &worker_id) else {
+                            let Some(mut event) = to_event(message, &worker_id) else {
                                 continue;
                             };
+                            // The coordinator's grade, computed here on the blocking pool so the
+                            // scheduler thread does not run the suite's checks.
+                            if let WorkerEvent::Result(result) = &mut event {
+                                scheduler.grade(result).await;
+                            }
                             if scheduler
                                 .send(Command::Event {
                                     worker_id: worker_id.clone(),
@@ -245,7 +250,7 @@ impl WorkerService for WorkerServiceImpl {
 /// One inbound message as a scheduler event. A malformed result with a readable key becomes a
 /// failure of that attempt (it would be malformed again on every re-send, and the job must not hang
 /// as running); other malformed messages are logged and dropped.
-fn to_event(message: WorkerMessage, worker_id: &str) -> Option<WorkerEvent> {
+pub fn to_event(message: WorkerMessage, worker_id: &str) -> Option<WorkerEvent> {
     let event = match message.kind? {
         In::Hello(_) => {
             warn!(worker = %worker_id, "second hello on one stream ignored");
@@ -282,6 +287,7 @@ fn to_event(message: WorkerMessage, worker_id: &str) -> Option<WorkerEvent> {
                         attempt: key.attempt,
                         reason: format!("malformed result: {}", status.message()),
                         not_started: false,
+                        refused: false,
                     }
                 }
             }
@@ -293,6 +299,7 @@ fn to_event(message: WorkerMessage, worker_id: &str) -> Option<WorkerEvent> {
                 attempt: key.attempt,
                 reason: f.reason,
                 not_started: f.not_started,
+                refused: f.refused,
             }
         }
     };

@@ -24,6 +24,8 @@ use benchfarm_suite::Grade;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::clock::SharedClock;
+use crate::grading::Graders;
+use crate::limits::Limits;
 use crate::records::{RunRecord, Timings, UnixMs, WorkerRecord};
 use crate::regrade::RegradeSummary;
 use crate::store::Store;
@@ -75,6 +77,8 @@ pub struct Config {
     pub prefetch: u32,
     /// The most jobs one run may expand to; a larger submit is refused.
     pub max_jobs_per_run: u32,
+    /// What one submit, suite, answer and worker may claim (`coordinator serve --max-…`).
+    pub limits: Limits,
 }
 
 impl Default for Config {
@@ -88,6 +92,7 @@ impl Default for Config {
             job_timeout_floor: Duration::from_secs(30),
             prefetch: 1,
             max_jobs_per_run: 1_000_000,
+            limits: Limits::DEFAULT,
         }
     }
 }
@@ -109,7 +114,14 @@ pub struct IncomingResult {
     pub job_id: String,
     pub attempt: u32,
     pub answer: String,
+    /// The grade the worker sent: a claim, compared with the coordinator's own.
     pub grade: Grade,
+    /// The coordinator's grade of `answer`, when the connection graded it on the blocking pool
+    /// before handing the result over ([`SchedulerHandle::grade`]); the scheduler grades inline
+    /// when it is `None`.
+    pub coordinator_grade: Option<Grade>,
+    /// The answer's length as received, when it was cut to the stored-answer limit.
+    pub answer_truncated_from: Option<u64>,
     pub timings: Timings,
     pub threads: u32,
     pub chat_template: String,
@@ -143,6 +155,9 @@ pub enum WorkerEvent {
         reason: String,
         /// Given back unstarted by a draining worker: requeued without using up an attempt.
         not_started: bool,
+        /// Refused for what the job asks (scripted test features on a worker without
+        /// `--allow-scripted-faults`): a try of the job, not a failure of the worker.
+        refused: bool,
     },
 }
 
@@ -244,6 +259,8 @@ pub struct SchedulerHandle {
     tx: mpsc::Sender<Command>,
     events: broadcast::Sender<RunEvent>,
     clock: SharedClock,
+    limits: Limits,
+    graders: Graders,
 }
 
 impl SchedulerHandle {
@@ -274,6 +291,30 @@ impl SchedulerHandle {
     pub fn clock(&self) -> &SharedClock {
         &self.clock
     }
+
+    /// The limits the server runs under.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Cuts the answer to the stored-answer limit and grades it with its run's suite, on the
+    /// blocking pool: the scheduler thread then only compares and stores. A result for a job of no
+    /// live run is left ungraded (the scheduler stores no such result).
+    pub async fn grade(&self, result: &mut IncomingResult) {
+        if let Some(before) =
+            crate::grading::truncate_answer(&mut result.answer, self.limits.answer_bytes)
+        {
+            result.answer_truncated_from = Some(before);
+        }
+        let graders = self.graders.clone();
+        let job_id = result.job_id.clone();
+        let answer = result.answer.clone();
+        if let Ok(grade) =
+            tokio::task::spawn_blocking(move || graders.grade(&job_id, &answer)).await
+        {
+            result.coordinator_grade = grade;
+        }
+    }
 }
 
 /// How the scheduler thread ended: `Err` with the reason when it died (a panic) rather than
@@ -294,7 +335,15 @@ pub fn spawn(
     // Watchers that fall this far behind are dropped rather than slowing the scheduler down.
     let (events, _) = broadcast::channel(4096);
     let tick = config.tick;
-    let scheduler = core::Scheduler::load(store, config, clock.clone(), events.clone())?;
+    let limits = config.limits;
+    let graders = Graders::default();
+    let scheduler = core::Scheduler::load(
+        store,
+        config,
+        clock.clone(),
+        events.clone(),
+        graders.clone(),
+    )?;
     let (exited_tx, exited) = oneshot::channel();
     std::thread::Builder::new()
         .name("scheduler".into())
@@ -323,7 +372,16 @@ pub fn spawn(
         let _ = shutdown.recv().await;
         let _ = stopper.send(Command::Shutdown).await;
     });
-    Ok((SchedulerHandle { tx, events, clock }, exited))
+    Ok((
+        SchedulerHandle {
+            tx,
+            events,
+            clock,
+            limits,
+            graders,
+        },
+        exited,
+    ))
 }
 
 /// The message of a panic payload.

@@ -48,6 +48,8 @@ fn result(job_id: &str, attempt: u32) -> ResultRecord {
         hardware_class: "x".into(),
         threads: 1,
         answer: "ok".into(),
+        worker_grade: None,
+        answer_truncated_from: None,
         grade: Grade {
             verdict: Verdict::Pass,
             score: 1.0,

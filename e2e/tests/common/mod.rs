@@ -14,7 +14,7 @@ use benchfarm_coordinator::grpc::server::{self, RunningServer, ServeConfig};
 use benchfarm_coordinator::scheduler;
 use benchfarm_proto::v1 as pb;
 use benchfarm_worker::credentials::Credentials;
-use benchfarm_worker::{JoinConfig, Stop};
+use benchfarm_worker::{JoinConfig, Stop, WorkerOptions};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -134,7 +134,29 @@ impl TestWorker {
 }
 
 /// Starts a worker for `url` with GGUF models from `models` (an empty directory: scripted only).
+/// Test workers run scripted models' test features (`--allow-scripted-faults`): the tests' models
+/// use delays, load times and faults on purpose.
 pub fn start_worker(url: &str, name: &str, models: &Path, state: &Path) -> TestWorker {
+    start_worker_with(
+        url,
+        name,
+        models,
+        state,
+        WorkerOptions {
+            allow_scripted_faults: true,
+            ..WorkerOptions::default()
+        },
+    )
+}
+
+/// [`start_worker`] with `options` as given (`WorkerOptions::default()`: a production worker).
+pub fn start_worker_with(
+    url: &str,
+    name: &str,
+    models: &Path,
+    state: &Path,
+    options: WorkerOptions,
+) -> TestWorker {
     let (stop, rx) = watch::channel(Stop::Run);
     let config = JoinConfig {
         coordinator: url.to_string(),
@@ -146,7 +168,7 @@ pub fn start_worker(url: &str, name: &str, models: &Path, state: &Path) -> TestW
         slots: 1,
         credentials: worker_credentials(url),
     };
-    let task = tokio::spawn(benchfarm_worker::join(config, rx));
+    let task = tokio::spawn(benchfarm_worker::join_with(config, options, rx));
     TestWorker { stop, task }
 }
 

@@ -277,9 +277,17 @@ pub struct WorkerOpts {
     pub models: Option<PathBuf>,
     /// More flags, as given (`--max-ram 64MB`, `--speed-factor 2`).
     pub extra: Vec<String>,
+    /// Start it without `--allow-scripted-faults` (every test worker gets that flag otherwise:
+    /// the harness's scripted models use faults, delays and load times on purpose).
+    pub production: bool,
 }
 
 impl WorkerOpts {
+    /// A worker as in production: without `--allow-scripted-faults`.
+    pub fn production(mut self) -> Self {
+        self.production = true;
+        self
+    }
     pub fn label(mut self, key: &str, value: &str) -> Self {
         self.labels.push((key.into(), value.into()));
         self
@@ -469,6 +477,9 @@ impl Farm {
         }
         for (k, v) in &opts.labels {
             args.extend(["--label".into(), format!("{k}={v}")]);
+        }
+        if !opts.production {
+            args.push("--allow-scripted-faults".into());
         }
         args.extend(opts.extra);
         let log = self.path(&format!("logs/{name}.log"));

@@ -15,9 +15,11 @@
 
 use crate::report::Report;
 
-/// `failed_jobs` (last, so readers of the first ten columns are unaffected) counts the cell's jobs
-/// that ended without an answer: a failed job is a number here, not a gap.
-const HEADER: &str = "model,task,category,n,pass,partial,fail,score,mean_seconds,gen_tokens_per_second,failed_jobs\n";
+/// `failed_jobs` (after the first ten columns, so their readers are unaffected) counts the cell's
+/// jobs that ended without an answer: a failed job is a number here, not a gap. Then
+/// `grade_disagreements` (results whose worker's verdict differed from the coordinator's) and
+/// `implausible_timings` (results whose timings were left out of `mean_seconds` and the speed).
+const HEADER: &str = "model,task,category,n,pass,partial,fail,score,mean_seconds,gen_tokens_per_second,failed_jobs,grade_disagreements,implausible_timings\n";
 
 pub(crate) fn render(report: &Report) -> String {
     let mut out = String::from(HEADER);
@@ -39,6 +41,8 @@ pub(crate) fn render(report: &Report) -> String {
                 number(t.timing.mean_seconds),
                 number(t.timing.gen_tokens_per_second),
                 t.errors.to_string(),
+                t.grade_disagreements.to_string(),
+                t.implausible_timings.to_string(),
             ];
             out.push_str(&fields.join(","));
             out.push('\n');

@@ -116,9 +116,31 @@ pub(crate) fn render(report: &Report, outcomes: &[Outcome], failures: &[FailedAt
     s.push_str(&svg::speed_bars(&hw));
     s.push_str("<p class=\"muted\">Generated tokens per second, Σ tokens / Σ generation seconds.</p>\n</section>\n");
     drilldown(&mut s, report, outcomes, failures);
+    implausible(&mut s, report);
     failed(&mut s, report, failures);
     s.push_str("</body>\n</html>\n");
     s
+}
+
+/// The results whose timings were left out of every timing figure, and why (only when any).
+fn implausible(s: &mut String, report: &Report) {
+    if report.implausible_timings.is_empty() {
+        return;
+    }
+    s.push_str("<section id=\"implausible\">\n<h2>Implausible timings</h2>\n<ul>\n");
+    for t in &report.implausible_timings {
+        let _ = writeln!(
+            s,
+            "<li class=\"implausible\">{} · {} · job {} attempt {} on {}: {}</li>",
+            esc(&t.model),
+            esc(&t.task_id),
+            esc(&t.job),
+            t.attempt,
+            esc(&t.worker_name),
+            esc(&t.reason)
+        );
+    }
+    s.push_str("</ul>\n</section>\n");
 }
 
 fn leaderboard(s: &mut String, report: &Report) {

@@ -77,6 +77,9 @@ struct ErrorLine<'a> {
     decode_tokens: u32,
     decode_ms: f64,
     truncated: bool,
+    worker_verdict: Option<&'static str>,
+    answer_truncated_from: Option<u64>,
+    implausible_timing: Option<&'a str>,
     reason: Option<&'a str>,
     job_failed: bool,
 }
@@ -126,6 +129,9 @@ impl<'a> ErrorLine<'a> {
             decode_tokens: 0,
             decode_ms: 0.0,
             truncated: false,
+            worker_verdict: None,
+            answer_truncated_from: None,
+            implausible_timing: None,
             reason: Some(&f.reason),
             job_failed: f.job_failed,
         }
@@ -142,12 +148,24 @@ fn push_line<T: Serialize>(out: &mut String, line: &T) {
 
 pub(crate) fn render(outcomes: &[Outcome], failures: &[FailedAttempt]) -> String {
     let mut out = String::new();
+    // Counted results' timings are judged among themselves, as the aggregate judges them.
+    let counted: Vec<Outcome> = outcomes.iter().filter(|o| o.counted).cloned().collect();
+    let mut reasons = crate::plausibility::implausible(&counted).into_iter();
     for o in outcomes {
+        let flagged = if o.counted {
+            reasons.next().flatten()
+        } else {
+            None
+        };
+        let flagged = flagged.map(|reason| Outcome {
+            implausible_timing: Some(reason),
+            ..o.clone()
+        });
         push_line(
             &mut out,
             &ResultLine {
                 schema: JSONL_SCHEMA,
-                outcome: o,
+                outcome: flagged.as_ref().unwrap_or(o),
                 reason: None,
                 job_failed: false,
             },

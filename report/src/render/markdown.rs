@@ -38,9 +38,32 @@ pub(crate) fn render(report: &Report) -> String {
     out.push_str(&hardware_task_cells(report));
     out.push_str("\n## Timings\n\n");
     out.push_str(&timings_table(report));
+    if !report.implausible_timings.is_empty() {
+        out.push_str("\n## Implausible timings\n\n");
+        out.push_str(&implausible_list(report));
+    }
     out.push_str("\n## Failed jobs\n\n");
     out.push_str(&failed_list(report));
     out
+}
+
+/// The results whose timings were left out of every timing figure, and why.
+fn implausible_list(report: &Report) -> String {
+    report
+        .implausible_timings
+        .iter()
+        .map(|t| {
+            format!(
+                "- `{}` · `{}` · job `{}` attempt {} on {}: {}\n",
+                code(&t.model),
+                code(&t.task_id),
+                code(&t.job),
+                t.attempt,
+                inline(&t.worker_name),
+                inline(&t.reason)
+            )
+        })
+        .collect()
 }
 
 /// "[lo, hi]" in percent, "—" without graded jobs.
@@ -394,6 +417,8 @@ mod tests {
             score_stddev: 0.0,
             score_ci95_repetitions: [0.0, 0.0],
             errors,
+            grade_disagreements: 0,
+            implausible_timings: 0,
             timing: Default::default(),
         }
     }

@@ -119,6 +119,20 @@ pub(crate) fn footer(report: &Report) -> String {
         report.jobs_total,
         report.jobs_failed,
     );
+    // A sign of stale or tampered workers, and results whose timings were not believed: shown
+    // whenever there are any.
+    if report.grade_disagreements > 0 {
+        s.push_str(&format!(
+            " · grade disagreements: {}",
+            report.grade_disagreements
+        ));
+    }
+    if !report.implausible_timings.is_empty() {
+        s.push_str(&format!(
+            " · implausible timings: {}",
+            report.implausible_timings.len()
+        ));
+    }
     if report.state != "finished" {
         let state = if report.state.is_empty() {
             DASH

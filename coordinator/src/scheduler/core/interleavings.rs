@@ -383,6 +383,7 @@ fn answer(c: &FakeWorker, key: &(String, u32), ok: bool) -> Command {
             attempt: key.1,
             reason: "engine error".into(),
             not_started: false,
+            refused: false,
         })
     }
 }

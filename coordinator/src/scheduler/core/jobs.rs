@@ -88,6 +88,30 @@ impl Scheduler {
             None => None,
         };
         let counted = matches!(next, Some((Ok(_), _)));
+        let mut incoming = incoming;
+        // The coordinator's grade is the one stored: the connection graded the answer already
+        // (off this thread); graded here only when it arrived ungraded.
+        let truncated =
+            crate::grading::truncate_answer(&mut incoming.answer, self.config.limits.answer_bytes);
+        let answer_truncated_from = incoming.answer_truncated_from.or(truncated);
+        let coordinator_grade = match incoming.coordinator_grade.take() {
+            Some(grade) if truncated.is_none() => Some(grade),
+            _ if next.is_some() => self.graders.grade(&incoming.job_id, &incoming.answer),
+            _ => None,
+        };
+        let (grade, worker_grade) = match coordinator_grade {
+            Some(ours) => {
+                let theirs =
+                    crate::grading::disagrees(&incoming.grade, &ours).then_some(incoming.grade);
+                if theirs.is_some() {
+                    warn!(job = %incoming.job_id, attempt = incoming.attempt, worker = %worker_id,
+                          verdict = %ours.verdict, "the worker's grade disagrees with the coordinator's");
+                }
+                (ours, theirs)
+            }
+            // Only a run whose stored suite no longer loads (see Graders::open).
+            None => (incoming.grade, None),
+        };
         let record = ResultRecord {
             run_id: next.as_ref().map(|(_, r)| r.clone()).unwrap_or_default(),
             job_id: incoming.job_id.clone(),
@@ -97,7 +121,9 @@ impl Scheduler {
             hardware_class: class,
             threads: incoming.threads,
             answer: incoming.answer,
-            grade: incoming.grade,
+            grade,
+            worker_grade,
+            answer_truncated_from,
             timings: incoming.timings,
             chat_template: incoming.chat_template,
             stop: incoming.stop,

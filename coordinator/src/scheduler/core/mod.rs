@@ -19,7 +19,11 @@ mod views;
 mod workers;
 
 #[cfg(test)]
+mod grading_tests;
+#[cfg(test)]
 mod interleavings;
+#[cfg(test)]
+mod limits_tests;
 #[cfg(test)]
 mod testbed;
 #[cfg(test)]
@@ -35,6 +39,7 @@ use tracing::{info, warn};
 
 use super::{Command, Config, Liveness, Outbox, SchedulerError};
 use crate::clock::SharedClock;
+use crate::grading::Graders;
 use crate::job::JobState;
 use crate::records::{JobRecord, RunRecord, RunState, UnixMs, WorkerRecord};
 use crate::store::Store;
@@ -110,6 +115,8 @@ pub(super) struct Scheduler {
     assignments: Vec<(String, pb::JobKey, Kind)>,
     /// Mean generated tokens per job, by model sha256: the expected size of a job, for placement.
     model_tokens: HashMap<String, (f64, u32)>,
+    /// The live runs' suites, shared with the connections that grade answers before they get here.
+    graders: Graders,
 }
 
 impl Scheduler {
@@ -122,9 +129,11 @@ impl Scheduler {
         config: Config,
         clock: SharedClock,
         events: broadcast::Sender<RunEvent>,
+        graders: Graders,
     ) -> Result<Scheduler, SchedulerError> {
         let mut s = Scheduler {
             store,
+            graders,
             config,
             clock,
             events,
@@ -149,7 +158,9 @@ impl Scheduler {
             .into_iter()
             .filter(|r| r.state == RunState::Running)
         {
-            for mut job in s.store.jobs_of_run(&run.id)? {
+            let jobs = s.store.jobs_of_run(&run.id)?;
+            s.graders.open(&run, &jobs);
+            for mut job in jobs {
                 if !job.state.is_terminal() {
                     if let Some(done) = s.store.results_of_job(&job.id)?.iter().find(|r| r.counted)
                     {

@@ -78,6 +78,7 @@ impl Scheduler {
         self.store.put_jobs(&jobs)?;
         self.store.put_run(&run)?;
         self.store.flush()?;
+        self.graders.open(&run, &jobs);
         info!(run = %run.id, jobs = jobs.len(), models = run.models.len(), placement = ?run.placement, "run submitted");
         for job in jobs {
             self.insert_job(job);
@@ -136,6 +137,7 @@ impl Scheduler {
             cancelled += 1;
         }
         self.index.forget_run(run_id);
+        self.graders.close(run_id);
         run.state = RunState::Cancelled;
         run.finished_unix_ms = Some(now);
         run.counts = Some(counts);
@@ -168,6 +170,7 @@ impl Scheduler {
             self.remove_job(&id);
         }
         self.index.forget_run(run_id);
+        self.graders.close(run_id);
         info!(run = %run_id, "run finished");
         let p = progress_of(&run, &counts);
         let _ = self.events.send(RunEvent {

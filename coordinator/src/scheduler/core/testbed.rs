@@ -25,6 +25,7 @@ pub fn config() -> Config {
         quarantine_after: 3,
         prefetch: 0,
         max_jobs_per_run: 1_000_000,
+        limits: crate::limits::Limits::DEFAULT,
     }
 }
 
@@ -165,7 +166,14 @@ impl Bed {
 fn open(kv: &MemoryKv, clock: &FakeClock, config: &Config) -> Scheduler {
     let store = Store::in_memory(kv.clone()).expect("memory store opens");
     let clock: SharedClock = std::sync::Arc::new(clock.clone());
-    Scheduler::load(store, config.clone(), clock, broadcast::channel(16).0).expect("load")
+    Scheduler::load(
+        store,
+        config.clone(),
+        clock,
+        broadcast::channel(16).0,
+        crate::grading::Graders::default(),
+    )
+    .expect("load")
 }
 
 impl FakeClock {
@@ -251,6 +259,7 @@ impl FakeWorker {
             attempt: key.1,
             reason: reason.into(),
             not_started: false,
+            refused: false,
         })
     }
 
@@ -272,6 +281,8 @@ pub fn result(key: &(String, u32)) -> IncomingResult {
         job_id: key.0.clone(),
         attempt: key.1,
         answer: format!("answer of {}#{}", key.0, key.1),
+        coordinator_grade: None,
+        answer_truncated_from: None,
         grade: Grade {
             verdict: Verdict::Pass,
             score: 1.0,
@@ -320,16 +331,16 @@ pub fn worker_record(id: &str, slots: u32) -> WorkerRecord {
     }
 }
 
-pub const SUITE: &str = r#"
-name = "bed"
-version = "1"
-
-[[tasks]]
-id = "t0"
-category = "c"
-prompt = "say ok"
-pass = [{ contains = "answer" }]
-"#;
+/// The bed's suite: tasks t0 .. t{tasks-1}, each passed by any answer containing "answer".
+pub fn suite_of(tasks: usize) -> String {
+    let mut text = String::from("name = \"bed\"\nversion = \"1\"\n");
+    for i in 0..tasks.max(1) {
+        text.push_str(&format!(
+            "[[tasks]]\nid = \"t{i}\"\ncategory = \"c\"\nprompt = \"say ok\"\npass = [{{ contains = \"answer\" }}]\n"
+        ));
+    }
+    text
+}
 
 pub fn run_record(id: &str, tasks: usize, repetitions: u32, now: UnixMs) -> RunRecord {
     RunRecord {
@@ -338,7 +349,7 @@ pub fn run_record(id: &str, tasks: usize, repetitions: u32, now: UnixMs) -> RunR
         label: "bed".into(),
         suite_name: "bed".into(),
         suite_version: "1".into(),
-        suite_toml: SUITE.into(),
+        suite_toml: suite_of(tasks),
         models: vec![RunModel {
             name: "scripted".into(),
             sha256: "0".repeat(64),

@@ -131,8 +131,10 @@ impl Scheduler {
                 } else {
                     0
                 };
+                // However many slots it claims, a worker holds at most the in-flight limit.
                 let free_slots = slots
                     .saturating_add(prefetch)
+                    .min(self.config.limits.worker_in_flight)
                     .saturating_sub(u32::try_from(held.len()).unwrap_or(u32::MAX));
                 // The jobs it holds, each whole and, when running, how long since it started.
                 let ahead = held.iter().filter_map(|j| {

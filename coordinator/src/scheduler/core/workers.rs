@@ -31,6 +31,8 @@ impl Scheduler {
             unacknowledged,
         } = joining;
         let id = record.id.clone();
+        // A claim beyond the slot limit is cut to it, not trusted.
+        record.slots = record.slots.clamp(1, self.config.limits.worker_slots);
         // An undecodable stored record of this worker must not keep it out: it joins afresh.
         match self.store.worker(&id) {
             Ok(Some(old)) => {
@@ -142,6 +144,7 @@ impl Scheduler {
                 attempt,
                 reason,
                 not_started,
+                refused,
             } => {
                 // A job given back unstarted is no failure of the worker's at all; a failure
                 // re-sent after a reconnect is not counted against the worker twice.
@@ -150,7 +153,9 @@ impl Scheduler {
                 } else {
                     let current = self.jobs.get(&job_id).and_then(|j| j.state.holder())
                         == Some((worker_id, attempt));
-                    if current {
+                    // A refused job is the job's fault (its model asks for test features this
+                    // worker does not run), so it does not bring the worker nearer quarantine.
+                    if current && !refused {
                         self.note_failure(worker_id);
                     }
                     AttemptEnd::Failed(reason)

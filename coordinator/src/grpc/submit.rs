@@ -1,0 +1,247 @@
+//! A `SubmitRunRequest` turned into a validated [`RunRecord`], under the coordinator's [`Limits`].
+//!
+//! Everything a submit carries is checked here, before the scheduler sees it, so a refused submit
+//! stores nothing: the suite (parsed under the suite limits), every model (its name, its digest,
+//! a scripted model's TOML parsed with its own line and column), the repetitions, the placement,
+//! the requirements, the label, and each task's `max_tokens` against the absolute cap and the
+//! context length of every GGUF model that declares one. Each error is `InvalidArgument` naming
+//! the field and, for a limit, the limit. Pure (the caller gives the id and the time), which is
+//! also what the fuzz target and the bad-input table call.
+
+use benchfarm_proto::v1 as pb;
+use tonic::Status;
+
+use super::convert;
+use crate::limits::{Limits, check_labels, check_len};
+use crate::records::{ModelKind, Placement, RunRecord, RunState, RunTask, UnixMs};
+
+fn invalid(message: impl Into<String>) -> Status {
+    Status::invalid_argument(message)
+}
+
+/// The run `req` asks for, or the first thing wrong with it.
+pub fn run_record(
+    req: pb::SubmitRunRequest,
+    limits: &Limits,
+    id: String,
+    now: UnixMs,
+) -> Result<RunRecord, Status> {
+    let suite =
+        benchfarm_suite::Suite::parse_with_limits(&req.suite_toml, "suite_toml", limits.suite)
+            .map_err(|e| invalid(e.to_string()))?;
+    if req.models.is_empty() {
+        return Err(invalid("models: a run needs at least one model"));
+    }
+    if req.models.len() > limits.models_per_run {
+        return Err(invalid(format!(
+            "models: {} models, over the limit max_models_per_run = {}",
+            req.models.len(),
+            limits.models_per_run
+        )));
+    }
+    if req.repetitions == 0 {
+        return Err(invalid("repetitions: must be at least 1"));
+    }
+    let placement: Placement = req
+        .placement
+        .parse()
+        .map_err(|e: String| invalid(format!("placement: {e}")))?;
+    check_len("label", &req.label, limits.name_bytes, "max_name_bytes").map_err(invalid)?;
+    let mut contexts = Vec::with_capacity(req.models.len());
+    let mut models = Vec::with_capacity(req.models.len());
+    for (i, m) in req.models.into_iter().enumerate() {
+        check_len(
+            &format!("models[{i}].name"),
+            &m.name,
+            limits.name_bytes,
+            "max_name_bytes",
+        )
+        .map_err(invalid)?;
+        contexts.push((i, m.context_length));
+        let model = convert::run_model(m, i)?;
+        if let ModelKind::Gguf { file_name } = &model.kind {
+            check_len(
+                &format!("models[{i}].gguf.file_name"),
+                file_name,
+                limits.name_bytes,
+                "max_name_bytes",
+            )
+            .map_err(invalid)?;
+            // A name the worker could resolve outside its models directory is refused, though
+            // workers match models by sha256: the name is shown, and nothing should look like it.
+            let plain = std::path::Path::new(file_name)
+                .file_name()
+                .is_some_and(|f| f == file_name.as_str())
+                && !file_name.contains(['/', '\\'])
+                && !file_name.chars().any(char::is_control);
+            if !plain {
+                return Err(invalid(format!(
+                    "models[{i}].gguf.file_name: {file_name:?} is not a plain file name"
+                )));
+            }
+        }
+        if let ModelKind::Scripted { toml } = &model.kind {
+            // Parsed here, so a broken scripted model is refused at submit with its own line and
+            // column rather than failing (and quarantining) workers one job at a time.
+            benchfarm_modelfile::ScriptedModel::parse(toml, &format!("models[{i}].scripted_toml"))
+                .map_err(|e| invalid(e.to_string()))?;
+            if benchfarm_modelfile::sha256_bytes(toml.as_bytes()) != model.sha256 {
+                return Err(invalid(format!(
+                    "models[{i}].sha256: not the sha256 of its scripted_toml"
+                )));
+            }
+        }
+        models.push(model);
+    }
+    let mut names = std::collections::HashSet::new();
+    if let Some(dup) = models.iter().find(|m| !names.insert(m.name.as_str())) {
+        return Err(invalid(format!(
+            "models: the name {:?} is used twice",
+            dup.name
+        )));
+    }
+    for task in &suite.tasks {
+        let field = format!("suite_toml: tasks[{}].max_tokens", task.id);
+        if task.max_tokens > limits.max_tokens {
+            return Err(invalid(format!(
+                "{field}: {}, over the limit max_tokens_cap = {}",
+                task.max_tokens, limits.max_tokens
+            )));
+        }
+        // The known context of a model bounds what it can be asked to generate.
+        if let Some((i, context)) = contexts
+            .iter()
+            .find(|(_, c)| *c > 0 && u64::from(task.max_tokens) > *c)
+        {
+            return Err(invalid(format!(
+                "{field}: {} tokens, over models[{i}]'s context length of {context} tokens",
+                task.max_tokens
+            )));
+        }
+        check_len(
+            &format!("suite_toml: tasks[{}].id", task.id),
+            &task.id,
+            limits.name_bytes,
+            "max_name_bytes",
+        )
+        .map_err(invalid)?;
+    }
+    let require = convert::requirements(req.require)?;
+    check_labels("require.labels", require.labels.iter(), limits).map_err(invalid)?;
+    if let Some(arch) = &require.arch {
+        check_len("require.arch", arch, limits.name_bytes, "max_name_bytes").map_err(invalid)?;
+    }
+    Ok(RunRecord {
+        id,
+        created_unix_ms: now,
+        label: req.label,
+        suite_name: suite.name.clone(),
+        suite_version: suite.version.clone(),
+        suite_toml: req.suite_toml,
+        models,
+        tasks: suite
+            .tasks
+            .iter()
+            .map(|t| RunTask {
+                id: t.id.clone(),
+                category: t.category.clone(),
+                max_tokens: t.max_tokens,
+            })
+            .collect(),
+        repetitions: req.repetitions,
+        seed: req.seed,
+        placement,
+        require,
+        jobs_total: 0,
+        state: RunState::Running,
+        finished_unix_ms: None,
+        suite_history: Vec::new(),
+        counts: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SUITE: &str = "name = \"s\"\nversion = \"1\"\n[[tasks]]\nid = \"t\"\ncategory = \"c\"\nprompt = \"p\"\nmax_tokens = 512\npass = [{ contains = \"x\" }]\n";
+
+    fn scripted(text: &str) -> pb::ModelRef {
+        pb::ModelRef {
+            name: "m".into(),
+            sha256: benchfarm_modelfile::sha256_bytes(text.as_bytes()),
+            size_bytes: 0,
+            source: Some(pb::model_ref::Source::ScriptedToml(text.into())),
+            context_length: 0,
+        }
+    }
+
+    fn request(models: Vec<pb::ModelRef>) -> pb::SubmitRunRequest {
+        pb::SubmitRunRequest {
+            suite_toml: SUITE.into(),
+            models,
+            repetitions: 1,
+            ..pb::SubmitRunRequest::default()
+        }
+    }
+
+    fn refused(req: pb::SubmitRunRequest, limits: &Limits) -> String {
+        let status = run_record(req, limits, "r".into(), 0).expect_err("refused");
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        status.message().to_string()
+    }
+
+    #[test]
+    fn a_valid_request_becomes_a_run() {
+        let run = run_record(
+            request(vec![scripted("name = \"m\"")]),
+            &Limits::DEFAULT,
+            "r".into(),
+            7,
+        )
+        .expect("valid");
+        assert_eq!((run.id.as_str(), run.created_unix_ms), ("r", 7));
+        assert_eq!(run.tasks[0].max_tokens, 512);
+    }
+
+    #[test]
+    fn a_broken_scripted_model_is_refused_with_its_line() {
+        let e = refused(
+            request(vec![scripted("name = \"m\"\ntokens_per_second = -1\n")]),
+            &Limits::DEFAULT,
+        );
+        assert!(
+            e.starts_with("models[0].scripted_toml:2:21: tokens_per_second"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn max_tokens_is_capped_absolutely_and_by_a_known_context() {
+        let limits = Limits {
+            max_tokens: 100,
+            ..Limits::DEFAULT
+        };
+        let e = refused(request(vec![scripted("name = \"m\"")]), &limits);
+        assert_eq!(
+            e,
+            "suite_toml: tasks[t].max_tokens: 512, over the limit max_tokens_cap = 100"
+        );
+        let mut small = pb::ModelRef {
+            name: "g".into(),
+            sha256: "a".repeat(64),
+            source: Some(pb::model_ref::Source::Gguf(pb::GgufModel {
+                file_name: "g.gguf".into(),
+            })),
+            context_length: 256,
+            ..pb::ModelRef::default()
+        };
+        let e = refused(request(vec![small.clone()]), &Limits::DEFAULT);
+        assert_eq!(
+            e,
+            "suite_toml: tasks[t].max_tokens: 512 tokens, over models[0]'s context length of 256 tokens"
+        );
+        small.context_length = 0; // unknown: only the absolute cap applies
+        assert!(run_record(request(vec![small]), &Limits::DEFAULT, "r".into(), 0).is_ok());
+    }
+}

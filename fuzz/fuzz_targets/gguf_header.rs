@@ -1,0 +1,6 @@
+//! Fuzz target: `benchfarm_coordinator::untrusted::gguf_header` (see that module for what it covers).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let _ = benchfarm_coordinator::untrusted::gguf_header(data);
+});

@@ -456,7 +456,8 @@ mod tests {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         let mut text = String::new();
         while std::time::Instant::now() < deadline {
-            text = std::fs::read_to_string(&path).unwrap();
+            // Until the writer thread's first write the file may not exist yet.
+            text = std::fs::read_to_string(&path).unwrap_or_default();
             if text.lines().count() >= 101 {
                 break;
             }

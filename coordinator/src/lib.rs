@@ -24,4 +24,3 @@ pub mod reporting;
 pub mod run;
 pub mod scheduler;
 pub mod store;
-pub mod telemetry;

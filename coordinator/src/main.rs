@@ -9,7 +9,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Result;
-use benchfarm_coordinator::{cli, grpc, scheduler, telemetry};
+use benchfarm_coordinator::{cli, grpc, scheduler};
+use benchfarm_telemetry::Options;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
@@ -27,6 +28,10 @@ struct Args {
         default_value = "http://127.0.0.1:50051"
     )]
     coordinator: String,
+    /// Export traces over OTLP to this endpoint (default: OTEL_EXPORTER_OTLP_ENDPOINT; unset, none
+    /// are exported). OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf switches from gRPC to HTTP.
+    #[arg(long, global = true, value_name = "URL")]
+    otlp_endpoint: Option<String>,
     #[command(subcommand)]
     command: Verb,
 }
@@ -69,6 +74,9 @@ enum Verb {
         /// off by default. Read-only.
         #[arg(long)]
         http: Option<SocketAddr>,
+        /// Serve Prometheus metrics on this address (http://ADDR/metrics); off by default.
+        #[arg(long, value_name = "ADDR")]
+        metrics_listen: Option<SocketAddr>,
     },
     /// Submit a plan file; prints the run id.
     Submit {
@@ -175,6 +183,8 @@ enum SuiteVerb {
 async fn main() -> Result<()> {
     let args = Args::parse();
     let url = args.coordinator.as_str();
+    let otlp_endpoint = args.otlp_endpoint.clone();
+    let telemetry;
     let code = match args.command {
         Verb::Serve {
             listen,
@@ -187,8 +197,16 @@ async fn main() -> Result<()> {
             prefetch,
             max_jobs_per_run,
             http,
+            metrics_listen,
         } => {
-            telemetry::init("info,benchfarm_coordinator=info,h2=warn,tower=warn");
+            telemetry = benchfarm_telemetry::init(Options {
+                otlp_endpoint,
+                metrics_listen,
+                ..Options::logs(
+                    "benchfarm-coordinator",
+                    "info,benchfarm_coordinator=info,h2=warn,tower=warn",
+                )
+            })?;
             let config = grpc::server::ServeConfig {
                 listen,
                 data,
@@ -208,7 +226,10 @@ async fn main() -> Result<()> {
             0
         }
         verb => {
-            telemetry::init("warn");
+            telemetry = benchfarm_telemetry::init(Options {
+                otlp_endpoint,
+                ..Options::logs("benchfarm-cli", "warn")
+            })?;
             match verb {
                 Verb::Submit {
                     plan,
@@ -271,6 +292,9 @@ async fn main() -> Result<()> {
             }
         }
     };
+    // `exit` runs no destructors: spans still in the exporter's queue are flushed first (blocking,
+    // so off the runtime's scheduling).
+    tokio::task::block_in_place(|| telemetry.shutdown());
     std::process::exit(code);
 }
 

@@ -183,6 +183,8 @@ pub fn inputs(
                 wall_ms: a
                     .ended_unix_ms
                     .map(|end| (end - a.started_unix_ms.unwrap_or(a.assigned_unix_ms)) as f64),
+                trace_id: benchfarm_telemetry::propagation::trace_id_of(&a.trace_parent)
+                    .unwrap_or_default(),
                 ..FailedAttempt::default()
             }
         })

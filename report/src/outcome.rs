@@ -142,6 +142,10 @@ pub struct Outcome {
     pub decode_tokens: u32,
     #[serde(default)]
     pub decode_ms: f64,
+    /// The OpenTelemetry trace of the attempt (32 hex digits): its coordinator `job` span and the
+    /// worker's spans under it. Empty when the coordinator exported no traces.
+    #[serde(default)]
+    pub trace_id: String,
 }
 
 impl Default for Outcome {
@@ -187,6 +191,7 @@ impl Default for Outcome {
             grade_history: Vec::new(),
             decode_tokens: 0,
             decode_ms: 0.0,
+            trace_id: String::new(),
         }
     }
 }
@@ -278,6 +283,8 @@ pub struct FailedAttempt {
     pub top_p: Option<f64>,
     /// Wall milliseconds until the failure, when known.
     pub wall_ms: Option<f64>,
+    /// The attempt's trace, as in [`Outcome::trace_id`].
+    pub trace_id: String,
 }
 
 fn yes() -> bool {

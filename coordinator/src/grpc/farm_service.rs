@@ -11,6 +11,7 @@ use benchfarm_proto::v1::farm_service_server::FarmService;
 use futures::{Stream, StreamExt};
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
+use tracing::Instrument as _;
 use tonic::{Request, Response, Status};
 
 use super::convert;
@@ -84,7 +85,7 @@ impl FarmService for FarmServiceImpl {
                 dup.name
             )));
         }
-        let run = RunRecord {
+        let mut run = RunRecord {
             id: uuid::Uuid::now_v7().to_string(),
             created_unix_ms: now_ms(),
             label: req.label,
@@ -110,7 +111,13 @@ impl FarmService for FarmServiceImpl {
             finished_unix_ms: None,
             suite_history: Vec::new(),
             counts: None,
+            trace_parent: String::new(),
         };
+        // The run's span covers the submit (a child of the caller's, when it sent one); each job's
+        // span names it as parent, so one trace holds the run and all its jobs without a span
+        // open for the hours a run may take.
+        let span = crate::scheduler::telemetry::run_span(&run);
+        run.trace_parent = benchfarm_telemetry::propagation::traceparent(&span);
         let run_id = run.id.clone();
         let jobs = self
             .scheduler
@@ -119,7 +126,9 @@ impl FarmService for FarmServiceImpl {
                 strict: req_strict,
                 reply,
             })
+            .instrument(span.clone())
             .await??;
+        span.record("jobs", i64::from(jobs));
         Ok(Response::new(pb::SubmitRunResponse { run_id, jobs }))
     }
 

@@ -163,6 +163,8 @@ pub async fn start_with_clock(
         // Dead peers are noticed even when a worker stream is idle.
         .http2_keepalive_interval(Some(Duration::from_secs(10)))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        // A span per call, child of the caller's when its metadata carries W3C trace context.
+        .trace_fn(benchfarm_telemetry::propagation::server_span)
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

@@ -11,9 +11,12 @@
 //! turns its health to NOT_SERVING and exits non-zero instead of serving a dead farm.
 
 mod core;
+mod driver;
 pub mod estimates;
+pub mod observe;
 pub mod placement;
 pub mod status;
+pub mod telemetry;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -292,13 +295,19 @@ pub fn spawn(
     // Watchers that fall this far behind are dropped rather than slowing the scheduler down.
     let (events, _) = broadcast::channel(4096);
     let tick = config.tick;
-    let scheduler = core::Scheduler::load(store, config, clock.clone(), events.clone())?;
+    let mut scheduler = core::Scheduler::load(store, config, clock.clone(), events.clone())?;
+    if benchfarm_telemetry::traces_on() || benchfarm_telemetry::metrics_on() {
+        scheduler.observe(Box::new(telemetry::JobTelemetry::default()));
+        if benchfarm_telemetry::metrics_on() {
+            telemetry::describe();
+        }
+    }
     let (exited_tx, exited) = oneshot::channel();
     std::thread::Builder::new()
         .name("scheduler".into())
         .spawn(move || {
             let outcome =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| scheduler.run(rx)))
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| driver::drive(scheduler, rx)))
                     .map_err(|panic| panic_text(panic.as_ref()));
             let _ = exited_tx.send(outcome);
             drop(done);

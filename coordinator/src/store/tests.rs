@@ -35,6 +35,7 @@ fn run(id: &str) -> RunRecord {
         finished_unix_ms: None,
         suite_history: vec![],
         counts: None,
+        trace_parent: String::new(),
     }
 }
 
@@ -62,6 +63,7 @@ fn result(job_id: &str, attempt: u32) -> ResultRecord {
         grade_history: vec![],
         build_features: vec![],
         cpu_features: vec![],
+        trace_id: String::new(),
     }
 }
 

@@ -129,7 +129,13 @@ pub struct Proc {
 }
 
 impl Proc {
-    fn spawn(name: &str, binary: &str, args: &[String], log: &Path) -> Proc {
+    fn spawn(
+        name: &str,
+        binary: &str,
+        args: &[String],
+        env: &[(String, String)],
+        log: &Path,
+    ) -> Proc {
         let mut file = OpenOptions::new()
             .create(true)
             .append(true)
@@ -140,6 +146,7 @@ impl Proc {
         let child = Command::new(&path)
             .args(args)
             .env_remove("BENCHFARM_COORDINATOR")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(file.try_clone().unwrap())
             .stderr(file)
@@ -246,6 +253,8 @@ pub struct CoordinatorOpts {
     pub job_timeout_ms: Option<u64>,
     /// More flags, as given.
     pub extra: Vec<String>,
+    /// Environment variables set for the coordinator (`OTEL_*`).
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for CoordinatorOpts {
@@ -255,6 +264,7 @@ impl Default for CoordinatorOpts {
             max_attempts: None,
             job_timeout_ms: None,
             extra: Vec::new(),
+            env: Vec::new(),
         }
     }
 }
@@ -268,6 +278,8 @@ pub struct WorkerOpts {
     pub models: Option<PathBuf>,
     /// More flags, as given (`--max-ram 64MB`, `--speed-factor 2`).
     pub extra: Vec<String>,
+    /// Environment variables set for the worker (`OTEL_*`).
+    pub env: Vec<(String, String)>,
 }
 
 impl WorkerOpts {
@@ -284,6 +296,10 @@ impl WorkerOpts {
         self.extra.push(value.into());
         self
     }
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
 }
 
 /// A coordinator and its workers, as processes, with a temporary directory for their data,
@@ -293,6 +309,7 @@ pub struct Farm {
     pub port: u16,
     pub url: String,
     coordinator_args: Vec<String>,
+    coordinator_env: Vec<(String, String)>,
     coordinator: Option<Proc>,
     workers: BTreeMap<String, Proc>,
 }
@@ -329,6 +346,7 @@ impl Farm {
             port,
             url,
             coordinator_args: args,
+            coordinator_env: opts.env,
             coordinator: None,
             workers: BTreeMap::new(),
         };
@@ -377,7 +395,13 @@ impl Farm {
             "the coordinator is already running"
         );
         let log = self.path("logs/coordinator.log");
-        let mut proc = Proc::spawn("coordinator", "coordinator", &self.coordinator_args, &log);
+        let mut proc = Proc::spawn(
+            "coordinator",
+            "coordinator",
+            &self.coordinator_args,
+            &self.coordinator_env,
+            &log,
+        );
         let deadline = Instant::now() + START_LIMIT;
         loop {
             if !proc.is_running() {
@@ -439,7 +463,7 @@ impl Farm {
         }
         args.extend(opts.extra);
         let log = self.path(&format!("logs/{name}.log"));
-        let proc = Proc::spawn(name, "worker", &args, &log);
+        let proc = Proc::spawn(name, "worker", &args, &opts.env, &log);
         self.workers.insert(name.to_string(), proc);
     }
 

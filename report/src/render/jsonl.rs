@@ -18,9 +18,9 @@ use serde::Serialize;
 use crate::outcome::{CheckOutcome, FailedAttempt, GradeEntry, Outcome};
 
 /// Version of the jsonl line shape. 1 was the unversioned sixteen-key outcome; 2 added the
-/// answer, the trace, provenance and failure lines. Additive changes bump it; keys are never
-/// renamed or removed.
-pub const JSONL_SCHEMA: u32 = 2;
+/// answer, the trace, provenance and failure lines; 3 added `trace_id`. Additive changes bump it;
+/// keys are never renamed or removed.
+pub const JSONL_SCHEMA: u32 = 3;
 
 /// A result line: the outcome's own fields between the schema and the failure fields.
 #[derive(Serialize)]
@@ -76,6 +76,7 @@ struct ErrorLine<'a> {
     grade_history: &'a [GradeEntry],
     decode_tokens: u32,
     decode_ms: f64,
+    trace_id: &'a str,
     reason: Option<&'a str>,
     job_failed: bool,
 }
@@ -124,6 +125,7 @@ impl<'a> ErrorLine<'a> {
             grade_history: &[],
             decode_tokens: 0,
             decode_ms: 0.0,
+            trace_id: &f.trace_id,
             reason: Some(&f.reason),
             job_failed: f.job_failed,
         }

@@ -137,6 +137,7 @@ pub fn inputs(
                         suite_version: g.suite_version.clone(),
                     })
                     .collect(),
+                trace_id: r.trace_id.clone(),
                 ..Outcome::default()
             })
         })

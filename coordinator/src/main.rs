@@ -150,6 +150,13 @@ enum Verb {
         /// Also write the figures as JSON to this file.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// An argument for the `serve` under test (repeatable), e.g.
+        /// `--serve-arg=--metrics-listen --serve-arg=127.0.0.1:0`.
+        #[arg(long = "serve-arg", allow_hyphen_values = true)]
+        serve_args: Vec<String>,
+        /// The coordinator binary to measure (default: this one), e.g. another build of it.
+        #[arg(long)]
+        exe: Option<PathBuf>,
     },
     /// Cancel a run's remaining jobs.
     Cancel { run: String },
@@ -271,9 +278,14 @@ async fn main() -> Result<()> {
                     workers,
                     jobs,
                     json,
+                    serve_args,
+                    exe,
                 } => {
-                    let exe = std::env::current_exe()?;
-                    cli::bench::bench(&exe, workers, jobs, json).await?;
+                    let exe = match exe {
+                        Some(exe) => exe,
+                        None => std::env::current_exe()?,
+                    };
+                    cli::bench::bench(&exe, workers, jobs, json, &serve_args).await?;
                     0
                 }
                 Verb::Cancel { run } => cli::client::cancel(url, &run).await?,

@@ -115,7 +115,10 @@ fn http_get(port: u16, path_and_query: &str) -> (u16, String) {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         dechunk(body)
     } else {
         body.to_string()
@@ -156,19 +159,17 @@ async fn run_small(farm: &mut Farm) -> String {
     let scripted = Scripted::new("scripted", TASKS);
     farm.write("suite.toml", &suite_toml(TASKS));
     farm.write("scripted.toml", &scripted.toml());
-    let request = farm.plan(&plan_text("suite.toml", REPETITIONS, &["scripted.toml"], ""));
+    let request = farm.plan(&plan_text(
+        "suite.toml",
+        REPETITIONS,
+        &["scripted.toml"],
+        "",
+    ));
     let mut client = farm.client().await;
     farm.wait_connected(&mut client, &["w1"]).await;
     let run = client.submit_run(request).await.unwrap().into_inner();
     assert_eq!(run.jobs, JOBS);
-    wait_finished(
-        &mut client,
-        &run.run_id,
-        Duration::from_secs(60),
-        JOBS,
-        0,
-    )
-    .await;
+    wait_finished(&mut client, &run.run_id, Duration::from_secs(60), JOBS, 0).await;
     run.run_id
 }
 
@@ -277,17 +278,17 @@ async fn every_job_is_one_trace_from_the_coordinator_into_the_worker() {
     // The coordinator exports over gRPC (the flag), the worker over HTTP/protobuf (the standard
     // variables), so one run covers both transports and the variables' precedence.
     let mut farm = Farm::start(CoordinatorOpts {
-        extra: vec![
-            "--otlp-endpoint".into(),
-            format!("http://127.0.0.1:{grpc}"),
-        ],
+        extra: vec!["--otlp-endpoint".into(), format!("http://127.0.0.1:{grpc}")],
         ..CoordinatorOpts::default()
     })
     .await;
     farm.start_worker(
         "w1",
         WorkerOpts::default()
-            .env("OTEL_EXPORTER_OTLP_ENDPOINT", &format!("http://127.0.0.1:{http}"))
+            .env(
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                &format!("http://127.0.0.1:{http}"),
+            )
             .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
             .env("OTEL_SERVICE_NAME", "benchfarm-worker-w1"),
     );
@@ -310,7 +311,9 @@ async fn every_job_is_one_trace_from_the_coordinator_into_the_worker() {
     // Exit flushes what the batch exporters still hold: drain the worker, stop the coordinator.
     assert!(farm.worker("w1").signal("TERM"));
     assert!(
-        farm.worker("w1").wait_exit(Duration::from_secs(20)).is_some(),
+        farm.worker("w1")
+            .wait_exit(Duration::from_secs(20))
+            .is_some(),
         "the worker did not leave on SIGTERM"
     );
     farm.stop_and_open_store();
@@ -421,7 +424,10 @@ fn check_traces(spans: &[Span], run_id: &str) -> Vec<String> {
         .find(|s| s.name == "run" && s.attributes.get("run.id").map(String::as_str) == Some(run_id))
     {
         if let Some(stray) = jobs.iter().find(|j| j.parent != run.id) {
-            missing.push(format!("job span {} is not a child of the run span", stray.id));
+            missing.push(format!(
+                "job span {} is not a child of the run span",
+                stray.id
+            ));
         }
     } else {
         missing.push("no run span".into());
@@ -434,7 +440,9 @@ fn check_traces(spans: &[Span], run_id: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_prometheus_counts_the_runs_jobs() {
-    let Some(prometheus) = prometheus() else { return };
+    let Some(prometheus) = prometheus() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let (coordinator_metrics, worker_metrics, prom_port) = (free_port(), free_port(), free_port());
     let mut farm = Farm::start(CoordinatorOpts {
@@ -499,12 +507,18 @@ async fn a_real_prometheus_counts_the_runs_jobs() {
     let jobs = f64::from(JOBS);
     expect(r#"up{job="coordinator"}"#, 1.0);
     expect(r#"up{job="worker"}"#, 1.0);
-    expect(r#"sum(benchfarm_jobs_total{job="coordinator", state="done"})"#, jobs);
+    expect(
+        r#"sum(benchfarm_jobs_total{job="coordinator", state="done"})"#,
+        jobs,
+    );
     expect(r#"sum(benchfarm_results_total{verdict="pass"})"#, jobs);
     expect(r#"sum(benchfarm_job_duration_seconds_count)"#, jobs);
     expect(r#"sum(benchfarm_workers_connected)"#, 1.0);
     expect(r#"sum(benchfarm_jobs{state="queued"})"#, 0.0);
-    expect(r#"sum(benchfarm_worker_jobs_total{outcome="succeeded"})"#, jobs);
+    expect(
+        r#"sum(benchfarm_worker_jobs_total{outcome="succeeded"})"#,
+        jobs,
+    );
     expect(r#"benchfarm_worker_connected"#, 1.0);
 }
 
@@ -578,7 +592,11 @@ fn dashboards() -> BTreeMap<String, serde_json::Value> {
         }
         out.insert(path.file_name().unwrap().to_string_lossy().into(), v);
     }
-    assert!(out.len() >= 3, "expected at least three dashboards in {}", dir.display());
+    assert!(
+        out.len() >= 3,
+        "expected at least three dashboards in {}",
+        dir.display()
+    );
     out
 }
 
@@ -596,7 +614,9 @@ fn provisioned_uids() -> BTreeSet<String> {
 #[test]
 fn dashboards_name_only_provisioned_datasources() {
     let provisioned = provisioned_uids();
-    assert!(provisioned.contains("benchfarm-prometheus") && provisioned.contains("benchfarm-tempo"));
+    assert!(
+        provisioned.contains("benchfarm-prometheus") && provisioned.contains("benchfarm-tempo")
+    );
     let provider = std::fs::read_to_string(
         repo_root().join("dashboards/provisioning/dashboards/benchfarm.yaml"),
     )
@@ -623,7 +643,10 @@ fn dashboards_name_only_provisioned_datasources() {
             );
         }
     }
-    assert_eq!(uids_seen, provisioned, "a provisioned datasource no dashboard uses");
+    assert_eq!(
+        uids_seen, provisioned,
+        "a provisioned datasource no dashboard uses"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -671,7 +694,10 @@ async fn every_metric_a_dashboard_queries_is_in_a_real_scrape() {
             }
         }
     }
-    assert!(queried.len() > 10, "the dashboards query few metrics: {queried:?}");
+    assert!(
+        queried.len() > 10,
+        "the dashboards query few metrics: {queried:?}"
+    );
     let absent: Vec<_> = queried
         .iter()
         .filter(|(metric, _)| !exposed.contains(metric.as_str()))

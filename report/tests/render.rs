@@ -219,15 +219,15 @@ fn jsonl_one_line_per_outcome() {
     let v: serde_json::Value = serde_json::from_str(lines[17]).unwrap();
     assert_eq!(v["verdict"], "partial");
     // every Outcome field (16 original + 22 added by the results issue + decode_tokens and
-    // decode_ms), plus schema, reason and job_failed
+    // decode_ms + trace_id), plus schema, reason and job_failed
     let own = serde_json::to_value(&o[17]).unwrap();
     let own = own.as_object().unwrap();
-    assert_eq!(own.len(), 40);
+    assert_eq!(own.len(), 41);
     for key in own.keys() {
         assert!(v.get(key).is_some(), "line lacks Outcome field {key}");
     }
-    assert_eq!(v.as_object().unwrap().len(), 40 + 3, "every Outcome field");
-    assert_eq!(v["schema"], 2);
+    assert_eq!(v.as_object().unwrap().len(), 41 + 3, "every Outcome field");
+    assert_eq!(v["schema"], 3);
     assert_eq!(render(&r, &[], Format::Jsonl), "");
 }
 

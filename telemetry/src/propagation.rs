@@ -62,7 +62,9 @@ pub fn set_parent(span: &Span, traceparent: &str) {
 }
 
 /// Adds the current span's context to outgoing gRPC metadata: a tonic client interceptor.
-pub fn inject_current(mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+pub fn inject_current(
+    mut request: tonic::Request<()>,
+) -> Result<tonic::Request<()>, tonic::Status> {
     if traces_on() {
         let cx = Span::current().context();
         TraceContextPropagator::new()

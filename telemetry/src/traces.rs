@@ -58,7 +58,11 @@ impl TracesConfig {
         flag: Option<&str>,
         var: impl Fn(&str) -> Option<String>,
     ) -> Option<TracesConfig> {
-        let set = |name: &str| var(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let set = |name: &str| {
+            var(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
         if set("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"))
             || set("OTEL_TRACES_EXPORTER").is_some_and(|v| v.eq_ignore_ascii_case("none"))
         {
@@ -204,7 +208,10 @@ mod tests {
     #[test]
     fn the_sdk_switches_win_over_an_endpoint() {
         let endpoint = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317");
-        assert_eq!(config(None, &[endpoint, ("OTEL_SDK_DISABLED", "true")]), None);
+        assert_eq!(
+            config(None, &[endpoint, ("OTEL_SDK_DISABLED", "true")]),
+            None
+        );
         assert_eq!(
             config(Some("http://x:1"), &[("OTEL_TRACES_EXPORTER", "none")]),
             None

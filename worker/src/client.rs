@@ -373,7 +373,11 @@ impl Session {
                     .remove(&(k.job_id.clone(), k.attempt))
                     .map(|r| r.trace_parent)
                     .unwrap_or_default();
-                let outcome_name = if outcome.is_ok() { "succeeded" } else { "failed" };
+                let outcome_name = if outcome.is_ok() {
+                    "succeeded"
+                } else {
+                    "failed"
+                };
                 crate::telemetry::job_ended(outcome_name);
                 let span = crate::telemetry::report_span(
                     &trace_parent,

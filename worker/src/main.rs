@@ -13,9 +13,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
+use benchfarm_telemetry::Options;
 use benchfarm_worker::options::{parse_size, parse_speed_factor};
 use benchfarm_worker::{EngineMode, JoinConfig, Stop, WorkerOptions};
-use benchfarm_telemetry::Options;
 use clap::{Parser, Subcommand, ValueEnum};
 use tokio::sync::watch;
 

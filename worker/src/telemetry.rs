@@ -149,14 +149,35 @@ pub fn connected(up: bool) {
 /// Describes the worker's metrics (HELP lines) and starts its counters at zero.
 pub fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge};
-    describe_gauge!("benchfarm_worker_running_jobs", "Jobs this worker is running now, by model and task.");
-    describe_gauge!("benchfarm_worker_model_loaded", "Slots whose engine holds the model (loaded by the last job).");
-    describe_gauge!("benchfarm_worker_last_tokens_per_second", "Generation speed of the last job, by model.");
-    describe_counter!("benchfarm_worker_jobs_total", "Jobs this worker ended, by outcome.");
-    describe_gauge!("benchfarm_worker_resident_memory_bytes", Unit::Bytes,
-                    "Resident memory of the worker process and of its engine processes.");
-    describe_counter!("benchfarm_worker_engine_restarts_total", "Engines lost (a crash, an abort, a kill) and started afresh.");
-    describe_gauge!("benchfarm_worker_connected", "1 while the stream to the coordinator is up.");
+    describe_gauge!(
+        "benchfarm_worker_running_jobs",
+        "Jobs this worker is running now, by model and task."
+    );
+    describe_gauge!(
+        "benchfarm_worker_model_loaded",
+        "Slots whose engine holds the model (loaded by the last job)."
+    );
+    describe_gauge!(
+        "benchfarm_worker_last_tokens_per_second",
+        "Generation speed of the last job, by model."
+    );
+    describe_counter!(
+        "benchfarm_worker_jobs_total",
+        "Jobs this worker ended, by outcome."
+    );
+    describe_gauge!(
+        "benchfarm_worker_resident_memory_bytes",
+        Unit::Bytes,
+        "Resident memory of the worker process and of its engine processes."
+    );
+    describe_counter!(
+        "benchfarm_worker_engine_restarts_total",
+        "Engines lost (a crash, an abort, a kill) and started afresh."
+    );
+    describe_gauge!(
+        "benchfarm_worker_connected",
+        "1 while the stream to the coordinator is up."
+    );
     counter!("benchfarm_worker_engine_restarts_total").increment(0);
     for outcome in ["succeeded", "failed", "returned"] {
         counter!("benchfarm_worker_jobs_total", "outcome" => outcome).increment(0);
@@ -202,7 +223,10 @@ fn resident_bytes() -> (u64, u64) {
     if let Ok(entries) = std::fs::read_dir("/proc") {
         for entry in entries.flatten() {
             let name = entry.file_name();
-            let Some(pid) = name.to_str().filter(|n| n.bytes().all(|b| b.is_ascii_digit())) else {
+            let Some(pid) = name
+                .to_str()
+                .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+            else {
                 continue;
             };
             // The fields after the command name (which may hold spaces) start with state, ppid.

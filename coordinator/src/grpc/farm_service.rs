@@ -11,8 +11,8 @@ use benchfarm_proto::v1::farm_service_server::FarmService;
 use futures::{Stream, StreamExt};
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
-use tracing::Instrument as _;
 use tonic::{Request, Response, Status};
+use tracing::Instrument as _;
 
 use super::convert;
 use crate::records::{Placement, RunRecord, RunState, RunTask, now_ms};

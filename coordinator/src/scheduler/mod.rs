@@ -306,9 +306,10 @@ pub fn spawn(
     std::thread::Builder::new()
         .name("scheduler".into())
         .spawn(move || {
-            let outcome =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| driver::drive(scheduler, rx)))
-                    .map_err(|panic| panic_text(panic.as_ref()));
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                driver::drive(scheduler, rx)
+            }))
+            .map_err(|panic| panic_text(panic.as_ref()));
             let _ = exited_tx.send(outcome);
             drop(done);
         })

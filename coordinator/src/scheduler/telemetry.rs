@@ -206,25 +206,67 @@ impl Observer for JobTelemetry {
 /// no per-event labels at zero, so a scrape lists them before the first event.
 pub fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
-    describe_gauge!("benchfarm_workers_connected", "Workers connected now, by hardware class.");
-    describe_gauge!("benchfarm_jobs", "Live jobs by state (queued, assigned, running).");
-    describe_counter!("benchfarm_jobs_total", "Jobs that ended, by final state (done, failed, cancelled).");
+    describe_gauge!(
+        "benchfarm_workers_connected",
+        "Workers connected now, by hardware class."
+    );
+    describe_gauge!(
+        "benchfarm_jobs",
+        "Live jobs by state (queued, assigned, running)."
+    );
+    describe_counter!(
+        "benchfarm_jobs_total",
+        "Jobs that ended, by final state (done, failed, cancelled)."
+    );
     describe_gauge!("benchfarm_queue_depth", "Queued jobs of each running run.");
-    describe_histogram!("benchfarm_job_duration_seconds", Unit::Seconds,
-                        "Wall time of a job's generation on its worker (load included), by model and hardware class.");
-    describe_histogram!("benchfarm_job_ttft_seconds", Unit::Seconds,
-                        "Time to first token of a job, by model and hardware class.");
-    describe_histogram!("benchfarm_generation_tokens_per_second",
-                        "End-to-end generation speed of a job (gen_tokens / gen_ms), by model and hardware class.");
-    describe_counter!("benchfarm_results_total", "Counted results by model, hardware class and verdict.");
-    describe_counter!("benchfarm_results_ingested_total", "Results stored, counted or not (superseded attempts).");
-    describe_counter!("benchfarm_attempts_ended_total", "Attempts that ended without an answer, by reason.");
-    describe_counter!("benchfarm_job_retries_total", "Attempts that ended without an answer and sent their job back to the queue.");
-    describe_counter!("benchfarm_workers_lost_total", "Workers whose lease expired, by hardware class.");
-    describe_counter!("benchfarm_worker_quarantines_total", "Workers quarantined after failing jobs in a row, by hardware class.");
-    describe_histogram!("benchfarm_scheduler_step_seconds", Unit::Seconds,
-                        "One scheduler step: a batch of commands, placement and the group commit.");
-    describe_histogram!("benchfarm_store_flush_seconds", Unit::Seconds, "One store flush (fsync).");
+    describe_histogram!(
+        "benchfarm_job_duration_seconds",
+        Unit::Seconds,
+        "Wall time of a job's generation on its worker (load included), by model and hardware class."
+    );
+    describe_histogram!(
+        "benchfarm_job_ttft_seconds",
+        Unit::Seconds,
+        "Time to first token of a job, by model and hardware class."
+    );
+    describe_histogram!(
+        "benchfarm_generation_tokens_per_second",
+        "End-to-end generation speed of a job (gen_tokens / gen_ms), by model and hardware class."
+    );
+    describe_counter!(
+        "benchfarm_results_total",
+        "Counted results by model, hardware class and verdict."
+    );
+    describe_counter!(
+        "benchfarm_results_ingested_total",
+        "Results stored, counted or not (superseded attempts)."
+    );
+    describe_counter!(
+        "benchfarm_attempts_ended_total",
+        "Attempts that ended without an answer, by reason."
+    );
+    describe_counter!(
+        "benchfarm_job_retries_total",
+        "Attempts that ended without an answer and sent their job back to the queue."
+    );
+    describe_counter!(
+        "benchfarm_workers_lost_total",
+        "Workers whose lease expired, by hardware class."
+    );
+    describe_counter!(
+        "benchfarm_worker_quarantines_total",
+        "Workers quarantined after failing jobs in a row, by hardware class."
+    );
+    describe_histogram!(
+        "benchfarm_scheduler_step_seconds",
+        Unit::Seconds,
+        "One scheduler step: a batch of commands, placement and the group commit."
+    );
+    describe_histogram!(
+        "benchfarm_store_flush_seconds",
+        Unit::Seconds,
+        "One store flush (fsync)."
+    );
     for state in ["done", "failed", "cancelled"] {
         counter!("benchfarm_jobs_total", "state" => state).increment(0);
     }

@@ -176,7 +176,8 @@ impl Store {
         }
         let started = std::time::Instant::now();
         let flushed = self.kv.flush();
-        metrics::histogram!("benchfarm_store_flush_seconds").record(started.elapsed().as_secs_f64());
+        metrics::histogram!("benchfarm_store_flush_seconds")
+            .record(started.elapsed().as_secs_f64());
         flushed
     }
 

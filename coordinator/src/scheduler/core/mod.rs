@@ -21,6 +21,8 @@ mod workers;
 #[cfg(test)]
 mod interleavings;
 #[cfg(test)]
+mod observed;
+#[cfg(test)]
 mod testbed;
 #[cfg(test)]
 pub(super) use testbed::worker_record as testbed_record;

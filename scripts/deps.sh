@@ -16,8 +16,10 @@ fi
 
 benchfarm_deps() {
     local log_prefix="deps:"
+    # prometheus: the metrics tests scrape the farm with a real one (e2e/tests/telemetry.rs); Debian
+    # installs it without starting it where there is no init system (containers, CI).
     local apt_packages=(cmake clang libclang-dev protobuf-compiler pkg-config build-essential
-        python3 python3-pip curl ca-certificates)
+        python3 python3-pip curl ca-certificates prometheus)
     local missing=() pkg
 
     for pkg in "${apt_packages[@]}"; do

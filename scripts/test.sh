@@ -4,11 +4,11 @@
 #
 #   scripts/test.sh
 #
-# Steps: scripts/deps.sh, a headless Chromium, scripts/fetch-models.sh --gemma (both models), grpcurl into
-# .tools/bin/grpcurl, cargo fmt --check, cargo clippy -D warnings, cargo build --all-targets (the
-# e2e tests run the binaries), cargo test --workspace (with GRPCURL set), 60 s of fuzzing
-# (scripts/fuzz.sh). Stops at the first
-# failing step with a non-zero exit code. From a clean clone on 2 cores it takes about 15-20 min,
+# Steps: scripts/deps.sh (with prometheus), a headless Chromium, scripts/fetch-models.sh --gemma (both
+# models), grpcurl into .tools/bin/grpcurl, rotel (an OTLP receiver) into .tools/rotel, cargo fmt
+# --check, cargo clippy -D warnings, cargo build --all-targets (the e2e tests run the binaries),
+# cargo test --workspace (with GRPCURL and BENCHFARM_ROTEL set), 60 s of fuzzing (scripts/fuzz.sh).
+# Stops at the first failing step with a non-zero exit code. From a clean clone on 2 cores it takes about 15-20 min,
 # most of it compiling llama.cpp (twice: once for clippy's check build, once for the tests); later
 # runs are incremental. .ci/run runs exactly this.
 set -euo pipefail
@@ -19,6 +19,8 @@ cd "$REPO_ROOT"
 GRPCURL_PKG_VERSION=1.8.6.post2
 # Pinned so that a tampered or truncated download is refused, like the models.
 GRPCURL_SDIST_SHA256=b79e7b14953bf424647f16cbdf9da04c3530dab690dd731d3d8a7f60c3d9d005
+ROTEL_VERSION=0.0.1a15
+ROTEL_WHEEL_SHA256=2f4117e58410c933e0dc042a268ef738dab2e3a5d63b5831209acdac2a6ddcb7
 TOOLS="$REPO_ROOT/.tools"
 
 log() { echo "test: $*" >&2; }
@@ -84,6 +86,48 @@ fetch_grpcurl() {
     GRPCURL="$bin"
 }
 
+# The trace test sends spans to a real OTLP receiver: rotel, whose PyPI wheel carries a static
+# linux-x86_64 collector binary. The wheel is fetched for Python 3.11 / manylinux whatever the local
+# python is, checked against its pinned sha256 and unpacked as `pip install --target` would lay it
+# out (.tools/rotel/site-packages/rotel/rotel-agent), so it needs no matching interpreter.
+fetch_rotel() {
+    local site="$TOOLS/rotel/site-packages" cache="$TOOLS/cache"
+    local wheel="$cache/rotel-$ROTEL_VERSION-cp311-cp311-manylinux_2_34_x86_64.whl"
+    local bin="$site/rotel/rotel-agent"
+    if "$bin" --version >/dev/null 2>&1; then
+        log "$bin present, skipping"
+        BENCHFARM_ROTEL="$bin"
+        return 0
+    fi
+    if [[ "$(uname -s)-$(uname -m)" != Linux-x86_64 ]]; then
+        log "rotel's wheel is linux-x86_64 only; the trace test is skipped outside CI without it"
+        return 0
+    fi
+    mkdir -p "$cache" "$site"
+    if [[ ! -f "$wheel" ]]; then
+        log "downloading rotel $ROTEL_VERSION into $cache"
+        python3 -m pip download --quiet --no-deps --only-binary :all: --python-version 3.11 \
+            --platform manylinux_2_34_x86_64 "rotel==$ROTEL_VERSION" -d "$cache" >&2 || {
+            log "pip download rotel failed"
+            return 1
+        }
+    fi
+    if [[ "$(sha256sum "$wheel" | cut -d' ' -f1)" != "$ROTEL_WHEEL_SHA256" ]]; then
+        rm -f -- "$wheel"
+        log "$wheel does not match its pinned sha256; deleted it, run again to download it afresh"
+        return 1
+    fi
+    rm -rf -- "$site.partial" && mkdir -p "$site.partial"
+    python3 -m zipfile -e "$wheel" "$site.partial" && chmod +x "$site.partial/rotel/rotel-agent" || {
+        rm -rf -- "$site.partial"
+        log "unpacking $wheel failed"
+        return 1
+    }
+    rm -rf -- "$site" && mv -- "$site.partial" "$site"
+    log "installed $("$bin" --version 2>&1) at $bin"
+    BENCHFARM_ROTEL="$bin"
+}
+
 # The HTML report tests drive a real headless Chromium (e2e/tests/common/browser.rs); the main job
 # (farm.sh) does not need it, so it is installed here rather than in deps.sh.
 install_browser() {
@@ -106,6 +150,9 @@ step browser install_browser
 step models scripts/fetch-models.sh --gemma
 step grpcurl fetch_grpcurl
 export GRPCURL
+BENCHFARM_ROTEL=""
+step rotel fetch_rotel
+export BENCHFARM_ROTEL
 
 # Incremental compilation only pays off when the target dir is reused; a CI clone builds once.
 if [[ -n "${CI:-}" ]]; then

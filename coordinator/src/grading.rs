@@ -140,6 +140,7 @@ pass = [{ contains = "no" }]
             finished_unix_ms: None,
             suite_history: Vec::new(),
             counts: None,
+            trace_parent: String::new(),
         }
     }
 

@@ -27,5 +27,4 @@ pub mod reporting;
 pub mod run;
 pub mod scheduler;
 pub mod store;
-pub mod telemetry;
 pub mod untrusted;

@@ -9,7 +9,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Result;
-use benchfarm_coordinator::{cli, grpc, scheduler, telemetry};
+use benchfarm_coordinator::{cli, grpc, scheduler};
+use benchfarm_telemetry::Options;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
@@ -39,6 +40,10 @@ struct Args {
     /// This client's private key (PEM).
     #[arg(long, global = true, requires = "client_cert")]
     client_key: Option<PathBuf>,
+    /// Export traces over OTLP to this endpoint (default: OTEL_EXPORTER_OTLP_ENDPOINT; unset, none
+    /// are exported). OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf switches from gRPC to HTTP.
+    #[arg(long, global = true, value_name = "URL")]
+    otlp_endpoint: Option<String>,
     #[command(subcommand)]
     command: Verb,
 }
@@ -112,6 +117,9 @@ enum Verb {
         /// New connections per minute from one IP address, after a burst of 64 (0: no limit).
         #[arg(long, default_value_t = 600)]
         max_connections_per_minute: u32,
+        /// Serve Prometheus metrics on this address (http://ADDR/metrics); off by default.
+        #[arg(long, value_name = "ADDR")]
+        metrics_listen: Option<SocketAddr>,
     },
     /// Submit a plan file; prints the run id.
     Submit {
@@ -185,6 +193,13 @@ enum Verb {
         /// Also write the figures as JSON to this file.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// An argument for the `serve` under test (repeatable), e.g.
+        /// `--serve-arg=--metrics-listen --serve-arg=127.0.0.1:0`.
+        #[arg(long = "serve-arg", allow_hyphen_values = true)]
+        serve_args: Vec<String>,
+        /// The coordinator binary to measure (default: this one), e.g. another build of it.
+        #[arg(long)]
+        exe: Option<PathBuf>,
     },
     /// Cancel a run's remaining jobs.
     Cancel { run: String },
@@ -239,6 +254,8 @@ async fn main() -> Result<()> {
     let args = Args::parse();
     let target = client_target(&args)?;
     let url = &target;
+    let otlp_endpoint = args.otlp_endpoint.clone();
+    let telemetry;
     let code = match args.command {
         Verb::Serve {
             listen,
@@ -261,8 +278,16 @@ async fn main() -> Result<()> {
             max_request_bytes,
             max_streams_per_peer,
             max_connections_per_minute,
+            metrics_listen,
         } => {
-            telemetry::init("info,benchfarm_coordinator=info,h2=warn,tower=warn");
+            telemetry = benchfarm_telemetry::init(Options {
+                otlp_endpoint,
+                metrics_listen,
+                ..Options::logs(
+                    "benchfarm-coordinator",
+                    "info,benchfarm_coordinator=info,h2=warn,tower=warn",
+                )
+            })?;
             let config = grpc::server::ServeConfig {
                 listen,
                 data,
@@ -307,7 +332,10 @@ async fn main() -> Result<()> {
             0
         }
         verb => {
-            telemetry::init("warn");
+            telemetry = benchfarm_telemetry::init(Options {
+                otlp_endpoint,
+                ..Options::logs("benchfarm-cli", "warn")
+            })?;
             match verb {
                 Verb::Submit {
                     plan,
@@ -349,9 +377,14 @@ async fn main() -> Result<()> {
                     workers,
                     jobs,
                     json,
+                    serve_args,
+                    exe,
                 } => {
-                    let exe = std::env::current_exe()?;
-                    cli::bench::bench(&exe, workers, jobs, json).await?;
+                    let exe = match exe {
+                        Some(exe) => exe,
+                        None => std::env::current_exe()?,
+                    };
+                    cli::bench::bench(&exe, workers, jobs, json, &serve_args).await?;
                     0
                 }
                 Verb::Cancel { run } => cli::client::cancel(url, &run).await?,
@@ -377,6 +410,9 @@ async fn main() -> Result<()> {
             }
         }
     };
+    // `exit` runs no destructors: spans still in the exporter's queue are flushed first (blocking,
+    // so off the runtime's scheduling).
+    tokio::task::block_in_place(|| telemetry.shutdown());
     std::process::exit(code);
 }
 

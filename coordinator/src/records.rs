@@ -153,6 +153,10 @@ pub struct RunRecord {
     /// rather than every job (`None` in runs that ended before this field existed).
     #[serde(default)]
     pub counts: Option<JobCounts>,
+    /// W3C `traceparent` of the run's span (the submit), parent of its job spans; empty when
+    /// traces were off.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub trace_parent: String,
 }
 
 /// A run's jobs by state.
@@ -234,6 +238,10 @@ pub struct Attempt {
     /// back if no answer comes within it plus a lease.
     #[serde(default)]
     pub timeout_ms: u32,
+    /// W3C `traceparent` of this attempt's `job` span (sent with the assignment, so the worker's
+    /// spans are its children); empty when traces were off.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub trace_parent: String,
 }
 
 /// One (model, task, repetition) of a run.
@@ -321,6 +329,10 @@ pub struct ResultRecord {
     /// prefix of what the model said).
     #[serde(default)]
     pub truncated: bool,
+    /// The trace of the attempt that produced this result (32 hex digits), so that a slow job in
+    /// a report leads to its trace; empty when traces were off.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub trace_id: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -140,6 +140,7 @@ pub fn inputs(
                 truncated: r.truncated,
                 worker_verdict: r.worker_grade.as_ref().map(|g| verdict(g.verdict)),
                 answer_truncated_from: r.answer_truncated_from,
+                trace_id: r.trace_id.clone(),
                 ..Outcome::default()
             })
         })
@@ -186,6 +187,8 @@ pub fn inputs(
                 wall_ms: a
                     .ended_unix_ms
                     .map(|end| (end - a.started_unix_ms.unwrap_or(a.assigned_unix_ms)) as f64),
+                trace_id: benchfarm_telemetry::propagation::trace_id_of(&a.trace_parent)
+                    .unwrap_or_default(),
                 ..FailedAttempt::default()
             }
         })

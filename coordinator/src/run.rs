@@ -109,6 +109,7 @@ mod tests {
             finished_unix_ms: None,
             suite_history: vec![],
             counts: None,
+            trace_parent: String::new(),
         }
     }
 

@@ -7,7 +7,7 @@
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_workers_and_ten_thousand_jobs_each_counted_once() {
     let exe = std::path::Path::new(env!("CARGO_BIN_EXE_coordinator"));
-    let figures = benchfarm_coordinator::cli::bench::bench(exe, 100, 10_000, None)
+    let figures = benchfarm_coordinator::cli::bench::bench(exe, 100, 10_000, None, &[])
         .await
         .expect("the bench run completes with every job counted once");
     assert_eq!(figures.jobs, 10_000);

@@ -159,6 +159,10 @@ pub struct Outcome {
     /// aggregate. Inputs leave it `None`.
     #[serde(default)]
     pub implausible_timing: Option<String>,
+    /// The OpenTelemetry trace of the attempt (32 hex digits): its coordinator `job` span and the
+    /// worker's spans under it. Empty when the coordinator exported no traces.
+    #[serde(default)]
+    pub trace_id: String,
 }
 
 impl Default for Outcome {
@@ -208,6 +212,7 @@ impl Default for Outcome {
             worker_verdict: None,
             answer_truncated_from: None,
             implausible_timing: None,
+            trace_id: String::new(),
         }
     }
 }
@@ -299,6 +304,8 @@ pub struct FailedAttempt {
     pub top_p: Option<f64>,
     /// Wall milliseconds until the failure, when known.
     pub wall_ms: Option<f64>,
+    /// The attempt's trace, as in [`Outcome::trace_id`].
+    pub trace_id: String,
 }
 
 fn yes() -> bool {

@@ -220,15 +220,15 @@ fn jsonl_one_line_per_outcome() {
     assert_eq!(v["verdict"], "partial");
     // every Outcome field (16 original + 22 added by the results issue + decode_tokens and
     // decode_ms + truncated, worker_verdict, answer_truncated_from and implausible_timing from
-    // the trust issue), plus schema, reason and job_failed
+    // the trust issue + trace_id), plus schema, reason and job_failed
     let own = serde_json::to_value(&o[17]).unwrap();
     let own = own.as_object().unwrap();
-    assert_eq!(own.len(), 44);
+    assert_eq!(own.len(), 45);
     for key in own.keys() {
         assert!(v.get(key).is_some(), "line lacks Outcome field {key}");
     }
-    assert_eq!(v.as_object().unwrap().len(), 44 + 3, "every Outcome field");
-    assert_eq!(v["schema"], 2);
+    assert_eq!(v.as_object().unwrap().len(), 45 + 3, "every Outcome field");
+    assert_eq!(v["schema"], 3);
     assert_eq!(render(&r, &[], Format::Jsonl), "");
 }
 

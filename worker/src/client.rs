@@ -20,7 +20,7 @@ use benchfarm_proto::v1::worker_message::Kind as Up;
 use benchfarm_proto::v1::worker_service_client::WorkerServiceClient;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
-use tracing::{debug, info, warn};
+use tracing::{Instrument as _, debug, info, warn};
 
 use crate::credentials::Credentials;
 use crate::outbox::Outbox;
@@ -50,6 +50,8 @@ struct Running {
     /// The attempt's time limit; its clock starts when a slot starts the job, not on receipt (a
     /// prefetched job may wait behind another).
     timeout: Option<Duration>,
+    /// The coordinator's span for this attempt (`traceparent`), parent of the `report` span.
+    trace_parent: String,
 }
 
 /// The worker's live state across connections.
@@ -171,7 +173,9 @@ impl Session {
                 break;
             }
             attempt += 1;
-            match self.connect_once(&mut stop).await {
+            let ended = self.connect_once(&mut stop).await;
+            crate::telemetry::connected(false);
+            match ended {
                 Ok(Ended::Done) => break,
                 Ok(Ended::Lost(reason)) => {
                     warn!(coordinator = %self.url, reason = %reason, "connection to coordinator lost; reconnecting");
@@ -312,6 +316,7 @@ impl Session {
     ) -> Option<Duration> {
         match kind {
             Down::Welcome(w) => {
+                crate::telemetry::connected(true);
                 info!(
                     lease_ms = w.lease_ms,
                     heartbeat_ms = w.heartbeat_ms,
@@ -339,6 +344,7 @@ impl Session {
                     reason: Arc::new(Mutex::new(None)),
                     timeout: (assignment.timeout_ms > 0)
                         .then(|| Duration::from_millis(u64::from(assignment.timeout_ms))),
+                    trace_parent: assignment.trace_parent.clone(),
                 };
                 let job = Job {
                     assignment: assignment.clone(),
@@ -421,7 +427,23 @@ impl Session {
                 send(tx, Up::Started(pb::JobStarted { key: Some(k) })).await
             }
             RunnerEvent::Finished(k, outcome) => {
-                self.running.remove(&(k.job_id.clone(), k.attempt));
+                let trace_parent = self
+                    .running
+                    .remove(&(k.job_id.clone(), k.attempt))
+                    .map(|r| r.trace_parent)
+                    .unwrap_or_default();
+                let outcome_name = if outcome.is_ok() {
+                    "succeeded"
+                } else {
+                    "failed"
+                };
+                crate::telemetry::job_ended(outcome_name);
+                let span = crate::telemetry::report_span(
+                    &trace_parent,
+                    &k.job_id,
+                    k.attempt,
+                    outcome_name,
+                );
                 let kind = match outcome {
                     Ok(result) => Up::Result(*result),
                     Err(failure) => {
@@ -435,10 +457,12 @@ impl Session {
                     }
                 };
                 self.finish(pb::WorkerMessage { kind: Some(kind) }, tx)
+                    .instrument(span)
                     .await;
             }
             RunnerEvent::NotStarted(k) => {
                 self.running.remove(&(k.job_id.clone(), k.attempt));
+                crate::telemetry::job_ended("returned");
                 info!(job = %k.job_id, attempt = k.attempt, "job given back unstarted: draining");
                 let failed = job_failed(
                     k,

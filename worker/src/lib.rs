@@ -8,6 +8,7 @@
 //! - [`options`]: engine placement and the simulation knobs (`--max-ram`, `--speed-factor`).
 //! - [`outbox`], [`identity`], [`convert`]: unacknowledged results (kept in the state dir), the
 //!   stable id, wire mapping.
+//! - [`telemetry`]: the worker's spans (children of the coordinator's job span) and metrics.
 
 pub mod bench;
 pub mod client;
@@ -20,6 +21,7 @@ pub mod options;
 pub mod outbox;
 pub mod runner;
 pub mod supervisor;
+pub mod telemetry;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -142,6 +144,7 @@ pub async fn join_with(
     )
     .context("starting job threads")?;
     let outbox = outbox::Outbox::open(config.state_dir.join("outbox.log"));
+    telemetry::start();
     client::Session::new(config.coordinator.clone(), hello, runner, events_rx, outbox)
         .with_credentials(config.credentials.clone())
         .run(stop)

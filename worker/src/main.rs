@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
+use benchfarm_telemetry::Options;
 use benchfarm_worker::options::{parse_size, parse_speed_factor};
 use benchfarm_worker::{EngineMode, JoinConfig, Stop, WorkerOptions};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -89,6 +90,13 @@ enum Verb {
         /// scenarios only.
         #[arg(long)]
         allow_scripted_faults: bool,
+        /// Export traces over OTLP to this endpoint (default: OTEL_EXPORTER_OTLP_ENDPOINT; unset,
+        /// none are exported). OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf switches to HTTP.
+        #[arg(long, value_name = "URL")]
+        otlp_endpoint: Option<String>,
+        /// Serve Prometheus metrics on this address (http://ADDR/metrics); off by default.
+        #[arg(long, value_name = "ADDR")]
+        metrics_listen: Option<std::net::SocketAddr>,
     },
     /// Measure prompt processing (pp) and generation (tg) speed on one model the way llama.cpp's
     /// llama-bench does, and print it in llama-bench's formats and field names.
@@ -154,7 +162,11 @@ fn main() -> Result<std::process::ExitCode> {
     match args.command {
         Verb::EngineHost => {
             // No timestamps: the worker re-logs these lines with its own, at the level in front.
-            logging(false);
+            // Logs only: the host's work is traced by the worker that drives it (`runner`).
+            let _telemetry = benchfarm_telemetry::init(Options {
+                timestamps: false,
+                ..Options::logs(SERVICE, LOG_FILTER)
+            })?;
             Ok(benchfarm_worker::host::serve_stdio())
         }
         Verb::Bench {
@@ -168,7 +180,7 @@ fn main() -> Result<std::process::ExitCode> {
             ubatch_size,
             format,
         } => {
-            logging(true);
+            let _telemetry = benchfarm_telemetry::init(Options::logs(SERVICE, LOG_FILTER))?;
             let out = benchfarm_worker::bench::run(&benchfarm_worker::bench::BenchArgs {
                 model,
                 prompts,
@@ -196,8 +208,9 @@ fn main() -> Result<std::process::ExitCode> {
             speed_factor,
             token_file,
             allow_scripted_faults,
+            otlp_endpoint,
+            metrics_listen,
         } => {
-            logging(true);
             let token = match &token_file {
                 Some(path) => Some(benchfarm_worker::credentials::read_token_file(path)?),
                 // Read here, not by clap, so `--help` never shows it.
@@ -238,9 +251,20 @@ fn main() -> Result<std::process::ExitCode> {
                 speed_factor,
                 allow_scripted_faults,
             };
-            tokio::runtime::Runtime::new()
-                .context("starting the async runtime")?
-                .block_on(join(config, options))?;
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            // The exporters live on the runtime (the gRPC span exporter's channel, the metrics
+            // listener), so they are set up inside it and flushed before it goes.
+            let telemetry = {
+                let _inside = runtime.enter();
+                benchfarm_telemetry::init(Options {
+                    otlp_endpoint,
+                    metrics_listen,
+                    ..Options::logs(SERVICE, LOG_FILTER)
+                })?
+            };
+            let outcome = runtime.block_on(join(config, options));
+            telemetry.shutdown();
+            outcome?;
             Ok(std::process::ExitCode::SUCCESS)
         }
     }
@@ -265,21 +289,8 @@ async fn join(config: JoinConfig, options: WorkerOptions) -> Result<()> {
     benchfarm_worker::join_with(config, options, stop_rx).await
 }
 
-/// Logs to stderr; llama.cpp's own log lines arrive at debug level under `llama-cpp-2`.
-/// `timestamps` is off in the engine host, whose lines the worker re-logs (and so must parse).
-fn logging(timestamps: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(
-            "info,h2=warn,tower=warn,llama-cpp-2=warn,llama_cpp_2=warn",
-        )
-    });
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .compact();
-    let _ = if timestamps {
-        builder.try_init()
-    } else {
-        builder.without_time().with_ansi(false).try_init()
-    };
-}
+/// `service.name` of the worker's spans, unless OTEL_SERVICE_NAME says otherwise.
+const SERVICE: &str = "benchfarm-worker";
+/// The stderr log's filter when RUST_LOG is unset; llama.cpp's own log lines arrive at debug level
+/// under `llama-cpp-2`.
+const LOG_FILTER: &str = "info,h2=warn,tower=warn,llama-cpp-2=warn,llama_cpp_2=warn";

@@ -12,6 +12,7 @@ use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use benchfarm_engine::{Engine, Engines, GenerateRequest, ModelSource, StopReason};
 
@@ -136,6 +137,8 @@ impl Runner {
                 .name(format!("slot-{slot}"))
                 .spawn(move || {
                     let mut engine = new_engine(&mode);
+                    // The model this slot's engine holds, for `benchfarm_worker_model_loaded`.
+                    let mut held: Option<String> = None;
                     loop {
                         // The lock is held only while waiting for the next job.
                         let job = match rx.lock() {
@@ -160,6 +163,14 @@ impl Runner {
                         {
                             return;
                         }
+                        let model = job
+                            .assignment
+                            .model
+                            .as_ref()
+                            .map(|m| m.name.clone())
+                            .unwrap_or_default();
+                        let task = job.assignment.task_id.clone();
+                        crate::telemetry::running(&model, &task, 1.0);
                         let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
                             execute(&job, &context, engine.as_mut())
                         }))
@@ -167,8 +178,16 @@ impl Runner {
                             let what = panic_text(panic.as_ref());
                             // The engine may be in any state after a panic: start afresh.
                             engine = new_engine(&mode);
+                            metrics::counter!("benchfarm_worker_engine_restarts_total")
+                                .increment(1);
                             Err(Failure::from(format!("engine panicked: {what}")))
                         });
+                        crate::telemetry::running(&model, &task, -1.0);
+                        let holds = match &outcome {
+                            Err(e) if e.reason.starts_with("engine panicked") => None,
+                            _ => Some(model.as_str()),
+                        };
+                        crate::telemetry::slot_holds(&mut held, holds);
                         if events
                             .blocking_send(RunnerEvent::Finished(job.key.clone(), outcome))
                             .is_err()
@@ -286,7 +305,9 @@ fn execute(
         cancel: Arc::clone(&job.cancel),
     };
     debug!(job = %a.task_id, model = %model_ref.name, "generating");
+    let started = SystemTime::now();
     let outcome = engine.generate(&request);
+    let ended = SystemTime::now();
     // A cancelled job reports why it was cancelled (timeout, coordinator), also when stopping it
     // took killing its engine process: that error is a consequence, not the cause.
     let cancelled = job.cancel.load(Ordering::Relaxed);
@@ -303,8 +324,17 @@ fn execute(
                 .into());
         }
     };
-    let grade = task.grade(&generation.text);
     let t = &generation.timings;
+    crate::telemetry::engine_phases(&a.trace_parent, &model_ref.name, started, ended, t);
+    let grade = {
+        let span = crate::telemetry::grade_span(&a.trace_parent, &a.task_id);
+        let _entered = span.enter();
+        let grade = task.grade(&generation.text);
+        span.record("verdict", grade.verdict.to_string());
+        span.record("score", grade.score);
+        grade
+    };
+    crate::telemetry::job_ran(&model_ref.name, t);
     info!(task = %a.task_id, model = %model_ref.name, rep = a.repetition, verdict = %grade.verdict,
           gen_tokens = t.gen_tokens, wall_ms = t.wall_ms as u64, "job graded");
     Ok(Box::new(pb::JobResult {

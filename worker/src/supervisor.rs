@@ -126,6 +126,8 @@ impl Supervisor {
         let Some(mut host) = self.host.take() else {
             return EngineError::Process("engine process died".into());
         };
+        // The next job starts a fresh engine process.
+        metrics::counter!("benchfarm_worker_engine_restarts_total").increment(1);
         // Its stdout closed, so it is exiting; a child that closed stdout and lives on is killed.
         let deadline = Instant::now() + Duration::from_secs(2);
         let status = loop {

@@ -55,7 +55,7 @@ struct Child {
 }
 
 impl Child {
-    fn start(exe: &Path, data: &Path, port: u16) -> Result<Child> {
+    fn start(exe: &Path, data: &Path, port: u16, serve_args: &[String]) -> Result<Child> {
         let process = std::process::Command::new(exe)
             .args(["serve", "--listen"])
             .arg(format!("127.0.0.1:{port}"))
@@ -69,6 +69,7 @@ impl Child {
                 "--max-connections-per-minute",
                 "0",
             ])
+            .args(serve_args)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -260,7 +261,15 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 /// Runs the bench against the coordinator binary `exe`; prints the figures and writes them to
 /// `json` when given.
-pub async fn bench(exe: &Path, workers: u32, jobs: u32, json: Option<PathBuf>) -> Result<Figures> {
+/// `serve_args` go to the coordinator under test (e.g. `--metrics-listen 127.0.0.1:0`, to measure
+/// the telemetry code path; docs/benchmarks.md).
+pub async fn bench(
+    exe: &Path,
+    workers: u32,
+    jobs: u32,
+    json: Option<PathBuf>,
+    serve_args: &[String],
+) -> Result<Figures> {
     if workers == 0 || jobs == 0 {
         bail!("--workers and --jobs must be positive");
     }
@@ -277,7 +286,7 @@ pub async fn bench(exe: &Path, workers: u32, jobs: u32, json: Option<PathBuf>) -
     let plan = crate::plan::resolve(&plan_text, "bench-plan.toml", dir.path())?;
 
     let port = free_port()?;
-    let child = Child::start(exe, &data, port)?;
+    let child = Child::start(exe, &data, port, serve_args)?;
     child.ready().await?;
     let waits = Arc::new(Mutex::new(Vec::new()));
     let acked = Arc::new(AtomicU64::new(0));
@@ -363,7 +372,7 @@ pub async fn bench(exe: &Path, workers: u32, jobs: u32, json: Option<PathBuf>) -
         task.abort();
     }
     child.stop()?;
-    let child = Child::start(exe, &data, port)?;
+    let child = Child::start(exe, &data, port, serve_args)?;
     let restart_seconds = child.ready().await?.as_secs_f64();
     child.stop()?;
 

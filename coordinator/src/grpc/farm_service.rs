@@ -12,6 +12,7 @@ use futures::{Stream, StreamExt};
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 use tonic::{Request, Response, Status};
+use tracing::Instrument as _;
 
 use crate::auth::Gate;
 use crate::records::{RunRecord, now_ms};
@@ -71,12 +72,17 @@ impl FarmService for FarmServiceImpl {
     ) -> Result<Response<pb::SubmitRunResponse>, Status> {
         let req = request.into_inner();
         let req_strict = req.strict;
-        let run = super::submit::run_record(
+        let mut run = super::submit::run_record(
             req,
             self.scheduler.limits(),
             uuid::Uuid::now_v7().to_string(),
             now_ms(),
         )?;
+        // The run's span covers the submit (a child of the caller's, when it sent one); each job's
+        // span names it as parent, so one trace holds the run and all its jobs without a span
+        // open for the hours a run may take.
+        let span = crate::scheduler::telemetry::run_span(&run);
+        run.trace_parent = benchfarm_telemetry::propagation::traceparent(&span);
         let run_id = run.id.clone();
         let jobs = self
             .scheduler
@@ -85,7 +91,9 @@ impl FarmService for FarmServiceImpl {
                 strict: req_strict,
                 reply,
             })
+            .instrument(span.clone())
             .await??;
+        span.record("jobs", i64::from(jobs));
         Ok(Response::new(pb::SubmitRunResponse { run_id, jobs }))
     }
 

@@ -243,7 +243,9 @@ pub async fn start_with_clock(
     let mut builder = tonic::transport::Server::builder()
         // Dead peers are noticed even when a worker stream is idle.
         .http2_keepalive_interval(Some(Duration::from_secs(10)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(20)));
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        // A span per call, child of the caller's when its metadata carries W3C trace context.
+        .trace_fn(benchfarm_telemetry::propagation::server_span);
     if let Some(tls) = &config.tls {
         builder = builder.tls_config(server_tls(tls).await?)?;
     } else if !addr.ip().is_loopback() {

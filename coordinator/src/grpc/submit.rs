@@ -157,6 +157,8 @@ pub fn run_record(
         finished_unix_ms: None,
         suite_history: Vec::new(),
         counts: None,
+        // Set by the caller, which opens the run's span.
+        trace_parent: String::new(),
     })
 }
 

@@ -11,9 +11,12 @@
 //! turns its health to NOT_SERVING and exits non-zero instead of serving a dead farm.
 
 mod core;
+mod driver;
 pub mod estimates;
+pub mod observe;
 pub mod placement;
 pub mod status;
+pub mod telemetry;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -337,20 +340,27 @@ pub fn spawn(
     let tick = config.tick;
     let limits = config.limits;
     let graders = Graders::default();
-    let scheduler = core::Scheduler::load(
+    let mut scheduler = core::Scheduler::load(
         store,
         config,
         clock.clone(),
         events.clone(),
         graders.clone(),
     )?;
+    if benchfarm_telemetry::traces_on() || benchfarm_telemetry::metrics_on() {
+        scheduler.observe(Box::new(telemetry::JobTelemetry::default()));
+        if benchfarm_telemetry::metrics_on() {
+            telemetry::describe();
+        }
+    }
     let (exited_tx, exited) = oneshot::channel();
     std::thread::Builder::new()
         .name("scheduler".into())
         .spawn(move || {
-            let outcome =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| scheduler.run(rx)))
-                    .map_err(|panic| panic_text(panic.as_ref()));
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                driver::drive(scheduler, rx)
+            }))
+            .map_err(|panic| panic_text(panic.as_ref()));
             let _ = exited_tx.send(outcome);
             drop(done);
         })

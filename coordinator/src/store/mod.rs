@@ -168,8 +168,17 @@ impl Store {
     }
 
     /// Makes every write so far durable.
+    /// Makes every write so far durable (fsync). Its latency is the
+    /// `benchfarm_store_flush_seconds` histogram when metrics are served.
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.kv.flush()
+        if !benchfarm_telemetry::metrics_on() {
+            return self.kv.flush();
+        }
+        let started = std::time::Instant::now();
+        let flushed = self.kv.flush();
+        metrics::histogram!("benchfarm_store_flush_seconds")
+            .record(started.elapsed().as_secs_f64());
+        flushed
     }
 
     /// Every record a scan has skipped so far because it could not be decoded.

@@ -35,6 +35,7 @@ fn run(id: &str) -> RunRecord {
         finished_unix_ms: None,
         suite_history: vec![],
         counts: None,
+        trace_parent: String::new(),
     }
 }
 
@@ -65,6 +66,7 @@ fn result(job_id: &str, attempt: u32) -> ResultRecord {
         build_features: vec![],
         cpu_features: vec![],
         truncated: false,
+        trace_id: String::new(),
     }
 }
 

@@ -127,7 +127,13 @@ pub struct Proc {
 }
 
 impl Proc {
-    fn spawn(name: &str, binary: &str, args: &[String], log: &Path) -> Proc {
+    fn spawn(
+        name: &str,
+        binary: &str,
+        args: &[String],
+        env: &[(String, String)],
+        log: &Path,
+    ) -> Proc {
         let mut file = OpenOptions::new()
             .create(true)
             .append(true)
@@ -138,6 +144,7 @@ impl Proc {
         let child = Command::new(&path)
             .args(args)
             .env_remove("BENCHFARM_COORDINATOR")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(file.try_clone().unwrap())
             .stderr(file)
@@ -246,6 +253,8 @@ pub struct CoordinatorOpts {
     pub extra: Vec<String>,
     /// Serve TLS with these PEM files; workers and clients then use `--ca` and an https URL.
     pub tls: Option<FarmTls>,
+    /// Environment variables set for the coordinator (`OTEL_*`).
+    pub env: Vec<(String, String)>,
 }
 
 /// The PEM files of a TLS farm.
@@ -264,6 +273,7 @@ impl Default for CoordinatorOpts {
             job_timeout_ms: None,
             extra: Vec::new(),
             tls: None,
+            env: Vec::new(),
         }
     }
 }
@@ -280,6 +290,8 @@ pub struct WorkerOpts {
     /// Start it without `--allow-scripted-faults` (every test worker gets that flag otherwise:
     /// the harness's scripted models use faults, delays and load times on purpose).
     pub production: bool,
+    /// Environment variables set for the worker (`OTEL_*`).
+    pub env: Vec<(String, String)>,
 }
 
 impl WorkerOpts {
@@ -301,6 +313,10 @@ impl WorkerOpts {
         self.extra.push(value.into());
         self
     }
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
 }
 
 /// A coordinator and its workers, as processes, with a temporary directory for their data,
@@ -312,6 +328,7 @@ pub struct Farm {
     coordinator_args: Vec<String>,
     /// The CA of a TLS farm's coordinator.
     pub ca: Option<PathBuf>,
+    coordinator_env: Vec<(String, String)>,
     coordinator: Option<Proc>,
     workers: BTreeMap<String, Proc>,
 }
@@ -361,6 +378,7 @@ impl Farm {
             url,
             coordinator_args: args,
             ca: opts.tls.map(|t| t.ca),
+            coordinator_env: opts.env,
             coordinator: None,
             workers: BTreeMap::new(),
         };
@@ -409,7 +427,13 @@ impl Farm {
             "the coordinator is already running"
         );
         let log = self.path("logs/coordinator.log");
-        let mut proc = Proc::spawn("coordinator", "coordinator", &self.coordinator_args, &log);
+        let mut proc = Proc::spawn(
+            "coordinator",
+            "coordinator",
+            &self.coordinator_args,
+            &self.coordinator_env,
+            &log,
+        );
         let deadline = Instant::now() + START_LIMIT;
         loop {
             if !proc.is_running() {
@@ -483,7 +507,7 @@ impl Farm {
         }
         args.extend(opts.extra);
         let log = self.path(&format!("logs/{name}.log"));
-        let proc = Proc::spawn(name, "worker", &args, &log);
+        let proc = Proc::spawn(name, "worker", &args, &opts.env, &log);
         self.workers.insert(name.to_string(), proc);
     }
 

@@ -124,6 +124,9 @@ pub fn render_answers(
                     }
                 );
                 let _ = writeln!(out, "  reason: {}", one_line(&f.reason));
+                if !f.trace_id.is_empty() {
+                    let _ = writeln!(out, "  trace: {}", one_line(&f.trace_id));
+                }
                 out.push('\n');
             }
         }
@@ -152,6 +155,9 @@ fn result_block(out: &mut String, o: &Outcome, filter: &AnswerFilter) {
             format!(" · job {}", one_line(&o.job))
         }
     );
+    if !o.trace_id.is_empty() {
+        let _ = writeln!(out, "  trace: {}", one_line(&o.trace_id));
+    }
     let failed: Vec<_> = o
         .checks
         .iter()

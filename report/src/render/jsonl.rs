@@ -18,9 +18,9 @@ use serde::Serialize;
 use crate::outcome::{CheckOutcome, FailedAttempt, GradeEntry, Outcome};
 
 /// Version of the jsonl line shape. 1 was the unversioned sixteen-key outcome; 2 added the
-/// answer, the trace, provenance and failure lines. Additive changes bump it; keys are never
-/// renamed or removed.
-pub const JSONL_SCHEMA: u32 = 2;
+/// answer, the trace, provenance and failure lines; 3 added `trace_id`. Additive changes bump it;
+/// keys are never renamed or removed.
+pub const JSONL_SCHEMA: u32 = 3;
 
 /// A result line: the outcome's own fields between the schema and the failure fields.
 #[derive(Serialize)]
@@ -80,6 +80,7 @@ struct ErrorLine<'a> {
     worker_verdict: Option<&'static str>,
     answer_truncated_from: Option<u64>,
     implausible_timing: Option<&'a str>,
+    trace_id: &'a str,
     reason: Option<&'a str>,
     job_failed: bool,
 }
@@ -132,6 +133,7 @@ impl<'a> ErrorLine<'a> {
             worker_verdict: None,
             answer_truncated_from: None,
             implausible_timing: None,
+            trace_id: &f.trace_id,
             reason: Some(&f.reason),
             job_failed: f.job_failed,
         }
@@ -216,7 +218,7 @@ mod tests {
                 .collect()
         };
         assert_eq!(order(lines[0]), order(lines[1]));
-        assert!(lines[0].starts_with("{\"schema\":2,\"model\":"));
+        assert!(lines[0].starts_with("{\"schema\":3,\"model\":"));
         let e: serde_json::Value = serde_json::from_str(lines[1]).unwrap_or_default();
         assert_eq!(e["verdict"], "error");
         assert_eq!(e["reason"], "boom");

@@ -8,6 +8,7 @@
 use benchfarm_proto::v1::{self as pb, coordinator_message::Kind};
 use tracing::{debug, warn};
 
+use super::super::observe::{Assigned, Ended};
 use super::super::placement::place;
 use super::super::{IncomingResult, SchedulerError};
 use super::Scheduler;
@@ -112,6 +113,13 @@ impl Scheduler {
             // Only a run whose stored suite no longer loads (see Graders::open).
             None => (incoming.grade, None),
         };
+        // The attempt's span is the trace this result belongs to.
+        let trace_id = self
+            .jobs
+            .get(&incoming.job_id)
+            .and_then(|job| job.attempts.iter().find(|a| a.attempt == incoming.attempt))
+            .and_then(|a| benchfarm_telemetry::propagation::trace_id_of(&a.trace_parent))
+            .unwrap_or_default();
         let record = ResultRecord {
             run_id: next.as_ref().map(|(_, r)| r.clone()).unwrap_or_default(),
             job_id: incoming.job_id.clone(),
@@ -133,11 +141,16 @@ impl Scheduler {
             build_features: incoming.build_features,
             cpu_features: incoming.cpu_features,
             truncated: incoming.truncated,
+            trace_id,
         };
         let fresh = match &next {
             Some(_) => self.store.insert_result(&record)?,
             None => false, // not a live job (finished or unknown run): nothing to count
         };
+        if fresh {
+            self.observer
+                .result_ingested(matches!(next, Some((Ok(_), _))));
+        }
         if let Some((Ok(state), _)) = next
             && fresh
         {
@@ -152,6 +165,8 @@ impl Scheduler {
                 })
                 .ok_or_else(|| SchedulerError::NoSuchRun(record.run_id.clone()))?;
             self.store.put_job(&job)?;
+            self.observer
+                .ended(&job, record.attempt, Ended::Succeeded(&record));
             if let Some(model) = self
                 .runs
                 .get(&job.run_id)
@@ -205,6 +220,9 @@ impl Scheduler {
         ) {
             Ok(state) => {
                 warn!(job = %job_id, attempt, reason = ?end, next = state.name(), "attempt ended without an answer");
+                let retried = state == JobState::Queued;
+                let failed = state == JobState::Failed;
+                let observed = end.clone();
                 let job = self
                     .update_job(job_id, |job| {
                         job.state = state;
@@ -216,6 +234,15 @@ impl Scheduler {
                     })
                     .ok_or_else(|| SchedulerError::NoSuchRun(job_id.to_string()))?;
                 self.store.put_job(&job)?;
+                self.observer.ended(
+                    &job,
+                    attempt,
+                    Ended::Without {
+                        end: &observed,
+                        retried,
+                        failed,
+                    },
+                );
                 self.emit(&job, None);
                 self.finish_if_complete(&job.run_id)?;
             }
@@ -248,6 +275,7 @@ impl Scheduler {
             {
                 w.disconnected_ms = Some(now);
                 warn!(worker = %id, lease_ms, "worker lease expired; marking lost");
+                self.observer.worker_lost(&w.record.hardware_class);
             }
             for (job_id, attempt) in self.held_by(&id) {
                 self.end_attempt(
@@ -383,6 +411,20 @@ impl Scheduler {
             job_id: job.id.clone(),
             attempt,
         };
+        let (worker_name, class) = self
+            .workers
+            .get(worker_id)
+            .map(|w| (w.record.name.as_str(), w.record.hardware_class.as_str()))
+            .unwrap_or_default();
+        let trace_parent = self.observer.assigned(Assigned {
+            job,
+            attempt,
+            model: &model.name,
+            worker_id,
+            worker_name,
+            hardware_class: class,
+            run_trace_parent: &run.trace_parent,
+        });
         let message = Kind::Assign(pb::JobAssignment {
             key: Some(key.clone()),
             run_id: run.id.clone(),
@@ -394,6 +436,7 @@ impl Scheduler {
             repetition: job.repetition,
             seed: job.seed,
             timeout_ms,
+            trace_parent: trace_parent.clone(),
         });
         let sha256 = model.sha256.clone();
         let now = self.now();
@@ -408,6 +451,7 @@ impl Scheduler {
                     ended_unix_ms: None,
                     end: None,
                     timeout_ms,
+                    trace_parent,
                 });
                 job.clone()
             })

@@ -25,6 +25,8 @@ mod interleavings;
 #[cfg(test)]
 mod limits_tests;
 #[cfg(test)]
+mod observed;
+#[cfg(test)]
 mod testbed;
 #[cfg(test)]
 pub(super) use testbed::worker_record as testbed_record;
@@ -34,9 +36,10 @@ mod tests;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use benchfarm_proto::v1::{self as pb, CoordinatorMessage, RunEvent, coordinator_message::Kind};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
 use tracing::{info, warn};
 
+use super::observe::{Observer, Unobserved};
 use super::{Command, Config, Liveness, Outbox, SchedulerError};
 use crate::clock::SharedClock;
 use crate::grading::Graders;
@@ -45,8 +48,6 @@ use crate::records::{JobRecord, RunRecord, RunState, UnixMs, WorkerRecord};
 use crate::store::Store;
 use index::JobIndex;
 
-/// Commands handled before one group commit (flush + acks + assignments), at most.
-const GROUP_COMMIT_MAX: usize = 256;
 /// The longest heartbeat interval a worker is told to use.
 const HEARTBEAT_MAX_MS: u32 = 5_000;
 
@@ -117,6 +118,9 @@ pub(super) struct Scheduler {
     model_tokens: HashMap<String, (f64, u32)>,
     /// The live runs' suites, shared with the connections that grade answers before they get here.
     graders: Graders,
+    /// Told about assignments, attempt ends and lost workers (spans, metrics); see
+    /// [`super::observe`]. Does nothing unless the server installs one.
+    observer: Box<dyn Observer>,
 }
 
 impl Scheduler {
@@ -144,6 +148,7 @@ impl Scheduler {
             model_tokens: HashMap::new(),
             acks: Vec::new(),
             assignments: Vec::new(),
+            observer: Box::new(Unobserved),
         };
         let now = s.now();
         let known_workers: HashMap<_, _> = s
@@ -198,31 +203,49 @@ impl Scheduler {
         Ok(s)
     }
 
+    /// Installs the observer told about job events from now on.
+    pub(super) fn observe(&mut self, observer: Box<dyn Observer>) {
+        self.observer = observer;
+    }
+
     fn now(&self) -> UnixMs {
         self.clock.now_ms()
     }
 
-    /// The scheduler's loop, on its own thread: a batch of commands, then placement, then one
-    /// group commit. Returns on [`Command::Shutdown`] or when every handle is gone.
-    pub(super) fn run(mut self, mut commands: mpsc::Receiver<Command>) {
-        while let Some(first) = commands.blocking_recv() {
-            let mut batch = vec![first];
-            // Group commit: take whatever else is already waiting, then make it all durable with
-            // one flush and only then acknowledge. One fsync per result would make the store, not
-            // the workers, the farm's bottleneck.
-            while batch.len() < GROUP_COMMIT_MAX
-                && let Ok(command) = commands.try_recv()
-            {
-                batch.push(command);
-            }
-            if !self.step(batch) {
-                break;
-            }
-        }
+    /// Makes everything durable before the thread ends (the driver's last call).
+    pub(super) fn flush_at_shutdown(&mut self) {
         if let Err(err) = self.store.flush() {
             warn!(error = %err, "flushing the store at shutdown failed");
         }
         info!("scheduler stopped");
+    }
+
+    /// The live counts the metrics show: connected workers by hardware class, live jobs by
+    /// state, and each running run's queue depth. Costs the workers and runs, not the jobs.
+    pub(super) fn gauges(&self) -> super::observe::Gauges {
+        let mut gauges = super::observe::Gauges::default();
+        for w in self.workers.values().filter(|w| w.conn.is_some()) {
+            *gauges
+                .workers_connected
+                .entry(w.record.hardware_class.clone())
+                .or_default() += 1;
+        }
+        for (run_id, counts) in &self.index.counts {
+            if self.runs.contains_key(run_id) {
+                gauges.queue_depth.insert(run_id.clone(), counts.queued);
+            }
+        }
+        gauges.queued = self.index.queued.len() as u64;
+        for held in self.index.held.values() {
+            for (job_id, _) in held {
+                match self.jobs.get(job_id).map(|j| &j.state) {
+                    Some(JobState::Assigned { .. }) => gauges.assigned += 1,
+                    Some(JobState::Running { .. }) => gauges.running += 1,
+                    _ => {}
+                }
+            }
+        }
+        gauges
     }
 
     /// Handles `commands` in order, places queued jobs, and commits. Returns false once a

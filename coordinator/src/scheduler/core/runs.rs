@@ -130,6 +130,15 @@ impl Scheduler {
                     a.ended_unix_ms = Some(now);
                     a.end = Some(AttemptEnd::Cancelled);
                 }
+                self.observer.ended(
+                    &job,
+                    attempt,
+                    super::super::observe::Ended::Without {
+                        end: &AttemptEnd::Cancelled,
+                        retried: false,
+                        failed: false,
+                    },
+                );
                 debug!(job = %job.id, worker = %worker_id, "cancel sent");
             }
             job.state = JobState::Cancelled;
@@ -144,6 +153,7 @@ impl Scheduler {
         self.store.put_run(&run)?;
         self.store.flush()?;
         info!(run = %run_id, cancelled, "run cancelled");
+        self.observer.cancelled(cancelled);
         let p = progress_of(&run, &counts);
         let _ = self.events.send(RunEvent {
             status: Some(p.into()),

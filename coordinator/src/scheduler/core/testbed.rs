@@ -374,6 +374,7 @@ pub fn run_record(id: &str, tasks: usize, repetitions: u32, now: UnixMs) -> RunR
         finished_unix_ms: None,
         suite_history: Vec::new(),
         counts: None,
+        trace_parent: String::new(),
     }
 }
 

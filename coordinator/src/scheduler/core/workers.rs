@@ -46,6 +46,7 @@ impl Scheduler {
         }
         record.last_seen_unix_ms = self.now();
         self.store.put_worker(&record)?;
+        self.observer.worker_joined(&record.hardware_class);
         info!(worker = %id, name = %record.name, models = record.models.len(), slots = record.slots,
               threads = record.threads, class = %record.hardware_class, "worker joined");
         // A reconnect keeps what was measured and loaded; it lifts a quarantine (the operator may
@@ -216,6 +217,7 @@ impl Scheduler {
             let reason = format!("quarantined: {} failed jobs in a row", w.failures_in_a_row);
             warn!(worker = %worker_id, failures = w.failures_in_a_row, "worker quarantined");
             w.quarantined = Some(reason);
+            self.observer.quarantined(&w.record.hardware_class);
         }
     }
 

@@ -300,12 +300,9 @@ async fn every_job_is_one_trace_from_the_coordinator_into_the_worker() {
     for line in jsonl.lines().filter(|l| !l.trim().is_empty()) {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         let job = v["job"].as_str().unwrap().to_string();
-        let out = Command::new(bin_dir().join("coordinator"))
-            .args(["--coordinator", &farm.url, "show", &job])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "show {job}: {out:?}");
-        shown.insert(job, String::from_utf8_lossy(&out.stdout).to_string());
+        let (code, stdout, stderr) = farm.cli(&["show", &job]);
+        assert_eq!(code, 0, "show {job}: {stderr}");
+        shown.insert(job, stdout);
     }
 
     // Exit flushes what the batch exporters still hold: drain the worker, stop the coordinator.

@@ -132,7 +132,7 @@ fn csv_quotes_awkward_names() {
     let outs = [outcome("a,\"b\"\nc", "t1", 0, Verdict::Pass)];
     let csv = render(&aggregate(&i, &outs), &outs, Format::Csv);
     assert!(
-        csv.contains("\n\"a,\"\"b\"\"\nc\",t1,\"x,y\",1,1,0,0,1,1,200,0\n"),
+        csv.contains("\n\"a,\"\"b\"\"\nc\",t1,\"x,y\",1,1,0,0,1,1,200,0,0,0\n"),
         "{csv}"
     );
 }
@@ -219,14 +219,15 @@ fn jsonl_one_line_per_outcome() {
     let v: serde_json::Value = serde_json::from_str(lines[17]).unwrap();
     assert_eq!(v["verdict"], "partial");
     // every Outcome field (16 original + 22 added by the results issue + decode_tokens and
-    // decode_ms), plus schema, reason and job_failed
+    // decode_ms + worker_verdict, answer_truncated_from and implausible_timing), plus schema,
+    // reason and job_failed
     let own = serde_json::to_value(&o[17]).unwrap();
     let own = own.as_object().unwrap();
-    assert_eq!(own.len(), 40);
+    assert_eq!(own.len(), 43);
     for key in own.keys() {
         assert!(v.get(key).is_some(), "line lacks Outcome field {key}");
     }
-    assert_eq!(v.as_object().unwrap().len(), 40 + 3, "every Outcome field");
+    assert_eq!(v.as_object().unwrap().len(), 43 + 3, "every Outcome field");
     assert_eq!(v["schema"], 2);
     assert_eq!(render(&r, &[], Format::Jsonl), "");
 }
@@ -321,7 +322,7 @@ fn csv_neutralises_formulas_and_keeps_one_header() {
     let csv = render(&aggregate(&i, &outs), &outs, Format::Csv);
     assert_eq!(csv.matches("model,task,").count(), 1, "one header row");
     assert!(
-        csv.contains("\n'=cmd|' /C calc'!A0,'@t1,edit,1,1,0,0,1,1,200,0\n"),
+        csv.contains("\n'=cmd|' /C calc'!A0,'@t1,edit,1,1,0,0,1,1,200,0,0,0\n"),
         "{csv}"
     );
     // no record starts with a formula character

@@ -1,7 +1,8 @@
 //! The fuzz targets as plain tests: every file of the committed corpus (`fuzz/corpus/TARGET/`)
 //! goes through the same `benchfarm_coordinator::untrusted` function its target calls, so a
 //! `cargo test` replays every input the fuzzers kept (each crash found became a corpus file and a
-//! fix). A panic is a failure; each entry must also return within a second.
+//! fix). A panic is a failure; so is an input that takes over 10 s in this (unoptimised) build: a
+//! suite input runs the built-in suite's 69 examples too, ~1 s here on a loaded 2-core machine.
 //!
 //! `cargo test -p benchfarm-coordinator --test fuzz_corpus -- --ignored write_seeds` writes the
 //! protobuf seeds (hand-made messages, encoded) that the corpus grew from.
@@ -42,7 +43,7 @@ fn replay(target: &str, run: impl Fn(&[u8]) -> bool) -> usize {
             accepted += 1;
         }
         assert!(
-            start.elapsed() < Duration::from_secs(1),
+            start.elapsed() < Duration::from_secs(10),
             "{}: took {:?}",
             file.display(),
             start.elapsed()

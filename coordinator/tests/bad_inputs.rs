@@ -334,6 +334,7 @@ fn rows() -> Vec<Row> {
         row("report: a worker's token", Input::Report(Call::with(Token::Of(Role::Worker)), pb::GetReportRequest { run_id: "nope".into(), format: "md".into() }), Error("PermissionDenied", "GetReport: needs the submitter role")),
         row("connect: no token", Input::Connect(Call::with(Token::Missing), vec![hello("w-no-token")]), Error("Unauthenticated", "Connect: missing bearer token")),
         row("connect: an operator's token", Input::Connect(Call::with(Token::Of(Role::Operator)), vec![hello("w-operator")]), Error("PermissionDenied", "Connect: needs the worker role")),
+        row("connect: a hello with 40 labels", Input::Connect(Call::default(), vec![worker(Up::Hello(pb::Hello { worker_id: "w-labels".into(), labels: (0..40).map(|i| (format!("k{i}"), "v".to_string())).collect(), ..pb::Hello::default() }))]), Error("InvalidArgument", "hello.labels")),
         row("connect: no hello first", Input::Connect(Call::default(), vec![worker(Up::Heartbeat(pb::Heartbeat::default()))]), Error("InvalidArgument", "the first message on Connect must be a hello")),
         row("connect: a hello without an id", Input::Connect(Call::default(), vec![hello(" ")]), Error("InvalidArgument", "hello.worker_id")),
         row("connect: a hello listing too many jobs", Input::Connect(Call::default(), vec![worker(Up::Hello(pb::Hello { worker_id: "w".into(), running: vec![pb::JobKey::default(); 100_001], ..pb::Hello::default() }))]), Error("InvalidArgument", "hello.running + hello.unacknowledged")),

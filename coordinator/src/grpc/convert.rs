@@ -141,12 +141,83 @@ pub fn keys(keys: Vec<pb::JobKey>) -> Vec<(String, u32)> {
     keys.into_iter().map(|k| (k.job_id, k.attempt)).collect()
 }
 
+/// Labels one worker may declare, and the longest key or value.
+pub const MAX_HELLO_LABELS: usize = 32;
+pub const MAX_HELLO_LABEL_BYTES: usize = 128;
+/// More memory than any machine a farm benchmarks small models on has (64 TiB).
+const MAX_PLAUSIBLE_RAM_BYTES: u64 = 64 << 40;
+/// More logical cores than any such machine has.
+const MAX_PLAUSIBLE_CORES: u32 = 4096;
+
+/// A worker's labels within the limits, or an error naming `hello.labels`.
+fn check_labels(labels: &std::collections::HashMap<String, String>) -> Result<(), Status> {
+    if labels.len() > MAX_HELLO_LABELS {
+        return Err(Status::invalid_argument(format!(
+            "hello.labels: {} labels, over the limit of {MAX_HELLO_LABELS}",
+            labels.len()
+        )));
+    }
+    if let Some((k, _)) = labels
+        .iter()
+        .find(|(k, v)| k.len() > MAX_HELLO_LABEL_BYTES || v.len() > MAX_HELLO_LABEL_BYTES)
+    {
+        return Err(Status::invalid_argument(format!(
+            "hello.labels: label {:?}: key or value over {MAX_HELLO_LABEL_BYTES} bytes",
+            k.chars().take(32).collect::<String>()
+        )));
+    }
+    Ok(())
+}
+
+/// Corrects hardware claims no machine can make, so placement (which trusts RAM and cores) is
+/// not handed the queue by a worker that says it has a petabyte; returns what it corrected.
+pub fn implausible_hardware(hw: &mut crate::records::Hardware) -> Vec<String> {
+    let mut flags = Vec::new();
+    if hw.ram_total_bytes > MAX_PLAUSIBLE_RAM_BYTES {
+        flags.push(format!(
+            "ram_total_bytes {} over 64 TiB",
+            hw.ram_total_bytes
+        ));
+        hw.ram_total_bytes = MAX_PLAUSIBLE_RAM_BYTES;
+    }
+    if hw.ram_available_bytes > hw.ram_total_bytes {
+        flags.push(format!(
+            "ram_available_bytes {} over ram_total_bytes {}",
+            hw.ram_available_bytes, hw.ram_total_bytes
+        ));
+        hw.ram_available_bytes = hw.ram_total_bytes;
+    }
+    if hw.cgroup_memory_limit_bytes > hw.ram_total_bytes {
+        // A cgroup without a memory limit reports a huge number: the machine's RAM is the limit.
+        hw.cgroup_memory_limit_bytes = 0;
+    }
+    if hw.logical_cores > MAX_PLAUSIBLE_CORES {
+        flags.push(format!(
+            "logical_cores {} over {MAX_PLAUSIBLE_CORES}",
+            hw.logical_cores
+        ));
+        hw.logical_cores = MAX_PLAUSIBLE_CORES;
+    }
+    if hw.physical_cores > hw.logical_cores {
+        flags.push(format!(
+            "physical_cores {} over logical_cores {}",
+            hw.physical_cores, hw.logical_cores
+        ));
+        hw.physical_cores = hw.logical_cores;
+    }
+    flags
+}
+
 pub fn joining(hello: pb::Hello) -> Result<Joining, Status> {
     if hello.worker_id.trim().is_empty() {
         return Err(Status::invalid_argument("hello.worker_id: empty"));
     }
-    let hardware = hardware_from_wire(hello.hardware.unwrap_or_default());
+    let mut hardware = hardware_from_wire(hello.hardware.unwrap_or_default());
+    for claim in implausible_hardware(&mut hardware) {
+        tracing::warn!(worker = %hello.worker_id, claim = %claim, "worker hardware claim corrected");
+    }
     let engine = hello.engine.unwrap_or_default();
+    check_labels(&hello.labels)?;
     let labels: std::collections::BTreeMap<_, _> = hello.labels.into_iter().collect();
     let class = hardware_class(&hardware, &labels, &engine.backends);
     if hello.running.len() + hello.unacknowledged.len() > MAX_KEYS_PER_MESSAGE {
@@ -323,4 +394,51 @@ pub fn requirements(r: Option<pb::Requirements>) -> Result<crate::records::Requi
         min_ram_bytes: (r.min_ram_gb * 1e9) as u64,
         arch: (!r.arch.is_empty()).then_some(r.arch),
     })
+}
+
+#[cfg(test)]
+mod hello_tests {
+    use super::*;
+
+    #[test]
+    fn impossible_hardware_is_corrected_and_said() {
+        let mut hw = crate::records::Hardware {
+            ram_total_bytes: u64::MAX,
+            ram_available_bytes: u64::MAX,
+            logical_cores: 1_000_000,
+            physical_cores: 2_000_000,
+            ..Default::default()
+        };
+        let flags = implausible_hardware(&mut hw);
+        assert_eq!(flags.len(), 4, "{flags:?}");
+        assert_eq!(hw.ram_total_bytes, MAX_PLAUSIBLE_RAM_BYTES);
+        assert!(hw.ram_available_bytes <= hw.ram_total_bytes);
+        assert_eq!(hw.physical_cores, hw.logical_cores);
+        let mut fine = crate::records::Hardware {
+            ram_total_bytes: 8 << 30,
+            ram_available_bytes: 4 << 30,
+            logical_cores: 8,
+            physical_cores: 4,
+            ..Default::default()
+        };
+        assert!(implausible_hardware(&mut fine).is_empty());
+    }
+
+    #[test]
+    fn too_many_or_too_long_labels_name_the_field() {
+        let many: std::collections::HashMap<String, String> =
+            (0..40).map(|i| (format!("k{i}"), "v".into())).collect();
+        let err = check_labels(&many).unwrap_err();
+        assert!(
+            err.message().starts_with("hello.labels:"),
+            "{}",
+            err.message()
+        );
+        let long: std::collections::HashMap<String, String> =
+            [("k".to_string(), "v".repeat(500))].into();
+        assert!(check_labels(&long).is_err());
+        let ok: std::collections::HashMap<String, String> =
+            [("class".to_string(), "board".to_string())].into();
+        assert!(check_labels(&ok).is_ok());
+    }
 }

@@ -8,9 +8,10 @@
 # models), grpcurl into .tools/bin/grpcurl, rotel (an OTLP receiver) into .tools/rotel, cargo fmt
 # --check, cargo clippy -D warnings, cargo build --all-targets (the e2e tests run the binaries),
 # cargo test --workspace (with GRPCURL and BENCHFARM_ROTEL set), 60 s of fuzzing (scripts/fuzz.sh).
-# Stops at the first failing step with a non-zero exit code. From a clean clone on 2 cores it takes about 15-20 min,
-# most of it compiling llama.cpp (twice: once for clippy's check build, once for the tests); later
-# runs are incremental. .ci/run runs exactly this.
+# Stops at the first failing step with a non-zero exit code. From a clean clone on 2 cores it takes
+# about 20-25 min: most of it compiling llama.cpp (twice: once for clippy's check build, once for
+# the tests), then building the fuzz targets (about 6 min the first time); later runs are
+# incremental. .ci/run runs exactly this.
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

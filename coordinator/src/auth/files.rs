@@ -96,13 +96,11 @@ pub fn read_token_file(path: &Path) -> Result<String, FileError> {
         });
     }
     let text = std::fs::read_to_string(path).map_err(io(path))?;
-    let token = text.trim();
-    if token.is_empty() || token.contains(char::is_whitespace) {
-        return Err(FileError::BadTokenFile {
+    tokens::parse_token_file(&text)
+        .map(str::to_string)
+        .ok_or_else(|| FileError::BadTokenFile {
             path: path.to_path_buf(),
-        });
-    }
-    Ok(token.to_string())
+        })
 }
 
 /// Reads a token file, creating it (0600, never overwriting) with a new token when it is missing.

@@ -61,6 +61,13 @@ pub struct Registry {
     pub tokens: Vec<TokenEntry>,
 }
 
+/// The token a token file holds: its one line, trimmed; `None` when empty or not a single token.
+/// The one rule for the server's bootstrap files and the clients' `--token-file`.
+pub fn parse_token_file(text: &str) -> Option<&str> {
+    let token = text.trim();
+    (!token.is_empty() && !token.contains(char::is_whitespace)).then_some(token)
+}
+
 /// Hex SHA-256 of a token.
 pub fn digest(token: &str) -> String {
     let hash = Sha256::digest(token.as_bytes());

@@ -76,11 +76,10 @@ pub type FarmClient = FarmServiceClient<InterceptedService<Channel, Bearer>>;
 pub fn read_token_file(path: &Path) -> Result<String> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read token file {}", path.display()))?;
-    let token = text.trim();
-    if token.is_empty() || token.contains(char::is_whitespace) {
-        bail!("{}: empty, or not a single-line token", path.display());
+    match crate::auth::tokens::parse_token_file(&text) {
+        Some(token) => Ok(token.to_string()),
+        None => bail!("{}: empty, or not a single-line token", path.display()),
     }
-    Ok(token.to_string())
 }
 
 /// The TLS configuration of `tls` for `url`, or `None` for a plaintext `http://` URL without a CA.

@@ -9,13 +9,18 @@
 //! name = "SmolLM2-135M"             # optional display name (default: GGUF general.name, else file stem)
 //! [[models]]
 //! scripted = "oracle.toml"
+//! [[models]]
+//! registered = "gemma-3-270m"       # a model the coordinator holds, by name or sha256 prefix
 //! ```
 //! Optional: `placement = "spread" | "every-worker" | "per-class"` and
 //! `require = { labels = { site = "lab" }, min_ram_gb = 4, arch = "aarch64" }` (which workers may run
 //! the jobs), and `label` (a name to find the run by; default: the plan's path).
 //! Paths are relative to the plan file. The client reads the suite and every model file (hashing GGUF
 //! files, parsing scripted ones) so the server never needs the client's files, and a mistake is
-//! reported here with the file, line, column and field before anything is submitted.
+//! reported here with the file, line, column and field before anything is submitted. A
+//! `registered` model is resolved by the coordinator at submit (`coordinator models list` shows
+//! what it holds); an unknown or ambiguous one is refused naming `models[i].registered`, and workers
+//! that lack the file fetch it.
 
 use std::ops::Range;
 use std::path::Path;
@@ -75,6 +80,8 @@ struct ModelEntry {
     path: Option<Spanned<String>>,
     #[serde(default)]
     scripted: Option<Spanned<String>>,
+    #[serde(default)]
+    registered: Option<Spanned<String>>,
     #[serde(default)]
     name: Option<String>,
 }
@@ -201,27 +208,32 @@ pub fn resolve(text: &str, file: &str, base: &Path) -> Result<Plan, PlanError> {
     let mut models = Vec::new();
     for (i, entry) in plan.models.get_ref().iter().enumerate() {
         let field = |f: &str| format!("models[{i}].{f}");
-        let model = match (&entry.path, &entry.scripted) {
-            (Some(p), None) => gguf_model(&base.join(p.get_ref()), entry.name.as_deref())
+        let model = match (&entry.path, &entry.scripted, &entry.registered) {
+            (Some(p), None, None) => gguf_model(&base.join(p.get_ref()), entry.name.as_deref())
                 .map_err(|m| at(p.span(), &field("path"), m))?,
-            (None, Some(s)) => scripted_model(&base.join(s.get_ref()), entry.name.as_deref())
+            (None, Some(s), None) => scripted_model(&base.join(s.get_ref()), entry.name.as_deref())
                 .map_err(|m| at(s.span(), &field("scripted"), m))?,
+            (None, None, Some(r)) => registered_model(r.get_ref(), entry.name.as_deref())
+                .map_err(|m| at(r.span(), &field("registered"), m))?,
             _ => {
                 return Err(at(
                     plan.models.span(),
                     &format!("models[{i}]"),
-                    "each model needs exactly one of `path` (a GGUF file) or `scripted` (a scripted model)".into(),
+                    "each model needs exactly one of `path` (a GGUF file), `scripted` (a scripted model) or `registered` (a model the coordinator holds)".into(),
                 ));
             }
         };
+        // A registered model without a name of its own is named by the coordinator at submit,
+        // which checks that names are unique once they are known.
         if let Some(prev) = models
             .iter()
-            .position(|m: &pb::ModelRef| m.name == model.name)
+            .position(|m: &pb::ModelRef| !model.name.is_empty() && m.name == model.name)
         {
             let span = entry
                 .path
                 .as_ref()
                 .or(entry.scripted.as_ref())
+                .or(entry.registered.as_ref())
                 .map_or(0..0, |s| s.span());
             return Err(at(
                 span,
@@ -275,6 +287,22 @@ fn gguf_model(path: &Path, name: Option<&str>) -> Result<pb::ModelRef, String> {
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default(),
         })),
+    })
+}
+
+/// A model registered on the coordinator, resolved there at submit.
+fn registered_model(query: &str, name: Option<&str>) -> Result<pb::ModelRef, String> {
+    if query.trim().is_empty() {
+        return Err(
+            "empty: give a registered name or a sha256 prefix (coordinator models list)".into(),
+        );
+    }
+    Ok(pb::ModelRef {
+        name: name.unwrap_or_default().to_string(),
+        sha256: String::new(),
+        size_bytes: 0,
+        source: Some(pb::model_ref::Source::Registered(query.trim().to_string())),
+        context_length: 0,
     })
 }
 

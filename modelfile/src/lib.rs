@@ -3,13 +3,15 @@
 //! - [`gguf`]: a pure-Rust GGUF header reader and validator (catches truncated downloads).
 //! - [`scripted`]: the scripted (canned-answer) model format used in tests, demos and load tests.
 //! - [`hash`]: streaming SHA-256 used to identify model files.
+//! - [`size`]: sizes and rates as people write them (`300MB`, `20MB/s`).
 //!
 //! The coordinator depends on this crate, so it must stay free of native dependencies.
 
 pub mod gguf;
 pub mod hash;
 pub mod scripted;
+pub mod size;
 
 pub use gguf::{GgufError, GgufInfo, GgufType, GgufValue, TensorInfo, parse_gguf, read_gguf};
-pub use hash::{sha256_bytes, sha256_file};
+pub use hash::{Sha256Stream, sha256_bytes, sha256_file};
 pub use scripted::{ModelFileError, ScriptedModel};

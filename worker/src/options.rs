@@ -59,34 +59,10 @@ pub enum OptionError {
     SpeedFactor(String),
 }
 
-/// Parses a size such as `1GB` (10^9 bytes), `512MiB` (2^29 bytes), `1.5GiB` or `4096`.
-/// Units are case-insensitive; decimal units are powers of 1000, binary (`i`) ones of 1024.
+/// Parses a size such as `1GB` (10^9 bytes), `512MiB` (2^29 bytes), `1.5GiB` or `4096`
+/// (`benchfarm_modelfile::size`, the parser the coordinator's sizes use too).
 pub fn parse_size(text: &str) -> Result<u64, OptionError> {
-    let bad = || OptionError::Size(text.to_string());
-    let trimmed = text.trim();
-    let split = trimmed
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(trimmed.len());
-    let (number, unit) = trimmed.split_at(split);
-    let value: f64 = number.parse().map_err(|_| bad())?;
-    let multiplier: f64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "kb" | "k" => 1e3,
-        "mb" | "m" => 1e6,
-        "gb" | "g" => 1e9,
-        "tb" | "t" => 1e12,
-        "kib" => 1024.0,
-        "mib" => 1024.0 * 1024.0,
-        "gib" => 1024.0 * 1024.0 * 1024.0,
-        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
-        _ => return Err(bad()),
-    };
-    let bytes = (value * multiplier).round();
-    // Zero RAM would make the worker unschedulable; refuse it rather than join uselessly.
-    if !bytes.is_finite() || bytes < 1.0 || bytes > u64::MAX as f64 {
-        return Err(bad());
-    }
-    Ok(bytes as u64)
+    benchfarm_modelfile::size::parse_size(text).map_err(|_| OptionError::Size(text.to_string()))
 }
 
 /// Parses `--speed-factor`: a positive, finite number.

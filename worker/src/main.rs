@@ -97,6 +97,13 @@ enum Verb {
         /// Serve Prometheus metrics on this address (http://ADDR/metrics); off by default.
         #[arg(long, value_name = "ADDR")]
         metrics_listen: Option<std::net::SocketAddr>,
+        /// Where models fetched from the coordinator are kept (default: STATE/models).
+        #[arg(long, value_name = "DIR")]
+        cache: Option<PathBuf>,
+        /// Keep the model cache under this size, e.g. 300MB or 8GiB (least recently used models
+        /// are evicted; default: the disk's free space less 1 GiB).
+        #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+        cache_max: Option<u64>,
     },
     /// Measure prompt processing (pp) and generation (tg) speed on one model the way llama.cpp's
     /// llama-bench does, and print it in llama-bench's formats and field names.
@@ -210,6 +217,8 @@ fn main() -> Result<std::process::ExitCode> {
             allow_scripted_faults,
             otlp_endpoint,
             metrics_listen,
+            cache,
+            cache_max,
         } => {
             let token = match &token_file {
                 Some(path) => Some(benchfarm_worker::credentials::read_token_file(path)?),
@@ -250,6 +259,8 @@ fn main() -> Result<std::process::ExitCode> {
                 max_ram_bytes: max_ram,
                 speed_factor,
                 allow_scripted_faults,
+                cache_dir: cache,
+                cache_max_bytes: cache_max,
             };
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             // The exporters live on the runtime (the gRPC span exporter's channel, the metrics

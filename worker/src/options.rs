@@ -1,5 +1,6 @@
-//! Worker options beyond [`crate::JoinConfig`]: where the engine runs, and the simulation knobs
-//! (`--max-ram`, `--speed-factor`) that let one machine play a heterogeneous farm in tests.
+//! Worker options beyond [`crate::JoinConfig`]: where the engine runs, the model cache (`--cache`,
+//! `--cache-max`), and the simulation knobs (`--max-ram`, `--speed-factor`) that let one machine
+//! play a heterogeneous farm in tests.
 //!
 //! They live apart from `JoinConfig` so that adding one never breaks code that builds a
 //! `JoinConfig` literal (the e2e harness does); build these with `..WorkerOptions::default()`.
@@ -35,6 +36,10 @@ pub struct WorkerOptions {
     /// `load_ms`, synthetic times over 10 s a job). Off, such a job is refused (not counted
     /// toward this worker's quarantine): for tests and the lab's chaos scenarios only.
     pub allow_scripted_faults: bool,
+    /// The model cache's directory (`--cache`); `None`: `STATE/models`.
+    pub cache_dir: Option<PathBuf>,
+    /// The model cache's limit (`--cache-max`); `None`: the disk's free space less a reserve.
+    pub cache_max_bytes: Option<u64>,
 }
 
 impl Default for WorkerOptions {
@@ -44,6 +49,8 @@ impl Default for WorkerOptions {
             max_ram_bytes: None,
             speed_factor: 1.0,
             allow_scripted_faults: false,
+            cache_dir: None,
+            cache_max_bytes: None,
         }
     }
 }

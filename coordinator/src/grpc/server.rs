@@ -194,7 +194,7 @@ pub async fn start_with_clock(
     let (done_tx, done) = mpsc::channel(1);
     let loading = store.clone();
     let mut scheduler_config = config.scheduler.clone();
-    scheduler_config.catalog = catalog.clone();
+    scheduler_config.catalog = catalog.reader();
     if let Some(rate) = config.models.transfer_rate {
         // No worker fetches faster than the coordinator sends.
         scheduler_config.assumed_transfer_rate =

@@ -122,6 +122,16 @@ impl Catalog {
         })
     }
 
+    /// The same registry, for readers that must not keep the store open (the scheduler and its
+    /// handles, which outlive the server in long-lived tasks): it sees every change, and cannot
+    /// write.
+    pub fn reader(&self) -> Catalog {
+        Catalog {
+            entries: self.entries.clone(),
+            store: None,
+        }
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, ModelEntry>> {
         self.entries.read().unwrap_or_else(|p| p.into_inner())
     }

@@ -70,6 +70,11 @@ enum Verb {
         /// (tokens_per_second × F, load_ms ÷ F). No effect on GGUF models.
         #[arg(long, value_name = "F", default_value_t = 1.0, value_parser = parse_speed_factor)]
         speed_factor: f64,
+        /// A remote model this worker may call (repeatable): its name in the plan, or a prefix of
+        /// its URL (e.g. https://api.example.com). Its API key is read from this worker's
+        /// environment (the plan's api_key_env) and never sent to the coordinator.
+        #[arg(long = "remote", value_name = "NAME_OR_URL_PREFIX")]
+        remotes: Vec<String>,
     },
     /// Measure prompt processing (pp) and generation (tg) speed on one model the way llama.cpp's
     /// llama-bench does, and print it in llama-bench's formats and field names.
@@ -174,6 +179,7 @@ fn main() -> Result<std::process::ExitCode> {
             engine,
             max_ram,
             speed_factor,
+            remotes,
         } => {
             logging(true);
             let config = JoinConfig {
@@ -196,6 +202,7 @@ fn main() -> Result<std::process::ExitCode> {
                 engine,
                 max_ram_bytes: max_ram,
                 speed_factor,
+                remotes,
             };
             tokio::runtime::Runtime::new()
                 .context("starting the async runtime")?

@@ -117,6 +117,8 @@ pub struct IncomingResult {
     /// The CPU features the worker's llama.cpp build uses, and those its CPU has (ggml's names).
     pub build_features: Vec<String>,
     pub cpu_features: Vec<String>,
+    /// The HTTP side of a remote model's answer.
+    pub remote: Option<crate::records::RemoteCall>,
 }
 
 /// Something a connected worker said.

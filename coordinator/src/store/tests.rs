@@ -62,6 +62,7 @@ fn result(job_id: &str, attempt: u32) -> ResultRecord {
         grade_history: vec![],
         build_features: vec![],
         cpu_features: vec![],
+        remote: None,
     }
 }
 

@@ -130,6 +130,18 @@ pub struct Proc {
 
 impl Proc {
     fn spawn(name: &str, binary: &str, args: &[String], log: &Path) -> Proc {
+        Proc::spawn_with_env(name, binary, args, &[], log)
+    }
+
+    /// As [`Proc::spawn`], with `env` added to the inherited environment (only this process
+    /// gets it: a remote model's API key goes to a worker and nowhere else).
+    fn spawn_with_env(
+        name: &str,
+        binary: &str,
+        args: &[String],
+        env: &[(String, String)],
+        log: &Path,
+    ) -> Proc {
         let mut file = OpenOptions::new()
             .create(true)
             .append(true)
@@ -139,6 +151,7 @@ impl Proc {
         let path = bin_dir().join(binary);
         let child = Command::new(&path)
             .args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .env_remove("BENCHFARM_COORDINATOR")
             .stdin(Stdio::null())
             .stdout(file.try_clone().unwrap())
@@ -268,9 +281,15 @@ pub struct WorkerOpts {
     pub models: Option<PathBuf>,
     /// More flags, as given (`--max-ram 64MB`, `--speed-factor 2`).
     pub extra: Vec<String>,
+    /// Environment variables for this worker only (an API key).
+    pub env: Vec<(String, String)>,
 }
 
 impl WorkerOpts {
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
     pub fn label(mut self, key: &str, value: &str) -> Self {
         self.labels.push((key.into(), value.into()));
         self
@@ -439,7 +458,7 @@ impl Farm {
         }
         args.extend(opts.extra);
         let log = self.path(&format!("logs/{name}.log"));
-        let proc = Proc::spawn(name, "worker", &args, &log);
+        let proc = Proc::spawn_with_env(name, "worker", &args, &opts.env, &log);
         self.workers.insert(name.to_string(), proc);
     }
 

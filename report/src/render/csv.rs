@@ -15,9 +15,11 @@
 
 use crate::report::Report;
 
-/// `failed_jobs` (last, so readers of the first ten columns are unaffected) counts the cell's jobs
-/// that ended without an answer: a failed job is a number here, not a gap.
-const HEADER: &str = "model,task,category,n,pass,partial,fail,score,mean_seconds,gen_tokens_per_second,failed_jobs\n";
+/// `failed_jobs` (after the first ten columns, so their readers are unaffected) counts the cell's
+/// jobs that ended without an answer: a failed job is a number here, not a gap. `model_cost_usd`
+/// (last) is the model's cost over the whole run, repeated on each of its rows: 0 for local
+/// models, empty when unknown (a remote model without a price).
+const HEADER: &str = "model,task,category,n,pass,partial,fail,score,mean_seconds,gen_tokens_per_second,failed_jobs,model_cost_usd\n";
 
 pub(crate) fn render(report: &Report) -> String {
     let mut out = String::from(HEADER);
@@ -39,6 +41,7 @@ pub(crate) fn render(report: &Report) -> String {
                 number(t.timing.mean_seconds),
                 number(t.timing.gen_tokens_per_second),
                 t.errors.to_string(),
+                number(m.cost_usd),
             ];
             out.push_str(&fields.join(","));
             out.push('\n');

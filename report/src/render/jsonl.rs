@@ -15,12 +15,12 @@
 
 use serde::Serialize;
 
-use crate::outcome::{CheckOutcome, FailedAttempt, GradeEntry, Outcome};
+use crate::outcome::{CheckOutcome, FailedAttempt, GradeEntry, Outcome, RemoteOutcome};
 
 /// Version of the jsonl line shape. 1 was the unversioned sixteen-key outcome; 2 added the
-/// answer, the trace, provenance and failure lines. Additive changes bump it; keys are never
-/// renamed or removed.
-pub const JSONL_SCHEMA: u32 = 2;
+/// answer, the trace, provenance and failure lines; 3 added `cost_usd` and `remote` (remote
+/// models' HTTP side). Additive changes bump it; keys are never renamed or removed.
+pub const JSONL_SCHEMA: u32 = 3;
 
 /// A result line: the outcome's own fields between the schema and the failure fields.
 #[derive(Serialize)]
@@ -76,6 +76,8 @@ struct ErrorLine<'a> {
     grade_history: &'a [GradeEntry],
     decode_tokens: u32,
     decode_ms: f64,
+    cost_usd: Option<f64>,
+    remote: Option<&'a RemoteOutcome>,
     reason: Option<&'a str>,
     job_failed: bool,
 }
@@ -124,6 +126,9 @@ impl<'a> ErrorLine<'a> {
             grade_history: &[],
             decode_tokens: 0,
             decode_ms: 0.0,
+            // A failed attempt returned no usage: what it cost is not known.
+            cost_usd: None,
+            remote: None,
             reason: Some(&f.reason),
             job_failed: f.job_failed,
         }
@@ -196,7 +201,7 @@ mod tests {
                 .collect()
         };
         assert_eq!(order(lines[0]), order(lines[1]));
-        assert!(lines[0].starts_with("{\"schema\":2,\"model\":"));
+        assert!(lines[0].starts_with("{\"schema\":3,\"model\":"));
         let e: serde_json::Value = serde_json::from_str(lines[1]).unwrap_or_default();
         assert_eq!(e["verdict"], "error");
         assert_eq!(e["reason"], "boom");

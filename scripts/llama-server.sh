@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# llama-server.sh — build llama.cpp's own OpenAI-compatible `llama-server` for the remote-model
+# tests, against the llama.cpp our test build already compiled. Prints the binary's path.
+#
+#   scripts/llama-server.sh [--profile debug|release] [--lib-dir DIR]
+#
+# llama-cpp-sys-2 ships llama.cpp without tools/server's sources; the llama-cpp-python sdist on
+# PyPI vendors them (pinned by sha256 below, as scripts/fidelity-bench.sh does for llama-bench).
+# Only the server's own sources come from the sdist: its library code — llama, ggml, the common
+# library (chat templates, sampling, cpp-httplib) — is the very static libraries cargo built in
+# target/$PROFILE/build/llama-cpp-sys-2-*/out, and the multimodal library it links (mtmd, never
+# used by the tests) is compiled from llama-cpp-sys-2's own copy of tools/mtmd, so every header
+# matches the libraries. The web UI is left out (the UI asset script run with the UI off).
+#
+# Idempotent: the binary is named after the llama.cpp build it links, and rebuilt only when that
+# build changes. Needs g++, cmake, python3 with pip, libssl-dev (scripts/deps.sh installs them).
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO_ROOT"
+
+SDIST_VERSION=0.3.36
+# Pinned so that a tampered or truncated download is refused.
+SDIST_SHA256=832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e
+SYS_VERSION=0.1.161
+PROFILE=debug
+LIB_DIR=""
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+    --profile) PROFILE="$2"; shift 2 ;;
+    --lib-dir) LIB_DIR="$2"; shift 2 ;;
+    *) echo "llama-server: unknown argument $1" >&2; exit 2 ;;
+    esac
+done
+
+log() { echo "llama-server: $*" >&2; }
+TARGET="${CARGO_TARGET_DIR:-$REPO_ROOT/target}"
+WORK="$TARGET/llama-server"
+mkdir -p "$WORK"
+
+# The llama.cpp build the tests' worker links: the newest llama-cpp-sys-2 output of this profile.
+if [[ -z "$LIB_DIR" ]]; then
+    LIB_DIR=$(ls -dt "$TARGET/$PROFILE"/build/llama-cpp-sys-2-*/out 2>/dev/null |
+        while read -r d; do [[ -f "$d/lib/libllama-common.a" ]] && echo "$d" && break; done || true)
+fi
+[[ -n "$LIB_DIR" && -f "$LIB_DIR/lib/libllama-common.a" ]] || {
+    log "no llama.cpp build with its common library under $TARGET/$PROFILE: build the workspace first"
+    exit 1
+}
+BIN="$WORK/llama-server-$(basename "$(dirname "$LIB_DIR")")"
+if [[ -x "$BIN" && "$BIN" -nt "$LIB_DIR/lib/libllama.a" ]]; then
+    echo "$BIN"
+    exit 0
+fi
+
+SRC=$(ls -d "$HOME"/.cargo/registry/src/*/llama-cpp-sys-2-$SYS_VERSION/llama.cpp | head -1)
+[[ -d "$SRC/tools/mtmd" ]] || { log "llama-cpp-sys-2 $SYS_VERSION sources not found under ~/.cargo/registry"; exit 1; }
+SDIST="$WORK/llama_cpp_python-$SDIST_VERSION.tar.gz"
+VENDOR="llama_cpp_python-$SDIST_VERSION/vendor/llama.cpp"
+if [[ ! -f "$SDIST" ]]; then
+    log "downloading the llama-cpp-python $SDIST_VERSION sdist (vendors llama.cpp's tools/server)"
+    python3 -m pip download --quiet --no-deps --no-binary :all: "llama-cpp-python==$SDIST_VERSION" -d "$WORK" >&2
+fi
+if [[ "$(sha256sum "$SDIST" | cut -d' ' -f1)" != "$SDIST_SHA256" ]]; then
+    rm -f -- "$SDIST"
+    log "$SDIST does not match its pinned sha256; deleted it, run again to download it afresh"
+    exit 1
+fi
+[[ -d "$WORK/$VENDOR/tools/server" && -f "$WORK/$VENDOR/scripts/ui-assets.cmake" ]] ||
+    tar -xzf "$SDIST" -C "$WORK" "$VENDOR/tools/server" "$VENDOR/tools/ui" "$VENDOR/scripts/ui-assets.cmake"
+SERVER_SRC="$WORK/$VENDOR/tools/server"
+
+start=$SECONDS
+OBJ="$WORK/obj-$(basename "$(dirname "$LIB_DIR")")"
+mkdir -p "$OBJ/mtmd/models" "$OBJ/server" "$OBJ/ui"
+# ui.h / ui.cpp without assets: the asset script with the UI build and its download both off.
+cmake -DUI_SOURCE_DIR="$WORK/$VENDOR/tools/ui" -DUI_BINARY_DIR="$OBJ/ui" -DLLAMA_SOURCE_DIR="$WORK/$VENDOR" \
+    -DBUILD_UI=OFF -DHF_ENABLED=OFF -DLLAMA_UI_GZIP=OFF -P "$WORK/$VENDOR/scripts/ui-assets.cmake" >&2
+
+native=$(grep -q '^GGML_NATIVE:BOOL=ON' "$LIB_DIR/build/CMakeCache.txt" 2>/dev/null && echo -march=native || true)
+INCLUDES=(-I"$SERVER_SRC" -I"$OBJ/ui" -I"$SRC/tools/mtmd" -I"$SRC/common" -I"$SRC/include"
+    -I"$SRC/ggml/include" -I"$SRC/vendor" -I"$SRC")
+compile() { # compile OUT.o SRC.cpp FLAGS...: once (an object left by an interrupted run is kept)
+    local out="$1" src="$2"
+    shift 2
+    if [[ ! -f "$out" ]]; then
+        g++ -std=c++17 -DNDEBUG -fopenmp "$@" "${INCLUDES[@]}" -c "$src" -o "$out.partial" && mv "$out.partial" "$out"
+    fi
+}
+jobs=$(nproc)
+# mtmd is linked, never run by the tests: compiled without optimisation, which is several times
+# faster. The server is compiled as CMake's Release would.
+mtmd_sources=$(sed -n '/^add_library(mtmd/,/^ *)/p' "$SRC/tools/mtmd/CMakeLists.txt" | grep -oE '[A-Za-z0-9_/.-]+\.cpp')
+run_limited() {
+    while (($(jobs -rp | wc -l) >= jobs)); do wait -n; done
+    "$@" &
+}
+for f in $mtmd_sources; do
+    run_limited compile "$OBJ/mtmd/${f%.cpp}.o" "$SRC/tools/mtmd/$f" -O0 -g0 -fpermissive -w
+done
+for f in "$SERVER_SRC"/*.cpp "$OBJ/ui/ui.cpp"; do
+    run_limited compile "$OBJ/server/$(basename "${f%.cpp}").o" "$f" -O2 $native -w
+done
+failed=0
+while (($(jobs -rp | wc -l) > 0)); do wait -n || failed=1; done
+wait || failed=1
+((failed == 0)) || { log "compiling failed (see above)"; exit 1; }
+log "compiling the sources took $((SECONDS - start)) s"
+g++ -fopenmp "$OBJ"/server/*.o $(find "$OBJ/mtmd" -name '*.o') -o "$BIN.partial" \
+    -L"$LIB_DIR/lib" -L"$LIB_DIR/build/common" -L"$LIB_DIR/build/vendor/hash" -L"$LIB_DIR/build/vendor/cpp-httplib" \
+    -Wl,--start-group -lllama-common -lllama-common-base -lllama -lggml -lggml-base -lggml-cpu \
+    -lcpp-httplib -lvendor-hash -Wl,--end-group -lssl -lcrypto -lpthread -ldl
+mv "$BIN.partial" "$BIN"
+log "built $BIN in $((SECONDS - start)) s"
+echo "$BIN"

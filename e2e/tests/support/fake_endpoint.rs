@@ -156,7 +156,10 @@ impl FakeEndpoint {
                         serde_json::json!({"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
                     )
                 };
-                events.push_str(&chunk(serde_json::json!({"role": "assistant", "content": ""}), None));
+                events.push_str(&chunk(
+                    serde_json::json!({"role": "assistant", "content": ""}),
+                    None,
+                ));
                 for piece in &content {
                     events.push_str(&chunk(serde_json::json!({"content": piece}), None));
                 }

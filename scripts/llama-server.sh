@@ -6,14 +6,15 @@
 #
 # llama-cpp-sys-2 ships llama.cpp without tools/server's sources; the llama-cpp-python sdist on
 # PyPI vendors them (pinned by sha256 below, as scripts/fidelity-bench.sh does for llama-bench).
-# Only the server's own sources come from the sdist: its library code — llama, ggml, the common
-# library (chat templates, sampling, cpp-httplib) — is the very static libraries cargo built in
-# target/$PROFILE/build/llama-cpp-sys-2-*/out, and the multimodal library it links (mtmd, never
-# used by the tests) is compiled from llama-cpp-sys-2's own copy of tools/mtmd, so every header
-# matches the libraries. The web UI is left out (the UI asset script run with the UI off).
+# Only the server's own sources come from the sdist, with the multimodal library they call (mtmd,
+# whose API moves with the server's; never used by the tests, so compiled unoptimised): the
+# library code — llama, ggml, the common library (chat templates, sampling, cpp-httplib) — is the
+# very static libraries cargo built in target/$PROFILE/build/llama-cpp-sys-2-*/out, with their
+# headers from llama-cpp-sys-2's sources. The web UI is left out (its asset script run with the UI
+# off).
 #
 # Idempotent: the binary is named after the llama.cpp build it links, and rebuilt only when that
-# build changes. Needs g++, cmake, python3 with pip, libssl-dev (scripts/deps.sh installs them).
+# build changes. Needs g++, cmake and python3 with pip (scripts/deps.sh installs them).
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -66,19 +67,22 @@ if [[ "$(sha256sum "$SDIST" | cut -d' ' -f1)" != "$SDIST_SHA256" ]]; then
     log "$SDIST does not match its pinned sha256; deleted it, run again to download it afresh"
     exit 1
 fi
-[[ -d "$WORK/$VENDOR/tools/server" && -f "$WORK/$VENDOR/scripts/ui-assets.cmake" ]] ||
-    tar -xzf "$SDIST" -C "$WORK" "$VENDOR/tools/server" "$VENDOR/tools/ui" "$VENDOR/scripts/ui-assets.cmake"
+[[ -f "$WORK/$VENDOR/tools/server/server.cpp" && -f "$WORK/$VENDOR/tools/mtmd/mtmd.cpp" &&
+    -f "$WORK/$VENDOR/tools/ui/ui.h.in" && -f "$WORK/$VENDOR/scripts/ui-assets.cmake" ]] ||
+    tar -xzf "$SDIST" -C "$WORK" "$VENDOR/tools/server" "$VENDOR/tools/mtmd" "$VENDOR/tools/ui" \
+        "$VENDOR/scripts/ui-assets.cmake"
 SERVER_SRC="$WORK/$VENDOR/tools/server"
+MTMD_SRC="$WORK/$VENDOR/tools/mtmd"
 
 start=$SECONDS
-OBJ="$WORK/obj-$(basename "$(dirname "$LIB_DIR")")"
+OBJ="$WORK/obj-$SDIST_VERSION-$(basename "$(dirname "$LIB_DIR")")"
 mkdir -p "$OBJ/mtmd/models" "$OBJ/server" "$OBJ/ui"
 # ui.h / ui.cpp without assets: the asset script with the UI build and its download both off.
 cmake -DUI_SOURCE_DIR="$WORK/$VENDOR/tools/ui" -DUI_BINARY_DIR="$OBJ/ui" -DLLAMA_SOURCE_DIR="$WORK/$VENDOR" \
     -DBUILD_UI=OFF -DHF_ENABLED=OFF -DLLAMA_UI_GZIP=OFF -P "$WORK/$VENDOR/scripts/ui-assets.cmake" >&2
 
 native=$(grep -q '^GGML_NATIVE:BOOL=ON' "$LIB_DIR/build/CMakeCache.txt" 2>/dev/null && echo -march=native || true)
-INCLUDES=(-I"$SERVER_SRC" -I"$OBJ/ui" -I"$SRC/tools/mtmd" -I"$SRC/common" -I"$SRC/include"
+INCLUDES=(-I"$SERVER_SRC" -I"$OBJ/ui" -I"$MTMD_SRC" -I"$SRC/common" -I"$SRC/include"
     -I"$SRC/ggml/include" -I"$SRC/vendor" -I"$SRC")
 compile() { # compile OUT.o SRC.cpp FLAGS...: once (an object left by an interrupted run is kept)
     local out="$1" src="$2"
@@ -90,13 +94,13 @@ compile() { # compile OUT.o SRC.cpp FLAGS...: once (an object left by an interru
 jobs=$(nproc)
 # mtmd is linked, never run by the tests: compiled without optimisation, which is several times
 # faster. The server is compiled as CMake's Release would.
-mtmd_sources=$(sed -n '/^add_library(mtmd/,/^ *)/p' "$SRC/tools/mtmd/CMakeLists.txt" | grep -oE '[A-Za-z0-9_/.-]+\.cpp')
+mtmd_sources=$(sed -n '/^add_library(mtmd/,/^ *)/p' "$MTMD_SRC/CMakeLists.txt" | grep -oE '[A-Za-z0-9_/.-]+\.cpp')
 run_limited() {
     while (($(jobs -rp | wc -l) >= jobs)); do wait -n; done
     "$@" &
 }
 for f in $mtmd_sources; do
-    run_limited compile "$OBJ/mtmd/${f%.cpp}.o" "$SRC/tools/mtmd/$f" -O0 -g0 -fpermissive -w
+    run_limited compile "$OBJ/mtmd/${f%.cpp}.o" "$MTMD_SRC/$f" -O0 -g0 -w
 done
 for f in "$SERVER_SRC"/*.cpp "$OBJ/ui/ui.cpp"; do
     run_limited compile "$OBJ/server/$(basename "${f%.cpp}").o" "$f" -O2 $native -w
@@ -106,10 +110,12 @@ while (($(jobs -rp | wc -l) > 0)); do wait -n || failed=1; done
 wait || failed=1
 ((failed == 0)) || { log "compiling failed (see above)"; exit 1; }
 log "compiling the sources took $((SECONDS - start)) s"
+# cpp-httplib links OpenSSL when the llama.cpp build found it (CPPHTTPLIB_OPENSSL_SUPPORT).
+ssl=$(grep -qs OPENSSL "$LIB_DIR/build/vendor/cpp-httplib/CMakeFiles/cpp-httplib.dir/flags.make" && echo "-lssl -lcrypto" || true)
 g++ -fopenmp "$OBJ"/server/*.o $(find "$OBJ/mtmd" -name '*.o') -o "$BIN.partial" \
     -L"$LIB_DIR/lib" -L"$LIB_DIR/build/common" -L"$LIB_DIR/build/vendor/hash" -L"$LIB_DIR/build/vendor/cpp-httplib" \
     -Wl,--start-group -lllama-common -lllama-common-base -lllama -lggml -lggml-base -lggml-cpu \
-    -lcpp-httplib -lvendor-hash -Wl,--end-group -lssl -lcrypto -lpthread -ldl
+    -lcpp-httplib -lvendor-hash -Wl,--end-group $ssl -lpthread -ldl
 mv "$BIN.partial" "$BIN"
 log "built $BIN in $((SECONDS - start)) s"
 echo "$BIN"

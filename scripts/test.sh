@@ -6,7 +6,9 @@
 #
 # Steps: scripts/deps.sh, a headless Chromium, scripts/fetch-models.sh --gemma (both models), grpcurl into
 # .tools/bin/grpcurl, cargo fmt --check, cargo clippy -D warnings, cargo build --all-targets (the
-# e2e tests run the binaries), cargo test --workspace (with GRPCURL set). Stops at the first
+# e2e tests run the binaries), llama.cpp's llama-server for the remote-model test
+# (scripts/llama-server.sh, against the llama.cpp that build compiled), cargo test --workspace (with
+# GRPCURL and BENCHFARM_LLAMA_SERVER set). Stops at the first
 # failing step with a non-zero exit code. From a clean clone on 2 cores it takes about 15-20 min,
 # most of it compiling llama.cpp (twice: once for clippy's check build, once for the tests); later
 # runs are incremental. .ci/run runs exactly this.
@@ -118,6 +120,13 @@ step clippy cargo clippy --workspace --all-targets -- -D warnings
 # build dependencies resolve as they do for `cargo test`, so llama.cpp is compiled once for both
 # (with --bins it is compiled a third time, ~5 min on 2 cores; clippy's check build is the second).
 step build cargo build --workspace --all-targets
+# llama.cpp's own OpenAI-compatible server, for e2e/tests/remote_llama.rs: only tools/server's
+# sources are compiled (the llama.cpp libraries are the ones the build step made); idempotent.
+build_llama_server() {
+    BENCHFARM_LLAMA_SERVER="$(scripts/llama-server.sh)" || return 1
+    export BENCHFARM_LLAMA_SERVER
+}
+step server build_llama_server
 step test cargo test --workspace
 
 echo "" >&2

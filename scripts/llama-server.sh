@@ -81,6 +81,21 @@ mkdir -p "$OBJ/mtmd/models" "$OBJ/server" "$OBJ/ui"
 cmake -DUI_SOURCE_DIR="$WORK/$VENDOR/tools/ui" -DUI_BINARY_DIR="$OBJ/ui" -DLLAMA_SOURCE_DIR="$WORK/$VENDOR" \
     -DBUILD_UI=OFF -DHF_ENABLED=OFF -DLLAMA_UI_GZIP=OFF -P "$WORK/$VENDOR/scripts/ui-assets.cmake" >&2
 
+# Version drift between the sdist's server and llama-cpp-sys-2's common library, bridged here and
+# nowhere else: the server opens its MCP config with common's fs_open_ifstream, which this common
+# library lacks (on Linux it is std::ifstream itself).
+SHIM=()
+if ! grep -q 'fs_open_ifstream' "$SRC/common/common.h"; then
+    mkdir -p "$OBJ/shim"
+    printf '%s\n' '#pragma once' '#include <fstream>' '#include <string>' \
+        'std::ifstream fs_open_ifstream(const std::string & fname, std::ios_base::openmode mode);' \
+        >"$OBJ/shim/shim.h"
+    printf '%s\n' '#include "shim.h"' \
+        'std::ifstream fs_open_ifstream(const std::string & fname, std::ios_base::openmode mode) {' \
+        '    return std::ifstream(fname, mode);' '}' >"$OBJ/shim/shim.cpp"
+    SHIM=(-include "$OBJ/shim/shim.h")
+fi
+
 native=$(grep -q '^GGML_NATIVE:BOOL=ON' "$LIB_DIR/build/CMakeCache.txt" 2>/dev/null && echo -march=native || true)
 INCLUDES=(-I"$SERVER_SRC" -I"$OBJ/ui" -I"$MTMD_SRC" -I"$SRC/common" -I"$SRC/include"
     -I"$SRC/ggml/include" -I"$SRC/vendor" -I"$SRC")
@@ -102,8 +117,8 @@ run_limited() {
 for f in $mtmd_sources; do
     run_limited compile "$OBJ/mtmd/${f%.cpp}.o" "$MTMD_SRC/$f" -O0 -g0 -w
 done
-for f in "$SERVER_SRC"/*.cpp "$OBJ/ui/ui.cpp"; do
-    run_limited compile "$OBJ/server/$(basename "${f%.cpp}").o" "$f" -O2 $native -w
+for f in "$SERVER_SRC"/*.cpp "$OBJ/ui/ui.cpp" ${SHIM:+"$OBJ/shim/shim.cpp"}; do
+    run_limited compile "$OBJ/server/$(basename "${f%.cpp}").o" "$f" -O2 $native -w "${SHIM[@]}"
 done
 failed=0
 while (($(jobs -rp | wc -l) > 0)); do wait -n || failed=1; done

@@ -191,6 +191,10 @@ async fn llama_server_answers_as_the_local_engine_does() {
         );
         let remote_tps = f64::from(t.decode_tokens) / (t.decode_ms / 1000.0);
         let local_tps = f64::from(l.decode_tokens) / (l.decode_ms / 1000.0);
+        eprintln!(
+            "{task}: local {local_tps:.1} tok/s, ttft {:.0} ms, wall {:.0} ms; remote {remote_tps:.1} tok/s, ttft {:.0} ms, wall {:.0} ms; {} prompt + {} generated tokens",
+            l.ttft_ms, l.wall_ms, t.ttft_ms, t.wall_ms, t.prompt_tokens, t.gen_tokens
+        );
         // The same llama.cpp on the same CPU with one thread: one order of magnitude, whatever
         // the machine's load (HTTP and streaming overhead only lower the remote figure).
         assert!(

@@ -138,7 +138,7 @@ pub fn run_model(m: pb::ModelRef, index: usize) -> Result<RunModel, Status> {
             file_name: g.file_name,
         },
         Some(pb::model_ref::Source::ScriptedToml(toml)) => ModelKind::Scripted { toml },
-        Some(pb::model_ref::Source::Remote(r)) => ModelKind::Remote(remote_spec(r, &field)?),
+        Some(pb::model_ref::Source::Remote(r)) => ModelKind::Remote(remote_spec(r, field)?),
         None => {
             return Err(Status::invalid_argument(format!(
                 "{}: missing",

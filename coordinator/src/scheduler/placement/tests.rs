@@ -279,7 +279,7 @@ fn remote_jobs_go_only_to_declared_workers_with_the_key() {
     assert_eq!(fit(&j, &no_key), Err(Unfit::NoKey("P_API_KEY".into())));
     assert_eq!(fit(&j, &by_url), Ok(()));
     assert_eq!(
-        ids(&place(&[j.clone()], &[plain, no_key, by_url])),
+        ids(&place(std::slice::from_ref(&j), &[plain, no_key, by_url])),
         vec![("j1", "by-url")]
     );
     // A prefix matches at a path boundary only: this worker's key never goes to another host.

@@ -371,7 +371,12 @@ async fn a_job_failing_every_attempt_fails_alone() {
         .lines()
         .find(|l| l.starts_with("m,t02,"))
         .unwrap();
-    assert!(csv_t02.ends_with(",1"), "failed_jobs of t02: {csv_t02}");
+    // failed_jobs is the eleventh column (model_cost_usd follows it).
+    assert_eq!(
+        csv_t02.split(',').nth(10),
+        Some("1"),
+        "failed_jobs of t02: {csv_t02}"
+    );
     let errors: Vec<serde_json::Value> = body["jsonl"]
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())

@@ -7,11 +7,13 @@
 # Steps: scripts/deps.sh (with prometheus), a headless Chromium, scripts/fetch-models.sh --gemma (both
 # models), grpcurl into .tools/bin/grpcurl, rotel (an OTLP receiver) into .tools/rotel, cargo fmt
 # --check, cargo clippy -D warnings, cargo build --all-targets (the e2e tests run the binaries),
-# cargo test --workspace (with GRPCURL and BENCHFARM_ROTEL set), 60 s of fuzzing (scripts/fuzz.sh).
+# llama.cpp's llama-server for the remote-model test (scripts/llama-server.sh, against the llama.cpp
+# that build compiled), cargo test --workspace (with GRPCURL, BENCHFARM_ROTEL and
+# BENCHFARM_LLAMA_SERVER set), 60 s of fuzzing (scripts/fuzz.sh).
 # Stops at the first failing step with a non-zero exit code. From a clean clone on 2 cores it takes
-# about 20-25 min: most of it compiling llama.cpp (twice: once for clippy's check build, once for
-# the tests), then building the fuzz targets (about 6 min the first time); later runs are
-# incremental. .ci/run runs exactly this.
+# about 25-30 min: most of it compiling llama.cpp (twice: once for clippy's check build, once for
+# the tests), llama-server (about 6 min) and the fuzz targets (about 6 min the first time); later
+# runs are incremental. .ci/run runs exactly this.
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -167,6 +169,13 @@ step clippy cargo clippy --workspace --all-targets -- -D warnings
 # build dependencies resolve as they do for `cargo test`, so llama.cpp is compiled once for both
 # (with --bins it is compiled a third time, ~5 min on 2 cores; clippy's check build is the second).
 step build cargo build --workspace --all-targets
+# llama.cpp's own OpenAI-compatible server, for e2e/tests/remote_llama.rs: only tools/server's
+# sources are compiled (the llama.cpp libraries are the ones the build step made); idempotent.
+build_llama_server() {
+    BENCHFARM_LLAMA_SERVER="$(scripts/llama-server.sh)" || return 1
+    export BENCHFARM_LLAMA_SERVER
+}
+step server build_llama_server
 step test cargo test --workspace
 # The fuzz targets: their committed corpus already ran as plain tests above
 # (coordinator/tests/fuzz_corpus.rs); then 10 s of fuzzing each, 60 s in all (installs cargo-fuzz

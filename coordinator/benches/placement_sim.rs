@@ -181,6 +181,8 @@ fn simulate(seed: u64, prefetch: u32, known: bool) -> Outcome {
                         held,
                         busy_for,
                         accepting: true,
+                        remotes: Vec::new(),
+                        key_envs: Default::default(),
                     }
                 })
                 .collect();
@@ -196,6 +198,7 @@ fn simulate(seed: u64, prefetch: u32, known: bool) -> Outcome {
                     require: Requirements::default(),
                     avoid: Vec::new(),
                     work_tokens: expected(jobs[j].model),
+                    remote: None,
                 })
                 .collect();
             for p in place(&pending, &views) {

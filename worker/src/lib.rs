@@ -4,6 +4,7 @@
 //! - [`join`] / [`join_with`]: discover the machine and its models, start the runner, connect.
 //! - [`client`]: the `Connect` stream (hello, heartbeats, reconnect with backoff, outbox, drain).
 //! - [`runner`]: slot threads that run the engine and grade answers.
+//! - [`remote`]: remote models: streamed OpenAI chat completions, retries, concurrency limits.
 //! - [`supervisor`] and [`host`]: the engine in a supervised child process (`worker engine-host`).
 //! - [`options`]: engine placement and the simulation knobs (`--max-ram`, `--speed-factor`).
 //! - [`outbox`], [`identity`], [`convert`]: unacknowledged results (kept in the state dir), the
@@ -19,6 +20,7 @@ pub mod host;
 pub mod identity;
 pub mod options;
 pub mod outbox;
+pub mod remote;
 pub mod runner;
 pub mod supervisor;
 pub mod telemetry;
@@ -106,6 +108,12 @@ pub async fn join_with(
     for m in &discovery.models {
         info!(model = %m.name, file = %m.file_name, size = m.size_bytes, sha256 = %m.sha256, "model available");
     }
+    let remote_key_envs = options::remote_key_envs(&options.remotes, std::env::vars_os());
+    if !options.remotes.is_empty() {
+        // Names only: the values stay in this process's environment.
+        info!(remotes = %options.remotes.join(","), key_envs = %remote_key_envs.join(","),
+              "remote models this worker may call");
+    }
     let hello = pb::Hello {
         worker_id,
         name,
@@ -129,6 +137,8 @@ pub async fn join_with(
         running: Vec::new(),
         unacknowledged: Vec::new(),
         version: env!("CARGO_PKG_VERSION").to_string(),
+        remotes: options.remotes.clone(),
+        remote_key_envs,
     };
     let (events_tx, events_rx) = mpsc::channel(64);
     let runner = runner::Runner::start(

@@ -97,6 +97,11 @@ enum Verb {
         /// Serve Prometheus metrics on this address (http://ADDR/metrics); off by default.
         #[arg(long, value_name = "ADDR")]
         metrics_listen: Option<std::net::SocketAddr>,
+        /// A remote model this worker may call (repeatable): its name in the plan, or a prefix of
+        /// its URL (e.g. https://api.example.com). Its API key is read from this worker's
+        /// environment (the plan's api_key_env) and never sent to the coordinator.
+        #[arg(long = "remote", value_name = "NAME_OR_URL_PREFIX")]
+        remotes: Vec<String>,
     },
     /// Measure prompt processing (pp) and generation (tg) speed on one model the way llama.cpp's
     /// llama-bench does, and print it in llama-bench's formats and field names.
@@ -210,6 +215,7 @@ fn main() -> Result<std::process::ExitCode> {
             allow_scripted_faults,
             otlp_endpoint,
             metrics_listen,
+            remotes,
         } => {
             let token = match &token_file {
                 Some(path) => Some(benchfarm_worker::credentials::read_token_file(path)?),
@@ -250,6 +256,7 @@ fn main() -> Result<std::process::ExitCode> {
                 max_ram_bytes: max_ram,
                 speed_factor,
                 allow_scripted_faults,
+                remotes,
             };
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             // The exporters live on the runtime (the gRPC span exporter's channel, the metrics

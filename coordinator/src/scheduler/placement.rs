@@ -2,9 +2,11 @@
 //!
 //! Rules, in order of importance:
 //! 1. capability ([`fit`]): a job goes only to a worker that has its model (by sha256; any worker
-//!    runs a scripted model), has the memory to load it, matches the run's requirements and the
-//!    job's pin (`every-worker` / `per-class` runs), and accepts work (not draining or quarantined);
-//!    a job is placed at most once per call, never past a worker's free slots;
+//!    runs a scripted model; a remote model's job only to a worker that declared it may call the
+//!    endpoint and has its API-key variable set), has the memory to load it, matches the run's
+//!    requirements and the job's pin (`every-worker` / `per-class` runs), and accepts work (not
+//!    draining or quarantined); a job is placed at most once per call, never past a worker's free
+//!    slots, and a remote model never past its requests in flight (`max_concurrency`);
 //! 2. a retried job avoids the workers where it already failed, when another capable worker exists;
 //! 3. runs share the farm round-robin, so a small run submitted behind a big one is not starved;
 //! 4. a worker prefers jobs of the model it has loaded (loading a model on a board costs more than a
@@ -52,6 +54,39 @@ pub struct PendingJob {
     pub avoid: Vec<String>,
     /// Expected generated tokens: the job's size, for speed decisions.
     pub work_tokens: f64,
+    /// A remote model's job: who may call the endpoint, and how many more of its requests may
+    /// start now. Its work runs on the endpoint, so the worker's speed and loaded model do not
+    /// apply.
+    pub remote: Option<RemoteNeed>,
+}
+
+/// What a remote model's job needs of a worker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteNeed {
+    /// The model's name in the plan and its endpoint URL: a worker's `--remote` declaration
+    /// matches either (the URL by prefix, at a path boundary).
+    pub name: String,
+    pub url: String,
+    /// The API-key variable the worker must have set, if the endpoint needs a key.
+    pub key_env: Option<String>,
+    /// `max_concurrency` less the model's jobs workers hold now, across the farm.
+    pub concurrency_left: u32,
+}
+
+/// Whether a worker's `--remote` declaration `pattern` covers the endpoint: the model's name, or
+/// a prefix of its URL ending at a path boundary, so `https://api.example.com` never covers
+/// `https://api.example.com.attacker.net` (the worker would send that host its key).
+pub fn may_call(pattern: &str, remote: &RemoteNeed) -> bool {
+    if pattern == remote.name {
+        return true;
+    }
+    if !pattern.contains("://") {
+        return false;
+    }
+    match remote.url.strip_prefix(pattern) {
+        Some(rest) => rest.is_empty() || rest.starts_with('/') || pattern.ends_with('/'),
+        None => false,
+    }
 }
 
 /// A connected worker as placement sees it.
@@ -81,6 +116,10 @@ pub struct WorkerView {
     pub busy_for: f64,
     /// False while draining or quarantined.
     pub accepting: bool,
+    /// Its `--remote` declarations (model names or URL prefixes).
+    pub remotes: Vec<String>,
+    /// The API-key variables set in its environment (names only).
+    pub key_envs: BTreeSet<String>,
 }
 
 /// Why a worker cannot run a job.
@@ -92,7 +131,14 @@ pub enum Unfit {
     Arch,
     MinRam,
     NoModel,
-    Memory { need: u64, have: u64 },
+    /// A remote model the worker did not declare (`worker join --remote`).
+    NoRemote,
+    /// A remote model whose API-key variable is not set on the worker.
+    NoKey(String),
+    Memory {
+        need: u64,
+        have: u64,
+    },
 }
 
 /// Whether `worker` can run `job` at all (slots aside).
@@ -106,7 +152,16 @@ pub fn fit(job: &PendingJob, worker: &WorkerView) -> Result<(), Unfit> {
         _ => {}
     }
     requirements_met(&job.require, worker)?;
-    if !job.scripted && !worker.models.contains(&job.model) {
+    if let Some(remote) = &job.remote {
+        if !worker.remotes.iter().any(|p| may_call(p, remote)) {
+            return Err(Unfit::NoRemote);
+        }
+        if let Some(var) = &remote.key_env
+            && !worker.key_envs.contains(var)
+        {
+            return Err(Unfit::NoKey(var.clone()));
+        }
+    } else if !job.scripted && !worker.models.contains(&job.model) {
         return Err(Unfit::NoModel);
     }
     if job.memory_bytes > worker.ram_available_bytes {
@@ -158,6 +213,8 @@ pub fn place(queue: &[PendingJob], workers: &[WorkerView]) -> Vec<Placement> {
         entry.push(job);
     }
     let mut taken: BTreeSet<&str> = BTreeSet::new();
+    // Remote requests started in this call, per model, against each one's `concurrency_left`.
+    let mut remote_started: HashMap<String, u32> = HashMap::new();
     let mut placements = Vec::new();
     let mut next_run = 0usize;
 
@@ -189,6 +246,7 @@ pub fn place(queue: &[PendingJob], workers: &[WorkerView]) -> Vec<Placement> {
                 taken: &taken,
                 all: &workers,
                 coverage: &coverage,
+                remote_started: &remote_started,
             };
             let Some(job) = pick.next(&workers[i], &mut next_run) else {
                 continue;
@@ -196,6 +254,18 @@ pub fn place(queue: &[PendingJob], workers: &[WorkerView]) -> Vec<Placement> {
             let worker = &mut workers[i];
             taken.insert(job.job_id.as_str());
             worker.free_slots -= 1;
+            if job.remote.is_some() {
+                // The endpoint does the work: the worker loads nothing and its speed is not
+                // the job's, so only the slot and the model's concurrency are used up.
+                *remote_started.entry(job.model.clone()).or_default() += 1;
+                worker.held += 1;
+                placements.push(Placement {
+                    job_id: job.job_id.clone(),
+                    worker_id: worker.worker_id.clone(),
+                });
+                placed_this_round = true;
+                continue;
+            }
             // What this job adds to the worker's queue, for the decisions later in this call: once
             // every slot is taken (this job may take the last one), the next job waits for one to
             // free up.
@@ -235,6 +305,7 @@ struct Picker<'q, 'a> {
     taken: &'a BTreeSet<&'q str>,
     all: &'a [WorkerView],
     coverage: &'a HashMap<String, f64>,
+    remote_started: &'a HashMap<String, u32>,
 }
 
 impl<'q> Picker<'q, '_> {
@@ -294,9 +365,15 @@ impl<'q> Picker<'q, '_> {
             .map(|(_, (_, _, job))| *job)
     }
 
-    /// Capable, and not a worker this job failed on while another capable worker exists.
+    /// Capable, within its remote model's concurrency, and not a worker this job failed on while
+    /// another capable worker exists.
     fn may_take(&self, job: &PendingJob, worker: &WorkerView) -> bool {
         if fit(job, worker).is_err() {
+            return false;
+        }
+        if let Some(remote) = &job.remote
+            && self.remote_started.get(&job.model).copied().unwrap_or(0) >= remote.concurrency_left
+        {
             return false;
         }
         if job.avoid.contains(&worker.worker_id) {
@@ -319,6 +396,10 @@ impl<'q> Picker<'q, '_> {
         worker: &WorkerView,
         allowed: &[&PendingJob],
     ) -> bool {
+        if job.remote.is_some() {
+            // The endpoint's speed is the same whichever worker calls it.
+            return false;
+        }
         let switch = |w: &WorkerView| {
             if w.loaded.as_deref() == Some(job.model.as_str()) {
                 0.0

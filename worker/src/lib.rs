@@ -8,6 +8,7 @@
 //! - [`options`]: engine placement and the simulation knobs (`--max-ram`, `--speed-factor`).
 //! - [`outbox`], [`identity`], [`convert`]: unacknowledged results (kept in the state dir), the
 //!   stable id, wire mapping.
+//! - [`status`]: `STATE/status.json` (connected, last heartbeat) and `worker status`, which reads it.
 
 pub mod bench;
 pub mod client;
@@ -19,6 +20,7 @@ pub mod identity;
 pub mod options;
 pub mod outbox;
 pub mod runner;
+pub mod status;
 pub mod supervisor;
 
 use std::collections::BTreeMap;
@@ -143,8 +145,13 @@ pub async fn join_with(
     )
     .context("starting job threads")?;
     let outbox = outbox::Outbox::open(config.state_dir.join("outbox.log"));
+    let status = status::StatusFile::start(
+        config.state_dir.join(status::FILE_NAME),
+        &config.coordinator,
+    );
     client::Session::new(config.coordinator.clone(), hello, runner, events_rx, outbox)
         .with_credentials(config.credentials.clone())
+        .with_status_file(status)
         .run(stop)
         .await
         .map_err(|refused| anyhow::anyhow!("the coordinator refused this worker: {refused}"))

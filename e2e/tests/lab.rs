@@ -68,7 +68,9 @@ fn docker_available(test: &str) -> bool {
         "a running docker engine"
     };
     if std::env::var_os("CI").is_some() {
-        panic!("{test}: CI runs the lab tests, but there is no {missing} (scripts/test.sh installs them)");
+        panic!(
+            "{test}: CI runs the lab tests, but there is no {missing} (scripts/test.sh installs them)"
+        );
     }
     eprintln!("{test}: SKIPPED: no {missing} on this machine");
     false
@@ -103,8 +105,11 @@ fn base_image() -> String {
     let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
     if !*built {
         let start = Instant::now();
-        run(Command::new(repo_root().join("deploy/base-image.sh")));
-        eprintln!("lab: base image ready in {:.1} s", start.elapsed().as_secs_f64());
+        run(&mut Command::new(repo_root().join("deploy/base-image.sh")));
+        eprintln!(
+            "lab: base image ready in {:.1} s",
+            start.elapsed().as_secs_f64()
+        );
         *built = true;
     }
     "benchfarm-base:bookworm".into()
@@ -149,7 +154,7 @@ impl Lab {
 
     /// `deploy/lab.sh ARGS` with this lab's names, ports and binaries; returns stdout.
     fn script(&self, args: &[&str]) -> String {
-        run(self.script_command(args))
+        run(&mut self.script_command(args))
     }
 
     fn script_command(&self, args: &[&str]) -> Command {
@@ -241,7 +246,10 @@ impl Drop for Lab {
                 }
             }
             if std::env::var_os("BENCHFARM_LAB_KEEP").is_some() {
-                eprintln!("lab kept: project {} (deploy/lab.sh down --all)", self.project);
+                eprintln!(
+                    "lab kept: project {} (deploy/lab.sh down --all)",
+                    self.project
+                );
                 return;
             }
         }
@@ -295,14 +303,14 @@ async fn client_when_up(lab: &Lab, limit: Duration) -> Client {
             &token,
         );
         if let Ok(mut client) = benchfarm_coordinator::cli::client::connect(&target).await
-            && client
-                .list_runs(pb::ListRunsRequest {})
-                .await
-                .is_ok()
+            && client.list_runs(pb::ListRunsRequest {}).await.is_ok()
         {
             return client;
         }
-        assert!(Instant::now() < deadline, "the coordinator is not back within {limit:?}");
+        assert!(
+            Instant::now() < deadline,
+            "the coordinator is not back within {limit:?}"
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
@@ -325,7 +333,10 @@ async fn wait_busy(client: &mut Client, run_id: &str, worker: &str, done: u32) -
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let status = run_status(client, run_id).await;
-        assert_eq!(status.state, "running", "the run ended too early: {status:?}");
+        assert_eq!(
+            status.state, "running",
+            "the run ended too early: {status:?}"
+        );
         let workers = workers_by_name(client).await;
         if status.jobs_done >= done
             && let Some(w) = workers.get(worker)
@@ -353,7 +364,11 @@ async fn wait_done(lab: &Lab, run_id: &str, limit: Duration) -> serde_json::Valu
             Ok(status) if status.get_ref().state != "running" => {
                 let status = status.into_inner();
                 assert_eq!(
-                    (status.state.as_str(), status.jobs_done as usize, status.jobs_failed),
+                    (
+                        status.state.as_str(),
+                        status.jobs_done as usize,
+                        status.jobs_failed
+                    ),
                     ("finished", CHAOS_JOBS, 0),
                     "{status:?}"
                 );
@@ -362,7 +377,10 @@ async fn wait_done(lab: &Lab, run_id: &str, limit: Duration) -> serde_json::Valu
             Ok(_) => {}
             Err(_) => client = client_when_up(lab, limit).await,
         }
-        assert!(Instant::now() < deadline, "run {run_id} not over within {limit:?}");
+        assert!(
+            Instant::now() < deadline,
+            "run {run_id} not over within {limit:?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -373,7 +391,11 @@ fn extra_attempts(jobs: &[JobRecord]) -> Vec<(String, String, Option<AttemptEnd>
     for job in jobs.iter().filter(|j| j.attempts.len() > 1) {
         for attempt in &job.attempts {
             if attempt.end != Some(AttemptEnd::Succeeded) {
-                extra.push((job.id.clone(), attempt.worker_id.clone(), attempt.end.clone()));
+                extra.push((
+                    job.id.clone(),
+                    attempt.worker_id.clone(),
+                    attempt.end.clone(),
+                ));
             }
         }
     }
@@ -385,16 +407,18 @@ fn extra_attempts(jobs: &[JobRecord]) -> Vec<(String, String, Option<AttemptEnd>
 /// worker id; `None`: any worker, for a coordinator fault) and there are at most `allowed`.
 async fn assert_chaos_outcome(lab: &Lab, run_id: &str, faulted: Option<&str>, allowed: usize) {
     let report = wait_done(lab, run_id, Duration::from_secs(120)).await;
-    assert_eq!(report["models"][0]["n"].as_u64(), Some(CHAOS_JOBS as u64), "{report}");
+    assert_eq!(
+        report["models"][0]["n"].as_u64(),
+        Some(CHAOS_JOBS as u64),
+        "{report}"
+    );
     assert_eq!(report["jobs_total"].as_u64(), Some(CHAOS_JOBS as u64));
     let (_dir, store) = lab.stop_and_open_store();
     let (jobs, results) = assert_exactly_once(&store, run_id, CHAOS_JOBS);
     assert_eq!(results.iter().filter(|r| r.counted).count(), CHAOS_JOBS);
     let extra = extra_attempts(&jobs);
     let attempts: usize = jobs.iter().map(|j| j.attempts.len()).sum();
-    eprintln!(
-        "lab chaos: {attempts} attempts for {CHAOS_JOBS} jobs; extra: {extra:?}"
-    );
+    eprintln!("lab chaos: {attempts} attempts for {CHAOS_JOBS} jobs; extra: {extra:?}");
     assert!(
         extra.len() <= allowed,
         "{} attempts wasted, at most {allowed} allowed: {extra:?}",
@@ -402,7 +426,10 @@ async fn assert_chaos_outcome(lab: &Lab, run_id: &str, faulted: Option<&str>, al
     );
     if let Some(worker) = faulted {
         for (job, holder, end) in &extra {
-            assert_eq!(holder, worker, "job {job}: an attempt wasted on another worker ({end:?})");
+            assert_eq!(
+                holder, worker,
+                "job {job}: an attempt wasted on another worker ({end:?})"
+            );
         }
     }
 }
@@ -422,11 +449,17 @@ async fn lab_smoke_runs_the_suite_per_class_on_two_classes() {
         ("laptop-1", 2.0, 4, "laptop"),
         ("laptop-2", 2.0, 4, "laptop"),
     ] {
-        let w = workers.get(name).unwrap_or_else(|| panic!("no {name}: {workers:?}"));
+        let w = workers
+            .get(name)
+            .unwrap_or_else(|| panic!("no {name}: {workers:?}"));
         let hw = w.hardware.clone().expect("hardware");
         assert!(w.connected, "{name}");
         assert_eq!(hw.cgroup_cpu_limit, cpus, "{name}: {hw:?}");
-        assert_eq!(hw.cgroup_memory_limit_bytes, ram_gib << 30, "{name}: {hw:?}");
+        assert_eq!(
+            hw.cgroup_memory_limit_bytes,
+            ram_gib << 30,
+            "{name}: {hw:?}"
+        );
         assert_eq!(w.threads, cpus as u32, "{name}: threads = its CPU limit");
         assert_eq!(w.hardware_class, class, "{name}");
     }
@@ -436,7 +469,11 @@ async fn lab_smoke_runs_the_suite_per_class_on_two_classes() {
     let (run_id, body) = out.split_once('\n').expect("run id, then the report");
     let report: serde_json::Value = serde_json::from_str(body).expect("the report is JSON");
     assert_eq!(report["run"].as_str(), Some(run_id.trim()), "{report}");
-    assert_eq!(report["jobs_total"].as_u64(), Some(20), "10 tasks × 2 classes");
+    assert_eq!(
+        report["jobs_total"].as_u64(),
+        Some(20),
+        "10 tasks × 2 classes"
+    );
     assert_eq!(report["jobs_failed"].as_u64(), Some(0), "{report}");
     let rows = report["hardware"].as_array().expect("hardware rows");
     let by_class: BTreeMap<&str, &serde_json::Value> = rows
@@ -475,7 +512,9 @@ async fn lab_chaos_docker_kill_a_worker_mid_run() {
     let mut client = lab.client().await;
     let run_id = submit_chaos(&mut client).await;
     wait_busy(&mut client, &run_id, "laptop-2", 3).await;
-    let id = workers_by_name(&mut client).await["laptop-2"].worker_id.clone();
+    let id = workers_by_name(&mut client).await["laptop-2"]
+        .worker_id
+        .clone();
     docker(&["kill", &lab.container("laptop-2")]);
     wait_workers(&mut client, &["laptop-2"], false, Duration::from_secs(20)).await;
     assert_chaos_outcome(&lab, &run_id, Some(&id), HELD_PER_WORKER).await;
@@ -500,8 +539,9 @@ async fn lab_chaos_docker_restart_the_coordinator_mid_run() {
         Duration::from_secs(60),
     )
     .await;
-    // A restart may cost each worker's held jobs an attempt at most, never more.
-    assert_chaos_outcome(&lab, &run_id, None, 3 * HELD_PER_WORKER).await;
+    // The workers keep running their jobs through the restart and list them when they rejoin:
+    // the restart costs no attempt at all.
+    assert_chaos_outcome(&lab, &run_id, None, 0).await;
 }
 
 /// `docker network disconnect` a worker for twice its lease, then reconnect it: it is lost, its
@@ -514,7 +554,9 @@ async fn lab_chaos_network_cut_longer_than_the_lease() {
     let mut client = lab.client().await;
     let run_id = submit_chaos(&mut client).await;
     wait_busy(&mut client, &run_id, "laptop-2", 3).await;
-    let id = workers_by_name(&mut client).await["laptop-2"].worker_id.clone();
+    let id = workers_by_name(&mut client).await["laptop-2"]
+        .worker_id
+        .clone();
     let container = lab.container("laptop-2");
     docker(&["network", "disconnect", &lab.network(), &container]);
     let cut = Instant::now();
@@ -541,7 +583,9 @@ async fn lab_chaos_pause_a_worker_past_its_lease() {
     let mut client = lab.client().await;
     let run_id = submit_chaos(&mut client).await;
     wait_busy(&mut client, &run_id, "laptop-2", 3).await;
-    let id = workers_by_name(&mut client).await["laptop-2"].worker_id.clone();
+    let id = workers_by_name(&mut client).await["laptop-2"]
+        .worker_id
+        .clone();
     let container = lab.container("laptop-2");
     docker(&["pause", &container]);
     wait_workers(&mut client, &["laptop-2"], false, Duration::from_secs(20)).await;

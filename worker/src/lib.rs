@@ -10,6 +10,7 @@
 //! - [`outbox`], [`identity`], [`convert`]: unacknowledged results (kept in the state dir), the
 //!   stable id, wire mapping.
 //! - [`telemetry`]: the worker's spans (children of the coordinator's job span) and metrics.
+//! - [`status`]: `STATE/status.json` (connected, last heartbeat) and `worker status`, which reads it.
 
 pub mod bench;
 pub mod client;
@@ -22,6 +23,7 @@ pub mod options;
 pub mod outbox;
 pub mod remote;
 pub mod runner;
+pub mod status;
 pub mod supervisor;
 pub mod telemetry;
 
@@ -155,8 +157,13 @@ pub async fn join_with(
     .context("starting job threads")?;
     let outbox = outbox::Outbox::open(config.state_dir.join("outbox.log"));
     telemetry::start();
+    let status = status::StatusFile::start(
+        config.state_dir.join(status::FILE_NAME),
+        &config.coordinator,
+    );
     client::Session::new(config.coordinator.clone(), hello, runner, events_rx, outbox)
         .with_credentials(config.credentials.clone())
+        .with_status_file(status)
         .run(stop)
         .await
         .map_err(|refused| anyhow::anyhow!("the coordinator refused this worker: {refused}"))

@@ -6,6 +6,9 @@
 //! `worker bench`: llama-bench's pp/tg tests on one model with this build (see
 //! `benchfarm_worker::bench`).
 //!
+//! `worker status`: is the worker using a state dir connected and heartbeating (its health check;
+//! see `benchfarm_worker::status`).
+//!
 //! `worker engine-host` (hidden) is the child process each slot runs its engine in; see
 //! `benchfarm_worker::host`.
 
@@ -144,6 +147,17 @@ enum Verb {
         #[arg(short = 'o', long, default_value = "md")]
         format: benchfarm_engine::bench::format::Format,
     },
+    /// Say whether the worker using this state dir is connected and heartbeating (reads
+    /// STATE/status.json); exit 0 if so, 1 if not. For container health checks.
+    Status {
+        /// The worker's --state directory.
+        #[arg(long, default_value = ".data/worker")]
+        state: PathBuf,
+        /// The oldest last heartbeat that still counts as healthy, in seconds (default: three
+        /// heartbeat intervals, at least 15 s).
+        #[arg(long, value_name = "SECONDS")]
+        max_age: Option<u64>,
+    },
     /// Internal: run a slot's engine, speaking JSON lines on stdin/stdout (started by `join`).
     #[command(hide = true)]
     EngineHost,
@@ -173,6 +187,19 @@ fn main() -> Result<std::process::ExitCode> {
                 ..Options::logs(SERVICE, LOG_FILTER)
             })?;
             Ok(benchfarm_worker::host::serve_stdio())
+        }
+        Verb::Status { state, max_age } => {
+            let max_age = max_age.map(std::time::Duration::from_secs);
+            match benchfarm_worker::status::check(&state, max_age) {
+                Ok(line) => {
+                    println!("healthy: {line}");
+                    Ok(std::process::ExitCode::SUCCESS)
+                }
+                Err(why) => {
+                    println!("unhealthy: {why}");
+                    Ok(std::process::ExitCode::from(1))
+                }
+            }
         }
         Verb::Bench {
             model,

@@ -4,14 +4,18 @@
 #
 #   scripts/test.sh
 #
-# Steps: scripts/deps.sh (with prometheus), a headless Chromium, scripts/fetch-models.sh --gemma (both
-# models), grpcurl into .tools/bin/grpcurl, rotel (an OTLP receiver) into .tools/rotel, cargo fmt
-# --check, cargo clippy -D warnings, cargo build --all-targets (the e2e tests run the binaries),
-# cargo test --workspace (with GRPCURL and BENCHFARM_ROTEL set), 60 s of fuzzing (scripts/fuzz.sh).
-# Stops at the first failing step with a non-zero exit code. From a clean clone on 2 cores it takes
-# about 20-25 min: most of it compiling llama.cpp (twice: once for clippy's check build, once for
-# the tests), then building the fuzz targets (about 6 min the first time); later runs are
-# incremental. .ci/run runs exactly this.
+# Steps: scripts/deps.sh (with prometheus), docker + compose + debootstrap (the lab tests), a
+# headless Chromium, scripts/fetch-models.sh --gemma (both models), grpcurl into .tools/bin/grpcurl,
+# rotel (an OTLP receiver) into .tools/rotel, cargo fmt --check, cargo clippy -D warnings, cargo
+# build --all-targets (the e2e tests run the binaries), llama.cpp's llama-server for the
+# remote-model test (scripts/llama-server.sh, against the llama.cpp that build compiled), the lab's
+# base image (deploy/base-image.sh), cargo test --workspace (with GRPCURL, BENCHFARM_ROTEL and
+# BENCHFARM_LLAMA_SERVER set; includes the Docker Compose lab tests, ~10 min), 60 s of fuzzing
+# (scripts/fuzz.sh). Stops at the first failing step with a non-zero exit code. From a clean clone
+# on 2 cores it takes about 35-40 min: most of it compiling llama.cpp (twice: once for clippy's
+# check build, once for the tests), the lab tests, llama-server (about 6 min) and the fuzz targets
+# (about 6 min the first time); later
+# runs are incremental. .ci/run runs exactly this.
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -145,7 +149,35 @@ install_browser() {
             "$pkg" >/dev/null
 }
 
+# The lab tests (e2e/tests/lab.rs) run the Docker Compose lab for real: a docker engine and a
+# compose. Debian's own packages (bookworm: docker.io 20.10, docker-compose 1.29), so no third-party
+# repository; debootstrap makes the lab's base image where no registry answers (deploy/base-image.sh).
+install_docker() {
+    local sudo=() missing=()
+    [[ "$(id -u)" == 0 ]] || sudo=(sudo)
+    command -v docker >/dev/null 2>&1 || missing+=(docker.io)
+    docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1 ||
+        missing+=(docker-compose)
+    command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
+    if ((${#missing[@]})); then
+        log "installing ${missing[*]}"
+        DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get update -qq >/dev/null &&
+            DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends \
+                "${missing[@]}" >/dev/null || return 1
+    else
+        log "docker, compose and debootstrap present, skipping"
+    fi
+    if ! docker info >/dev/null 2>&1; then
+        log "starting the docker engine"
+        "${sudo[@]}" service docker start >/dev/null 2>&1 || "${sudo[@]}" systemctl start docker || true
+        local i
+        for i in $(seq 30); do docker info >/dev/null 2>&1 && break; sleep 1; done
+        docker info >/dev/null 2>&1 || { log "the docker engine does not start"; return 1; }
+    fi
+}
+
 step deps source scripts/deps.sh
+step docker install_docker
 step browser install_browser
 # Both models: the tests cover the GGUF reader on Gemma and the chat-template fallback it needs.
 step models scripts/fetch-models.sh --gemma
@@ -167,6 +199,15 @@ step clippy cargo clippy --workspace --all-targets -- -D warnings
 # build dependencies resolve as they do for `cargo test`, so llama.cpp is compiled once for both
 # (with --bins it is compiled a third time, ~5 min on 2 cores; clippy's check build is the second).
 step build cargo build --workspace --all-targets
+# llama.cpp's own OpenAI-compatible server, for e2e/tests/remote_llama.rs: only tools/server's
+# sources are compiled (the llama.cpp libraries are the ones the build step made); idempotent.
+build_llama_server() {
+    BENCHFARM_LLAMA_SERVER="$(scripts/llama-server.sh)" || return 1
+    export BENCHFARM_LLAMA_SERVER
+}
+step server build_llama_server
+# The lab's base image, once per CI run (the lab tests reuse it by tag; timed on its own here).
+step base deploy/base-image.sh
 step test cargo test --workspace
 # The fuzz targets: their committed corpus already ran as plain tests above
 # (coordinator/tests/fuzz_corpus.rs); then 10 s of fuzzing each, 60 s in all (installs cargo-fuzz

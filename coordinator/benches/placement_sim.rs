@@ -183,6 +183,8 @@ fn simulate(seed: u64, prefetch: u32, known: bool) -> Outcome {
                         accepting: true,
                         cache_room_bytes: 0,
                         transfer_rate: 0.0,
+                        remotes: Vec::new(),
+                        key_envs: Default::default(),
                     }
                 })
                 .collect();
@@ -199,6 +201,7 @@ fn simulate(seed: u64, prefetch: u32, known: bool) -> Outcome {
                     avoid: Vec::new(),
                     work_tokens: expected(jobs[j].model),
                     fetch_bytes: None,
+                    remote: None,
                 })
                 .collect();
             for p in place(&pending, &views) {

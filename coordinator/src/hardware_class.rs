@@ -3,6 +3,10 @@
 //! Two workers are in one class when they have the same CPU model, core count (as the worker may use
 //! them: the cgroup limit counts), RAM bucket and compute backend; a worker can also name its class
 //! with a `class` label (e.g. `class=pi5-8g`), which wins. Reports break scores and speeds down by it.
+//!
+//! A remote model's jobs run on the endpoint, not on the worker that calls it: their class is the
+//! endpoint ([`endpoint_class`]: host, port and model id), so a per-hardware table never mixes a
+//! worker's CPU with a cloud.
 
 use crate::records::Hardware;
 
@@ -40,6 +44,18 @@ pub fn hardware_class(
         ram_bucket_gb(ram),
         backend
     ))
+}
+
+/// The class of a remote endpoint: `remote-` then its host (and port) and the model id.
+pub fn endpoint_class(url: &str, model: &str) -> String {
+    slug(&format!("remote {} {model}", endpoint_host(url)))
+}
+
+/// The `host[:port]` of a URL (what follows the scheme, up to the path).
+pub fn endpoint_host(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    authority.rsplit('@').next().unwrap_or(authority)
 }
 
 /// RAM rounded to a power-of-two bucket in GB (1, 2, 4, 8, ...), so a machine reporting 15.6 GB and one
@@ -88,6 +104,19 @@ mod tests {
             "x86_64-intel-r-xeon-r-platinum-8375c-cpu-2-90ghz-2c-16g-cpu"
         );
         assert_ne!(a, hardware_class(&hw(4, 16.0), &BTreeMap::new(), &[]));
+    }
+
+    #[test]
+    fn endpoints_are_classed_by_host_and_model() {
+        assert_eq!(
+            endpoint_class("https://api.example.com/v1", "provider/model-id"),
+            "remote-api-example-com-provider-model-id"
+        );
+        assert_eq!(
+            endpoint_class("http://127.0.0.1:8080/v1", "SmolLM2"),
+            "remote-127-0-0-1-8080-smollm2"
+        );
+        assert_eq!(endpoint_host("http://h:1?x"), "h:1");
     }
 
     #[test]

@@ -213,6 +213,16 @@ enum Verb {
         #[arg(long)]
         exe: Option<PathBuf>,
     },
+    /// Ask the coordinator's gRPC health service whether it serves (no token needed); exit 0
+    /// when every checked service is SERVING. For container health checks.
+    Health {
+        /// Check only this service (default: benchfarm.v1.FarmService and WorkerService).
+        #[arg(long)]
+        service: Option<String>,
+        /// Give up after this many milliseconds.
+        #[arg(long, default_value_t = 5_000)]
+        timeout_ms: u64,
+    },
     /// Cancel a run's remaining jobs.
     Cancel { run: String },
     /// Recompute a finished run's grades from its stored answers.
@@ -430,6 +440,13 @@ async fn main() -> Result<()> {
                     };
                     cli::bench::bench(&exe, workers, jobs, json, &serve_args).await?;
                     0
+                }
+                Verb::Health {
+                    service,
+                    timeout_ms,
+                } => {
+                    cli::health::health(url, service.as_deref(), Duration::from_millis(timeout_ms))
+                        .await?
                 }
                 Verb::Cancel { run } => cli::client::cancel(url, &run).await?,
                 Verb::Regrade { run, suite } => {

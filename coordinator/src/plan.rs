@@ -11,6 +11,10 @@
 //! scripted = "oracle.toml"
 //! [[models]]
 //! registered = "gemma-3-270m"       # a model the coordinator holds, by name or sha256 prefix
+//! [[models]]
+//! name = "cloud-model"
+//! remote = { url = "https://api.example.com/v1", model = "provider/model-id",
+//!            api_key_env = "PROVIDER_API_KEY", price_per_mtok = { input = 3.0, output = 15.0 } }
 //! ```
 //! Optional: `placement = "spread" | "every-worker" | "per-class"` and
 //! `require = { labels = { site = "lab" }, min_ram_gb = 4, arch = "aarch64" }` (which workers may run
@@ -80,6 +84,9 @@ struct ModelEntry {
     path: Option<Spanned<String>>,
     #[serde(default)]
     scripted: Option<Spanned<String>>,
+    /// An OpenAI-compatible endpoint; checked in [`remote`] so errors name `remote.<field>`.
+    #[serde(default)]
+    remote: Option<Spanned<toml::Value>>,
     #[serde(default)]
     registered: Option<Spanned<String>>,
     #[serde(default)]
@@ -208,18 +215,31 @@ pub fn resolve(text: &str, file: &str, base: &Path) -> Result<Plan, PlanError> {
     let mut models = Vec::new();
     for (i, entry) in plan.models.get_ref().iter().enumerate() {
         let field = |f: &str| format!("models[{i}].{f}");
-        let model = match (&entry.path, &entry.scripted, &entry.registered) {
-            (Some(p), None, None) => gguf_model(&base.join(p.get_ref()), entry.name.as_deref())
-                .map_err(|m| at(p.span(), &field("path"), m))?,
-            (None, Some(s), None) => scripted_model(&base.join(s.get_ref()), entry.name.as_deref())
-                .map_err(|m| at(s.span(), &field("scripted"), m))?,
-            (None, None, Some(r)) => registered_model(r.get_ref(), entry.name.as_deref())
+        let model = match (
+            &entry.path,
+            &entry.scripted,
+            &entry.registered,
+            &entry.remote,
+        ) {
+            (Some(p), None, None, None) => {
+                gguf_model(&base.join(p.get_ref()), entry.name.as_deref())
+                    .map_err(|m| at(p.span(), &field("path"), m))?
+            }
+            (None, Some(s), None, None) => {
+                scripted_model(&base.join(s.get_ref()), entry.name.as_deref())
+                    .map_err(|m| at(s.span(), &field("scripted"), m))?
+            }
+            (None, None, Some(r), None) => registered_model(r.get_ref(), entry.name.as_deref())
                 .map_err(|m| at(r.span(), &field("registered"), m))?,
+            (None, None, None, Some(r)) => {
+                remote::remote_model(r.get_ref().clone(), entry.name.as_deref())
+                    .map_err(|(f, m)| at(r.span(), &field(&f), m))?
+            }
             _ => {
                 return Err(at(
                     plan.models.span(),
                     &format!("models[{i}]"),
-                    "each model needs exactly one of `path` (a GGUF file), `scripted` (a scripted model) or `registered` (a model the coordinator holds)".into(),
+                    "each model needs exactly one of `path` (a GGUF file), `scripted` (a scripted model), `registered` (a model the coordinator holds) or `remote` (an OpenAI-compatible endpoint)".into(),
                 ));
             }
         };
@@ -234,7 +254,9 @@ pub fn resolve(text: &str, file: &str, base: &Path) -> Result<Plan, PlanError> {
                 .as_ref()
                 .or(entry.scripted.as_ref())
                 .or(entry.registered.as_ref())
-                .map_or(0..0, |s| s.span());
+                .map(|s| s.span())
+                .or_else(|| entry.remote.as_ref().map(|r| r.span()))
+                .unwrap_or(0..0);
             return Err(at(
                 span,
                 &field("name"),
@@ -355,6 +377,8 @@ fn field_of(message: &str, text: &str, offset: usize) -> String {
         _ => "(syntax)".to_string(),
     }
 }
+
+mod remote;
 
 #[cfg(test)]
 mod tests;

@@ -21,17 +21,48 @@ pub fn now_ms() -> UnixMs {
 }
 
 /// How a model reaches a worker.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ModelKind {
     /// A GGUF file the worker must already have, matched by sha256.
     Gguf { file_name: String },
     /// A scripted model; its TOML text travels in every job so any worker can run it.
     Scripted { toml: String },
+    /// An OpenAI-compatible endpoint, called by workers that declare it (`worker join --remote`).
+    Remote(RemoteSpec),
+}
+
+/// A remote model as the plan describes it. Holds the *name* of the API-key variable only: the
+/// key stays in the calling worker's environment and is never sent, stored or logged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RemoteSpec {
+    /// Base URL, without a trailing `/`; requests go to `{url}/chat/completions`.
+    pub url: String,
+    /// The endpoint's model id.
+    pub model: String,
+    /// The worker environment variable holding the key; `None`: the endpoint needs none.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// Dollars per million tokens; `None`: unknown, and reports show no cost.
+    #[serde(default)]
+    pub price_per_mtok: Option<Price>,
+    /// Requests in flight at once across the farm.
+    pub max_concurrency: u32,
+    /// Limit of one HTTP request, streaming included.
+    pub timeout_ms: u32,
+    /// Retries of a request answered 429 or 5xx (or not at all) within one attempt.
+    pub retries: u32,
+}
+
+/// Dollars per million input (prompt) and output (generated) tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Price {
+    pub input: f64,
+    pub output: f64,
 }
 
 /// One model of a run, as the client described it at submit time.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunModel {
     pub name: String,
     pub sha256: String,
@@ -43,6 +74,14 @@ impl RunModel {
     /// Whether any worker can run this model without having a file for it.
     pub fn is_scripted(&self) -> bool {
         matches!(self.kind, ModelKind::Scripted { .. })
+    }
+
+    /// The endpoint, when the model is remote.
+    pub fn remote(&self) -> Option<&RemoteSpec> {
+        match &self.kind {
+            ModelKind::Remote(spec) => Some(spec),
+            _ => None,
+        }
     }
 }
 
@@ -333,6 +372,24 @@ pub struct ResultRecord {
     /// a report leads to its trace; empty when traces were off.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub trace_id: String,
+    /// How a remote model's answer was obtained; `None` for local models.
+    #[serde(default)]
+    pub remote: Option<RemoteCall>,
+}
+
+/// The HTTP side of one remote job, as the worker that called the endpoint reported it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteCall {
+    /// The endpoint's hardware class (host and model id).
+    pub endpoint: String,
+    pub http_status: u32,
+    pub retries: u32,
+    pub retry_reasons: Vec<String>,
+    /// The server sent no `usage`: token counts were estimated from the streamed chunks.
+    pub tokens_estimated: bool,
+    /// Reasoning output, kept apart from the answer and never graded.
+    pub reasoning: String,
+    pub reasoning_tokens: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -367,6 +424,12 @@ pub struct WorkerRecord {
     pub last_seen_unix_ms: UnixMs,
     pub jobs_done: u64,
     pub jobs_failed: u64,
+    /// Remote models it may call (names or URL prefixes), and the names of the API-key variables
+    /// set in its environment (never their values).
+    #[serde(default)]
+    pub remotes: Vec<String>,
+    #[serde(default)]
+    pub remote_key_envs: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -8,12 +8,14 @@
 use std::collections::HashMap;
 
 use benchfarm_report::{
-    CheckOutcome, FailedAttempt, FailedJob, Format, GradeEntry, ModelInfo, Outcome, RunInfo,
-    TaskInfo, Verdict,
+    CheckOutcome, FailedAttempt, FailedJob, Format, GradeEntry, ModelInfo, Outcome, Price,
+    RemoteOutcome, RunInfo, TaskInfo, Verdict,
 };
 
 use crate::job::JobState;
-use crate::records::{AttemptEnd, JobRecord, ModelKind, ResultRecord, RunRecord, WorkerRecord};
+use crate::records::{
+    AttemptEnd, JobRecord, ModelKind, ResultRecord, RunModel, RunRecord, WorkerRecord,
+};
 use crate::store::{Store, StoreError};
 
 /// Everything a report of a run is made from.
@@ -29,6 +31,26 @@ pub fn load(store: &Store, run: &RunRecord) -> Result<Inputs, StoreError> {
     let results = store.results_of_run(&run.id)?;
     let workers = store.workers()?;
     Ok(inputs(run, &jobs, &results, &workers))
+}
+
+/// The report's name for a model's kind.
+fn kind_name(kind: &ModelKind) -> &'static str {
+    match kind {
+        ModelKind::Gguf { .. } => "gguf",
+        ModelKind::Scripted { .. } => "scripted",
+        ModelKind::Remote(_) => "remote",
+    }
+}
+
+/// A remote model's price, in the report's terms.
+fn price_of(model: &RunModel) -> Option<Price> {
+    model
+        .remote()
+        .and_then(|r| r.price_per_mtok)
+        .map(|p| Price {
+            input: p.input,
+            output: p.output,
+        })
 }
 
 fn verdict(v: benchfarm_suite::Verdict) -> Verdict {
@@ -141,6 +163,23 @@ pub fn inputs(
                 worker_verdict: r.worker_grade.as_ref().map(|g| verdict(g.verdict)),
                 answer_truncated_from: r.answer_truncated_from,
                 trace_id: r.trace_id.clone(),
+                cost_usd: model.and_then(|m| {
+                    benchfarm_report::job_cost(
+                        kind_name(&m.kind),
+                        price_of(m),
+                        r.timings.prompt_tokens,
+                        r.timings.gen_tokens,
+                    )
+                }),
+                remote: r.remote.as_ref().map(|c| RemoteOutcome {
+                    endpoint: c.endpoint.clone(),
+                    http_status: c.http_status,
+                    retries: c.retries,
+                    retry_reasons: c.retry_reasons.clone(),
+                    tokens_estimated: c.tokens_estimated,
+                    reasoning: c.reasoning.clone(),
+                    reasoning_tokens: c.reasoning_tokens,
+                }),
                 ..Outcome::default()
             })
         })
@@ -174,7 +213,11 @@ pub fn inputs(
                 job_failed: last && job.state == JobState::Failed,
                 worker_id: a.worker_id.clone(),
                 worker_name: worker.map(|w| w.name.clone()).unwrap_or_default(),
-                hardware_class: worker.map(|w| w.hardware_class.clone()).unwrap_or_default(),
+                // A remote model's attempt ran (or failed) on its endpoint.
+                hardware_class: match model.and_then(RunModel::remote) {
+                    Some(r) => crate::hardware_class::endpoint_class(&r.url, &r.model),
+                    None => worker.map(|w| w.hardware_class.clone()).unwrap_or_default(),
+                },
                 hardware_tags: worker.map(|w| w.hardware.simd.clone()).unwrap_or_default(),
                 threads: worker.map_or(0, |w| w.threads),
                 llama_cpp_build: worker
@@ -226,10 +269,8 @@ pub fn inputs(
                 name: m.name.clone(),
                 size_bytes: m.size_bytes,
                 sha256: m.sha256.clone(),
-                kind: match m.kind {
-                    ModelKind::Gguf { .. } => "gguf".into(),
-                    ModelKind::Scripted { .. } => "scripted".into(),
-                },
+                kind: kind_name(&m.kind).into(),
+                price_per_mtok: price_of(m),
             })
             .collect(),
         tasks: run

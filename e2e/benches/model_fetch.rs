@@ -97,10 +97,7 @@ async fn main() {
             dir: Some(served),
             ..ModelsConfig::default()
         },
-        ..ServeConfig::new(
-            "127.0.0.1:0".parse().unwrap(),
-            dir.path().join("data"),
-        )
+        ..ServeConfig::new("127.0.0.1:0".parse().unwrap(), dir.path().join("data"))
     })
     .await
     .expect("coordinator starts");
@@ -114,7 +111,7 @@ async fn main() {
     let mut fetch_s = Vec::new();
     let mut tcp_s = Vec::new();
     for rep in 0..reps {
-        let mut one_fetch = async || {
+        let one_fetch = async || {
             let _ = std::fs::remove_file(&out);
             let started = Instant::now();
             let got = fetch::fetch(&source, "bench", &sha256, size, &out)
@@ -125,7 +122,7 @@ async fn main() {
             assert_eq!(got.transferred, size);
             seconds
         };
-        let mut one_tcp = || {
+        let one_tcp = || {
             let _ = std::fs::remove_file(&out);
             tcp_copy(&model, &out)
         };

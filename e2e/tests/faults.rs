@@ -371,7 +371,7 @@ async fn a_job_failing_every_attempt_fails_alone() {
         .lines()
         .find(|l| l.starts_with("m,t02,"))
         .unwrap();
-    // failed_jobs is the eleventh column (grade_disagreements and implausible_timings follow).
+    // failed_jobs is the eleventh column (grade_disagreements, implausible_timings and model_cost_usd follow).
     assert_eq!(
         csv_t02.split(',').nth(10),
         Some("1"),

@@ -26,6 +26,11 @@ use crate::timings;
 /// Outcomes with `counted == false` (superseded results kept for audit) are skipped: a job is
 /// scored once, by its counted result.
 pub fn aggregate(info: &RunInfo, outcomes: &[Outcome]) -> Report {
+    // Cost is of every result, counted or not: a superseded answer was paid for too.
+    let mut spent: HashMap<&str, Vec<Option<f64>>> = HashMap::new();
+    for o in outcomes {
+        spent.entry(o.model.as_str()).or_default().push(o.cost_usd);
+    }
     let counted: Vec<Outcome> = outcomes.iter().filter(|o| o.counted).cloned().collect();
     // Implausible timings are flagged and left out of every timing aggregate (as unmeasured);
     // the outcome still counts for its grade.
@@ -90,9 +95,17 @@ pub fn aggregate(info: &RunInfo, outcomes: &[Outcome]) -> Report {
         .iter()
         .map(|name| {
             let outs = by_model.get(name).map(Vec::as_slice).unwrap_or(&[]);
-            model_report(info, name, outs, &task_list)
+            let mut report = model_report(info, name, outs, &task_list);
+            let costs = spent.get(name).map(Vec::as_slice).unwrap_or(&[]);
+            report.cost_usd = model_cost(info, name, costs);
+            report.cost_per_job_usd = report
+                .cost_usd
+                .filter(|_| !costs.is_empty())
+                .map(|c| c / costs.len() as f64);
+            report
         })
         .collect();
+    let cost_usd = crate::cost::total(model_reports.iter().map(|m| m.cost_usd));
 
     let hardware = hardware_reports(info, &models, &task_list, outcomes);
     let jobs_graded = outcomes.len() as u64;
@@ -125,6 +138,17 @@ pub fn aggregate(info: &RunInfo, outcomes: &[Outcome]) -> Report {
         failed_jobs: info.failed_jobs.clone(),
         grade_disagreements,
         implausible_timings,
+        cost_usd,
+    }
+}
+
+/// A model's cost: nothing for a model the plan calls local (whatever its outcomes say: older
+/// inputs carry no cost), else the sum of its results' costs, unknown if one is.
+fn model_cost(info: &RunInfo, name: &str, costs: &[Option<f64>]) -> Option<f64> {
+    match info.models.iter().find(|m| m.name == name) {
+        Some(m) if m.kind != "remote" => Some(0.0),
+        Some(m) if costs.is_empty() => crate::cost::job_cost(&m.kind, m.price_per_mtok, 0, 0),
+        _ => crate::cost::total(costs.iter().copied()),
     }
 }
 
@@ -187,6 +211,9 @@ fn model_report(
         score_ci95_repetitions: bootstrap::ci95_repetitions(&by_task_jobs(outs), rep_seed),
         score_stddev: rep_stddev(outs),
         errors: errors_by_task.values().sum(),
+        cost_usd: None,
+        cost_per_job_usd: None,
+        price_per_mtok: plan.and_then(|m| m.price_per_mtok),
         stop_reason: None,
         timing: timing(outs),
         workers: distinct_workers(outs),

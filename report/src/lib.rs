@@ -20,6 +20,7 @@ pub mod adaptive;
 mod aggregate;
 pub mod bootstrap;
 mod compare;
+pub mod cost;
 mod format;
 mod outcome;
 pub mod plausibility;
@@ -35,10 +36,11 @@ pub use compare::{
     CompareError, CompareOptions, Comparison, McNemar, ModelComparison, Side, SideRef,
     SpeedComparison, TaskComparison, compare,
 };
+pub use cost::{Price, job_cost};
 pub use format::{Format, UnknownFormat};
 pub use outcome::{
-    CheckOutcome, FailedAttempt, FailedJob, GradeEntry, ModelInfo, Outcome, RunInfo, TaskInfo,
-    Verdict,
+    CheckOutcome, FailedAttempt, FailedJob, GradeEntry, ModelInfo, Outcome, RemoteOutcome, RunInfo,
+    TaskInfo, Verdict,
 };
 pub use render::{
     AnswerFilter, CompareFormat, JSONL_SCHEMA, UnknownCompareFormat, render, render_answers,

@@ -163,6 +163,32 @@ pub struct Outcome {
     /// worker's spans under it. Empty when the coordinator exported no traces.
     #[serde(default)]
     pub trace_id: String,
+    /// What this job cost in dollars (see `cost.rs`): 0 for a local model, tokens × price for a
+    /// priced remote one, `None` for a remote model without a price.
+    #[serde(default)]
+    pub cost_usd: Option<f64>,
+    /// The HTTP side of a remote model's job; `None` for local models.
+    #[serde(default)]
+    pub remote: Option<RemoteOutcome>,
+}
+
+/// How a remote model's answer was obtained.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RemoteOutcome {
+    /// The endpoint's hardware class: host and model id.
+    pub endpoint: String,
+    /// Status of the request that answered (200).
+    pub http_status: u32,
+    /// Requests retried before it (429, 5xx, unanswered), and why, in order.
+    pub retries: u32,
+    pub retry_reasons: Vec<String>,
+    /// The endpoint sent no `usage`: token counts are estimates from the streamed chunks.
+    pub tokens_estimated: bool,
+    /// Reasoning output, kept apart from the answer and never graded; its tokens are counted in
+    /// `gen_tokens` (and billed) and given here on their own.
+    pub reasoning: String,
+    pub reasoning_tokens: u32,
 }
 
 impl Default for Outcome {
@@ -213,6 +239,8 @@ impl Default for Outcome {
             answer_truncated_from: None,
             implausible_timing: None,
             trace_id: String::new(),
+            cost_usd: None,
+            remote: None,
         }
     }
 }
@@ -319,13 +347,18 @@ fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> 
 }
 
 /// A model in the run's plan.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ModelInfo {
     pub name: String,
     pub size_bytes: u64,
     pub sha256: String,
-    /// `"gguf"` for real weights, `"scripted"` for the test double that replays canned answers.
+    /// `"gguf"` for real weights, `"scripted"` for the test double that replays canned answers,
+    /// `"remote"` for an OpenAI-compatible endpoint.
     pub kind: String,
+    /// A remote model's price in dollars per million tokens; `None` for local models and
+    /// unpriced endpoints.
+    #[serde(default)]
+    pub price_per_mtok: Option<crate::cost::Price>,
 }
 
 /// A task of the suite.
@@ -345,7 +378,7 @@ pub struct FailedJob {
 }
 
 /// What the report needs to know about the run besides its outcomes.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunInfo {
     pub run_id: String,
     pub suite_name: String,

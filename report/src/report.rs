@@ -39,6 +39,10 @@ pub struct Report {
     /// the order of `models`.
     pub hardware: Vec<HardwareReport>,
     pub failed_jobs: Vec<FailedJob>,
+    /// What the run cost in dollars: Σ of the models' `cost_usd`; `None` when a model's cost is
+    /// unknown (a remote model without a price).
+    #[serde(default)]
+    pub cost_usd: Option<f64>,
     /// Counted results whose worker sent another verdict than the coordinator's grade (the one
     /// counted): stale or tampered workers.
     #[serde(default)]
@@ -100,7 +104,7 @@ pub struct Timing {
 pub struct ModelReport {
     pub name: String,
     pub size_bytes: u64,
-    /// `"gguf"`, `"scripted"`, or `""` for a model not in the plan.
+    /// `"gguf"`, `"scripted"`, `"remote"`, or `""` for a model not in the plan.
     pub kind: String,
     pub sha256: String,
     pub n: u64,
@@ -118,6 +122,17 @@ pub struct ModelReport {
     pub score_stddev: f64,
     /// Failed jobs (no answer) of this model.
     pub errors: u64,
+    /// Dollars spent on this model: Σ over every result, superseded ones included (they were
+    /// paid for); 0 for local models, `None` for a remote model without a price. Failed
+    /// attempts returned no usage and are not in it.
+    #[serde(default)]
+    pub cost_usd: Option<f64>,
+    /// `cost_usd` over the results it sums: the cost of one job.
+    #[serde(default)]
+    pub cost_per_job_usd: Option<f64>,
+    /// The price `cost_usd` was computed at (remote models with a price only).
+    #[serde(default)]
+    pub price_per_mtok: Option<crate::cost::Price>,
     /// Why the model got no more repetitions, when the plan's repetitions are adaptive; set by
     /// the coordinator from [`crate::adaptive::assess`] (`aggregate` leaves it `None`).
     #[serde(default)]

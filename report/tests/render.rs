@@ -17,14 +17,92 @@ fn table_exact() {
     // Footer: 18 graded + 2 failed = 20 of 27 jobs.
     let (r, o) = fixture();
     let expected = "\
-| Model  |     Size | Score |  ±95% |   Time | tg tok/s | Workers    |
-| ------ | -------: | ----: | ----: | -----: | -------: | ---------- |
-| beta   |   1.8 GB | 94.4% |  ±8.3 | 1.00 s |    200.0 | 2 (w2, w3) |
-| alpha  |    98 MB | 50.0% | ±50.0 | 5.00 s |    200.0 | 1 (w1)     |
-| script | scripted |     — |     — |      — |        — | —          |
+| Model  |     Size | Score |  ±95% |   Time | tg tok/s |  Cost | Workers    |
+| ------ | -------: | ----: | ----: | -----: | -------: | ----: | ---------- |
+| beta   |   1.8 GB | 94.4% |  ±8.3 | 1.00 s |    200.0 | $0.00 | 2 (w2, w3) |
+| alpha  |    98 MB | 50.0% | ±50.0 | 5.00 s |    200.0 | $0.00 | 1 (w1)     |
+| script | scripted |     — |     — |      — |        — | $0.00 | —          |
 run r1 · suite smoke v1.0 · 3 reps · 20/27 jobs · 2 failed
 ";
     assert_eq!(render(&r, &o, Format::Table), expected);
+}
+
+#[test]
+fn remote_models_show_remote_size_and_their_hand_computed_cost() {
+    // A priced remote model with a scripted usage pattern: three jobs of 1,200 prompt and 300,
+    // 500 and 0 generated tokens at $3 / $15 per million, and a superseded fourth result of 100
+    // prompt and 50 generated tokens (it was paid for, so it is in the bill):
+    // 3·1200·3 + (300+500)·15 = 10,800 + 12,000 = 22,800 µ$ → $0.0228, + 100·3 + 50·15 = 1,050
+    // µ$ → $0.02385 in all; per job 0.02385 / 4.
+    let mut i = info();
+    i.models.push(benchfarm_report::ModelInfo {
+        name: "cloud".into(),
+        size_bytes: 0,
+        sha256: "c".repeat(64),
+        kind: "remote".into(),
+        price_per_mtok: Some(benchfarm_report::Price {
+            input: 3.0,
+            output: 15.0,
+        }),
+    });
+    let price = i.models.last().and_then(|m| m.price_per_mtok);
+    let mut outs = Vec::new();
+    for (k, (prompt, generated, counted)) in [
+        (1200, 300, true),
+        (1200, 500, true),
+        (1200, 0, true),
+        (100, 50, false),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut o = outcome("cloud", "t1", k as u32 % 3, Verdict::Pass);
+        o.prompt_tokens = prompt;
+        o.gen_tokens = generated;
+        o.counted = counted;
+        o.cost_usd = benchfarm_report::job_cost("remote", price, prompt, generated);
+        outs.push(o);
+    }
+    let r = aggregate(&i, &outs);
+    let cloud = r.models.iter().find(|m| m.name == "cloud").unwrap();
+    let hand = (3.0 * 1200.0 * 3.0 + 800.0 * 15.0 + 100.0 * 3.0 + 50.0 * 15.0) / 1e6;
+    assert!(
+        (cloud.cost_usd.unwrap() - hand).abs() < 1e-12,
+        "{:?}",
+        cloud.cost_usd
+    );
+    assert!((cloud.cost_per_job_usd.unwrap() - hand / 4.0).abs() < 1e-12);
+    assert!(
+        (r.cost_usd.unwrap() - hand).abs() < 1e-12,
+        "locals add $0.00"
+    );
+    let table = render(&r, &outs, Format::Table);
+    let row = table.lines().find(|l| l.starts_with("| cloud")).unwrap();
+    assert!(
+        row.contains("| remote |") || row.contains(" remote |"),
+        "{row}"
+    );
+    assert!(row.contains("$0.02 |"), "{row}");
+    assert!(table.contains("· cost $0.02"), "{table}");
+    let json: serde_json::Value = serde_json::from_str(&render(&r, &outs, Format::Json)).unwrap();
+    let model = json["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "cloud")
+        .unwrap();
+    assert!((model["cost_usd"].as_f64().unwrap() - hand).abs() < 1e-12);
+    // Without a price the cost is unknown, never 0.
+    i.models.last_mut().unwrap().price_per_mtok = None;
+    for o in &mut outs {
+        o.cost_usd = benchfarm_report::job_cost("remote", None, o.prompt_tokens, o.gen_tokens);
+    }
+    let r = aggregate(&i, &outs);
+    assert_eq!(r.cost_usd, None);
+    let table = render(&r, &outs, Format::Table);
+    let row = table.lines().find(|l| l.starts_with("| cloud")).unwrap();
+    let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+    assert_eq!(cells[7], "—", "{table}");
 }
 
 #[test]
@@ -110,16 +188,16 @@ fn csv_exact() {
     // its failed jobs (t1 rep 0, t2 rep 0 in the fixture) are counted, not missing.
     let (r, o) = fixture();
     let expected = "\
-model,task,category,n,pass,partial,fail,score,mean_seconds,gen_tokens_per_second,failed_jobs,grade_disagreements,implausible_timings
-alpha,t1,edit,3,3,0,0,1,2,200,0,0,0
-alpha,t2,edit,3,1,1,1,0.5,5,200,0,0,0
-alpha,t3,fix,3,0,0,3,0,8,200,0,0,0
-beta,t1,edit,3,3,0,0,1,1,200,0,0,0
-beta,t2,edit,3,3,0,0,1,1,200,0,0,0
-beta,t3,fix,3,2,1,0,0.8333333333333334,1,200,0,0,0
-script,t1,edit,0,0,0,0,,,,1,0,0
-script,t2,edit,0,0,0,0,,,,1,0,0
-script,t3,fix,0,0,0,0,,,,0,0,0
+model,task,category,n,pass,partial,fail,score,mean_seconds,gen_tokens_per_second,failed_jobs,grade_disagreements,implausible_timings,model_cost_usd
+alpha,t1,edit,3,3,0,0,1,2,200,0,0,0,0
+alpha,t2,edit,3,1,1,1,0.5,5,200,0,0,0,0
+alpha,t3,fix,3,0,0,3,0,8,200,0,0,0,0
+beta,t1,edit,3,3,0,0,1,1,200,0,0,0,0
+beta,t2,edit,3,3,0,0,1,1,200,0,0,0,0
+beta,t3,fix,3,2,1,0,0.8333333333333334,1,200,0,0,0,0
+script,t1,edit,0,0,0,0,,,,1,0,0,0
+script,t2,edit,0,0,0,0,,,,1,0,0,0
+script,t3,fix,0,0,0,0,,,,0,0,0,0
 ";
     assert_eq!(render(&r, &o, Format::Csv), expected);
 }
@@ -132,7 +210,7 @@ fn csv_quotes_awkward_names() {
     let outs = [outcome("a,\"b\"\nc", "t1", 0, Verdict::Pass)];
     let csv = render(&aggregate(&i, &outs), &outs, Format::Csv);
     assert!(
-        csv.contains("\n\"a,\"\"b\"\"\nc\",t1,\"x,y\",1,1,0,0,1,1,200,0,0,0\n"),
+        csv.contains("\n\"a,\"\"b\"\"\nc\",t1,\"x,y\",1,1,0,0,1,1,200,0,0,0,0\n"),
         "{csv}"
     );
 }
@@ -220,14 +298,14 @@ fn jsonl_one_line_per_outcome() {
     assert_eq!(v["verdict"], "partial");
     // every Outcome field (16 original + 22 added by the results issue + decode_tokens and
     // decode_ms + truncated, worker_verdict, answer_truncated_from and implausible_timing from
-    // the trust issue + trace_id), plus schema, reason and job_failed
+    // the trust issue + trace_id + cost_usd and remote), plus schema, reason and job_failed
     let own = serde_json::to_value(&o[17]).unwrap();
     let own = own.as_object().unwrap();
-    assert_eq!(own.len(), 45);
+    assert_eq!(own.len(), 47);
     for key in own.keys() {
         assert!(v.get(key).is_some(), "line lacks Outcome field {key}");
     }
-    assert_eq!(v.as_object().unwrap().len(), 45 + 3, "every Outcome field");
+    assert_eq!(v.as_object().unwrap().len(), 47 + 3, "every Outcome field");
     assert_eq!(v["schema"], 3);
     assert_eq!(render(&r, &[], Format::Jsonl), "");
 }
@@ -322,7 +400,7 @@ fn csv_neutralises_formulas_and_keeps_one_header() {
     let csv = render(&aggregate(&i, &outs), &outs, Format::Csv);
     assert_eq!(csv.matches("model,task,").count(), 1, "one header row");
     assert!(
-        csv.contains("\n'=cmd|' /C calc'!A0,'@t1,edit,1,1,0,0,1,1,200,0,0,0\n"),
+        csv.contains("\n'=cmd|' /C calc'!A0,'@t1,edit,1,1,0,0,1,1,200,0,0,0,0\n"),
         "{csv}"
     );
     // no record starts with a formula character

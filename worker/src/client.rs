@@ -32,6 +32,7 @@ use crate::cache::{Lease, ModelCache};
 use crate::credentials::Credentials;
 use crate::outbox::Outbox;
 use crate::runner::{Job, Runner, RunnerEvent};
+use crate::status::StatusFile;
 
 /// Backoff between connection attempts: doubles from the first to the last value.
 const BACKOFF_START: Duration = Duration::from_millis(250);
@@ -83,6 +84,8 @@ pub struct Session {
     fetching: HashMap<(String, u32), Job>,
     fetched_tx: mpsc::Sender<(pb::JobKey, Result<Lease, String>)>,
     fetched_rx: mpsc::Receiver<(pb::JobKey, Result<Lease, String>)>,
+    /// `STATE/status.json`, for `worker status` (none in tests that do not ask for it).
+    status: Option<StatusFile>,
 }
 
 impl std::fmt::Debug for Session {
@@ -151,7 +154,14 @@ impl Session {
             fetching: HashMap::new(),
             fetched_tx,
             fetched_rx,
+            status: None,
         }
+    }
+
+    /// This session reporting its connection state in `status` (see `status.rs`).
+    pub fn with_status_file(mut self, status: StatusFile) -> Session {
+        self.status = Some(status);
+        self
     }
 
     /// This session with a model cache: jobs of registered models it lacks (not in `local`, the
@@ -223,15 +233,18 @@ impl Session {
             match ended {
                 Ok(Ended::Done) => break,
                 Ok(Ended::Lost(reason)) => {
+                    self.status_changed(|s| s.disconnected(&reason));
                     warn!(coordinator = %self.url, reason = %reason, "connection to coordinator lost; reconnecting");
                     backoff = BACKOFF_START;
                     attempt = 0;
                 }
                 Err(NotConnected::Unreachable(reason)) => {
+                    self.status_changed(|s| s.disconnected(&reason));
                     warn!(coordinator = %self.url, attempt, retry_in_ms = backoff.as_millis() as u64,
                           reason = %reason, "coordinator unreachable; retrying");
                 }
                 Err(NotConnected::Refused(reason)) => {
+                    self.status_changed(|s| s.disconnected(&reason));
                     tracing::error!(coordinator = %self.url, reason = %reason,
                                     "coordinator refused this worker; leaving");
                     for running in self.running.values() {
@@ -249,8 +262,15 @@ impl Session {
         for running in self.running.values() {
             running.cancel.store(true, Ordering::Relaxed);
         }
+        self.status_changed(|s| s.disconnected("worker left"));
         info!(unacknowledged = self.outbox.len(), "worker left");
         Ok(())
+    }
+
+    fn status_changed(&mut self, change: impl FnOnce(&mut StatusFile)) {
+        if let Some(status) = self.status.as_mut() {
+            change(status);
+        }
     }
 
     /// Nothing running and every result acknowledged (see [`Outbox::results`] for why
@@ -302,6 +322,8 @@ impl Session {
             })?
             .into_inner();
         info!(coordinator = %self.url, "connected to coordinator");
+        let interval = self.heartbeat;
+        self.status_changed(|s| s.connected(interval));
         self.resend_pending(&tx).await;
         let mut heartbeat = tokio::time::interval(self.heartbeat);
         let mut beats: u64 = 0;
@@ -335,6 +357,8 @@ impl Session {
                     // connection (or its ack was): send it again; the coordinator recognises a
                     // re-sent (job, attempt) and counts it once.
                     beats += 1;
+                    let interval = self.heartbeat;
+                    self.status_changed(|s| s.heartbeat(interval));
                     if beats.is_multiple_of(RESEND_EVERY_BEATS) {
                         self.resend_pending(&tx).await;
                     }

@@ -5,11 +5,13 @@
 //! - [`client`]: the `Connect` stream (hello, heartbeats, reconnect with backoff, outbox, drain).
 //! - [`cache`]: the model cache, fetching from the coordinator (verified, resumable, LRU-bounded).
 //! - [`runner`]: slot threads that run the engine and grade answers.
+//! - [`remote`]: remote models: streamed OpenAI chat completions, retries, concurrency limits.
 //! - [`supervisor`] and [`host`]: the engine in a supervised child process (`worker engine-host`).
 //! - [`options`]: engine placement and the simulation knobs (`--max-ram`, `--speed-factor`).
 //! - [`outbox`], [`identity`], [`convert`]: unacknowledged results (kept in the state dir), the
 //!   stable id, wire mapping.
 //! - [`telemetry`]: the worker's spans (children of the coordinator's job span) and metrics.
+//! - [`status`]: `STATE/status.json` (connected, last heartbeat) and `worker status`, which reads it.
 
 pub mod bench;
 pub mod cache;
@@ -21,7 +23,9 @@ pub mod host;
 pub mod identity;
 pub mod options;
 pub mod outbox;
+pub mod remote;
 pub mod runner;
+pub mod status;
 pub mod supervisor;
 pub mod telemetry;
 
@@ -119,6 +123,12 @@ pub async fn join_with(
     for m in &discovery.models {
         info!(model = %m.name, file = %m.file_name, size = m.size_bytes, sha256 = %m.sha256, "model available");
     }
+    let remote_key_envs = options::remote_key_envs(&options.remotes, std::env::vars_os());
+    if !options.remotes.is_empty() {
+        // Names only: the values stay in this process's environment.
+        info!(remotes = %options.remotes.join(","), key_envs = %remote_key_envs.join(","),
+              "remote models this worker may call");
+    }
     let hello = pb::Hello {
         worker_id,
         name,
@@ -143,6 +153,8 @@ pub async fn join_with(
         unacknowledged: Vec::new(),
         version: env!("CARGO_PKG_VERSION").to_string(),
         cache: Some(cache.report()),
+        remotes: options.remotes.clone(),
+        remote_key_envs,
     };
     let local = discovery.models.iter().map(|m| m.sha256.clone()).collect();
     let (events_tx, events_rx) = mpsc::channel(64);
@@ -160,9 +172,14 @@ pub async fn join_with(
     .context("starting job threads")?;
     let outbox = outbox::Outbox::open(config.state_dir.join("outbox.log"));
     telemetry::start();
+    let status = status::StatusFile::start(
+        config.state_dir.join(status::FILE_NAME),
+        &config.coordinator,
+    );
     client::Session::new(config.coordinator.clone(), hello, runner, events_rx, outbox)
         .with_credentials(config.credentials.clone())
         .with_cache(cache, local)
+        .with_status_file(status)
         .run(stop)
         .await
         .map_err(|refused| anyhow::anyhow!("the coordinator refused this worker: {refused}"))

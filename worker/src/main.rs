@@ -6,6 +6,9 @@
 //! `worker bench`: llama-bench's pp/tg tests on one model with this build (see
 //! `benchfarm_worker::bench`).
 //!
+//! `worker status`: is the worker using a state dir connected and heartbeating (its health check;
+//! see `benchfarm_worker::status`).
+//!
 //! `worker engine-host` (hidden) is the child process each slot runs its engine in; see
 //! `benchfarm_worker::host`.
 
@@ -104,6 +107,11 @@ enum Verb {
         /// are evicted; default: the disk's free space less 1 GiB).
         #[arg(long, value_name = "SIZE", value_parser = parse_size)]
         cache_max: Option<u64>,
+        /// A remote model this worker may call (repeatable): its name in the plan, or a prefix of
+        /// its URL (e.g. https://api.example.com). Its API key is read from this worker's
+        /// environment (the plan's api_key_env) and never sent to the coordinator.
+        #[arg(long = "remote", value_name = "NAME_OR_URL_PREFIX")]
+        remotes: Vec<String>,
     },
     /// Measure prompt processing (pp) and generation (tg) speed on one model the way llama.cpp's
     /// llama-bench does, and print it in llama-bench's formats and field names.
@@ -146,6 +154,17 @@ enum Verb {
         #[arg(short = 'o', long, default_value = "md")]
         format: benchfarm_engine::bench::format::Format,
     },
+    /// Say whether the worker using this state dir is connected and heartbeating (reads
+    /// STATE/status.json); exit 0 if so, 1 if not. For container health checks.
+    Status {
+        /// The worker's --state directory.
+        #[arg(long, default_value = ".data/worker")]
+        state: PathBuf,
+        /// The oldest last heartbeat that still counts as healthy, in seconds (default: three
+        /// heartbeat intervals, at least 15 s).
+        #[arg(long, value_name = "SECONDS")]
+        max_age: Option<u64>,
+    },
     /// Internal: run a slot's engine, speaking JSON lines on stdin/stdout (started by `join`).
     #[command(hide = true)]
     EngineHost,
@@ -175,6 +194,19 @@ fn main() -> Result<std::process::ExitCode> {
                 ..Options::logs(SERVICE, LOG_FILTER)
             })?;
             Ok(benchfarm_worker::host::serve_stdio())
+        }
+        Verb::Status { state, max_age } => {
+            let max_age = max_age.map(std::time::Duration::from_secs);
+            match benchfarm_worker::status::check(&state, max_age) {
+                Ok(line) => {
+                    println!("healthy: {line}");
+                    Ok(std::process::ExitCode::SUCCESS)
+                }
+                Err(why) => {
+                    println!("unhealthy: {why}");
+                    Ok(std::process::ExitCode::from(1))
+                }
+            }
         }
         Verb::Bench {
             model,
@@ -219,6 +251,7 @@ fn main() -> Result<std::process::ExitCode> {
             metrics_listen,
             cache,
             cache_max,
+            remotes,
         } => {
             let token = match &token_file {
                 Some(path) => Some(benchfarm_worker::credentials::read_token_file(path)?),
@@ -261,6 +294,7 @@ fn main() -> Result<std::process::ExitCode> {
                 allow_scripted_faults,
                 cache_dir: cache,
                 cache_max_bytes: cache_max,
+                remotes,
             };
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             // The exporters live on the runtime (the gRPC span exporter's channel, the metrics

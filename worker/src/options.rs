@@ -40,6 +40,8 @@ pub struct WorkerOptions {
     pub cache_dir: Option<PathBuf>,
     /// The model cache's limit (`--cache-max`); `None`: the disk's free space less a reserve.
     pub cache_max_bytes: Option<u64>,
+    /// Remote models this worker may call (`--remote`): model names, or URL prefixes.
+    pub remotes: Vec<String>,
 }
 
 impl Default for WorkerOptions {
@@ -51,6 +53,7 @@ impl Default for WorkerOptions {
             allow_scripted_faults: false,
             cache_dir: None,
             cache_max_bytes: None,
+            remotes: Vec::new(),
         }
     }
 }
@@ -80,6 +83,28 @@ pub fn parse_speed_factor(text: &str) -> Result<f64, OptionError> {
     }
 }
 
+/// The API-key variables this worker tells the coordinator it has: with `--remote` given, the
+/// names of the set, non-empty environment variables that may name a key (`*_KEY`, `*_TOKEN`;
+/// see [`benchfarm_modelfile::is_key_env_name`]), sorted. Never a value, and nothing at all
+/// without `--remote`.
+pub fn remote_key_envs(
+    remotes: &[String],
+    env: impl IntoIterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+) -> Vec<String> {
+    if remotes.is_empty() {
+        return Vec::new();
+    }
+    let mut names: Vec<String> = env
+        .into_iter()
+        .filter(|(_, value)| !value.is_empty())
+        .filter_map(|(name, _)| name.into_string().ok())
+        .filter(|name| benchfarm_modelfile::is_key_env_name(name))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
 /// Caps the RAM figures in `hardware` at `max`. An absent cgroup limit stays absent: the total
 /// is capped already, and inventing a cgroup would misdescribe the machine further.
 pub fn cap_ram(hardware: &mut Hardware, max: u64) {
@@ -105,6 +130,27 @@ mod tests {
         }
         let err = parse_size("lots").unwrap_err().to_string();
         assert!(err.contains("\"lots\"") && err.contains("512MiB"), "{err}");
+    }
+
+    #[test]
+    fn only_set_key_variable_names_are_reported_and_only_with_remotes() {
+        let env = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect::<Vec<(std::ffi::OsString, std::ffi::OsString)>>()
+        };
+        let vars = env(&[
+            ("PROVIDER_API_KEY", "sk-secret"),
+            ("HF_TOKEN", "hf_x"),
+            ("EMPTY_KEY", ""),
+            ("HOME", "/root"),
+            ("lower_key", "x"),
+        ]);
+        let names = remote_key_envs(&["cloud".into()], vars.clone());
+        assert_eq!(names, vec!["HF_TOKEN", "PROVIDER_API_KEY"]);
+        assert!(!names.iter().any(|n| n.contains("secret")));
+        assert!(remote_key_envs(&[], vars).is_empty());
     }
 
     #[test]

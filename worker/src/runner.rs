@@ -6,17 +6,21 @@
 //! back. The engine is a [`Supervisor`] (the model runs in a child process, so an abort costs one
 //! job) or, with [`EngineMode::InProcess`], an in-process [`Engines`]. A panic inside a job is
 //! caught and reported as that job's failure; the slot carries on with a fresh engine.
+//!
+//! A remote model's job never reaches an engine: the slot calls the endpoint itself
+//! ([`crate::remote`]), grades the answer the same way and reports the HTTP side with it.
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
 
 use benchfarm_engine::{Engine, Engines, GenerateRequest, ModelSource, StopReason};
 
 use crate::options::{EngineMode, WorkerOptions};
+use crate::remote::{RemoteCaller, RemoteRequest};
 use crate::supervisor::Supervisor;
 use benchfarm_modelfile::ScriptedModel;
 use benchfarm_proto::v1 as pb;
@@ -88,6 +92,8 @@ struct Context {
     /// What the llama.cpp build uses and what the CPU offers (ggml's names), stamped on every
     /// GGUF result so that a stored figure says which build measured it.
     features: BuildFeatures,
+    /// The HTTP caller of remote models, started on the first remote job.
+    remote: OnceLock<Result<RemoteCaller, String>>,
 }
 
 /// The build's and the CPU's features, as in the worker's `EngineInfo`.
@@ -129,6 +135,7 @@ impl Runner {
             suites: Mutex::new(HashMap::new()),
             scripted: Mutex::new(HashMap::new()),
             features,
+            remote: OnceLock::new(),
         });
         for slot in 0..slots.max(1) {
             let rx = Arc::clone(&rx);
@@ -255,6 +262,9 @@ fn execute(
         .task(&a.task_id)
         .ok_or_else(|| format!("suite {} has no task {:?}", suite.name, a.task_id))?;
     let model_ref = a.model.as_ref().ok_or("assignment without a model")?;
+    if let Some(pb::model_ref::Source::Remote(spec)) = &model_ref.source {
+        return execute_remote(job, context, task, model_ref, spec).map_err(Failure::from);
+    }
     let model = match &model_ref.source {
         Some(pb::model_ref::Source::ScriptedToml(text)) => {
             let model = cached(&context.scripted, text, |t| {
@@ -294,7 +304,9 @@ fn execute(
         Some(pb::model_ref::Source::Registered(_)) => {
             return Err("assignment names a registered model it did not resolve".into());
         }
-        None => return Err("assignment model has no source".into()),
+        Some(pb::model_ref::Source::Remote(_)) | None => {
+            return Err("assignment model has no source".into());
+        }
     };
     // A scripted model runs no llama.cpp: the build's features say nothing about its timings.
     let features = match &model {
@@ -345,6 +357,7 @@ fn execute(
         grade
     };
     crate::telemetry::job_ran(&model_ref.name, t);
+    let remote = None;
     info!(task = %a.task_id, model = %model_ref.name, rep = a.repetition, verdict = %grade.verdict,
           gen_tokens = t.gen_tokens, wall_ms = t.wall_ms as u64, "job graded");
     Ok(Box::new(pb::JobResult {
@@ -373,6 +386,71 @@ fn execute(
         .into(),
         build_features: features.build,
         cpu_features: features.cpu,
+        // Set by the client when the result must be cut to the coordinator's message limit.
+        truncated: false,
+        remote,
+    }))
+}
+
+/// Runs a remote model's job: one streamed completion from its endpoint, graded here like a
+/// local answer. Reasoning output is not graded; it travels apart in the result.
+fn execute_remote(
+    job: &Job,
+    context: &Context,
+    task: &benchfarm_suite::Task,
+    model_ref: &pb::ModelRef,
+    spec: &pb::RemoteModel,
+) -> Result<Box<pb::JobResult>, String> {
+    let a = &job.assignment;
+    let caller = context
+        .remote
+        .get_or_init(RemoteCaller::new)
+        .as_ref()
+        .map_err(Clone::clone)?;
+    let request = RemoteRequest {
+        spec,
+        model_key: &model_ref.sha256,
+        system: &task.system,
+        prompt: &task.prompt,
+        max_tokens: task.max_tokens,
+        temperature: task.temperature,
+        seed: a.seed,
+        cancel: &job.cancel,
+    };
+    debug!(job = %a.task_id, model = %model_ref.name, endpoint = %spec.url, "calling remote model");
+    let outcome = caller.call(&request);
+    if job.cancel.load(Ordering::Relaxed) {
+        return Err(job
+            .cancel_reason
+            .lock()
+            .ok()
+            .and_then(|r| r.clone())
+            .unwrap_or_else(|| "cancelled".into()));
+    }
+    let answer = outcome?;
+    let grade = {
+        let span = crate::telemetry::grade_span(&a.trace_parent, &a.task_id);
+        let _entered = span.enter();
+        let grade = task.grade(&answer.answer);
+        span.record("verdict", grade.verdict.to_string());
+        span.record("score", grade.score);
+        grade
+    };
+    info!(task = %a.task_id, model = %model_ref.name, rep = a.repetition, verdict = %grade.verdict,
+          gen_tokens = answer.timings.gen_tokens, wall_ms = answer.timings.wall_ms as u64,
+          retries = answer.call.retries, "job graded");
+    Ok(Box::new(pb::JobResult {
+        key: Some(job.key.clone()),
+        answer: answer.answer,
+        grade: Some(crate::convert::grade_to_wire(&grade)),
+        timings: Some(answer.timings),
+        // The endpoint's threads are not ours to know, nor its build.
+        threads: 0,
+        chat_template: "remote".into(),
+        stop: answer.stop,
+        build_features: Vec::new(),
+        cpu_features: Vec::new(),
+        remote: Some(answer.call),
         // Set by the client when the result must be cut to the coordinator's message limit.
         truncated: false,
     }))

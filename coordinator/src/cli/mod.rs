@@ -5,6 +5,7 @@ pub mod answers;
 pub mod bench;
 pub mod client;
 pub mod connect;
+pub mod health;
 pub mod models;
 pub mod print;
 pub mod suite_cmd;

@@ -99,6 +99,15 @@ pub fn run_list(runs: &[pb::RunStatus]) -> String {
 }
 
 /// `coordinator workers`.
+/// The RAM a worker may use: its total, capped by its cgroup limit (a container's `mem_limit`),
+/// so a 1 GB board in a container on a 32 GB host shows 1 GB.
+fn usable_ram_bytes(hw: &pb::Hardware) -> u64 {
+    match hw.cgroup_memory_limit_bytes {
+        0 => hw.ram_total_bytes,
+        limit => limit.min(hw.ram_total_bytes),
+    }
+}
+
 pub fn worker_table(workers: &[pb::WorkerStatus]) -> String {
     if workers.is_empty() {
         return "no workers have joined\n".into();
@@ -123,7 +132,7 @@ pub fn worker_table(workers: &[pb::WorkerStatus]) -> String {
             w.name,
             state,
             w.threads,
-            hw.ram_total_bytes as f64 / 1e9,
+            usable_ram_bytes(&hw) as f64 / 1e9,
             w.jobs_done,
             w.hardware_class,
             if models.is_empty() {

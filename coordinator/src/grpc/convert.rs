@@ -8,7 +8,10 @@ use benchfarm_suite::{CheckOutcome, Grade, Verdict};
 use tonic::Status;
 
 use crate::hardware_class::hardware_class;
-use crate::records::{Hardware, ModelKind, RunModel, Timings, WorkerModel, WorkerRecord};
+use crate::records::{
+    Hardware, ModelKind, Price, RemoteCall, RemoteSpec, RunModel, Timings, WorkerModel,
+    WorkerRecord,
+};
 use crate::scheduler::{IncomingResult, Joining, RunProgress, WorkerSummary};
 
 pub fn verdict_to_wire(v: Verdict) -> pb::Verdict {
@@ -57,6 +60,18 @@ pub fn model_ref(model: &RunModel) -> pb::ModelRef {
                 file_name: file_name.clone(),
             }),
             ModelKind::Scripted { toml } => pb::model_ref::Source::ScriptedToml(toml.clone()),
+            ModelKind::Remote(r) => pb::model_ref::Source::Remote(pb::RemoteModel {
+                url: r.url.clone(),
+                model: r.model.clone(),
+                api_key_env: r.api_key_env.clone().unwrap_or_default(),
+                price_per_mtok: r.price_per_mtok.map(|p| pb::Price {
+                    input: p.input,
+                    output: p.output,
+                }),
+                max_concurrency: r.max_concurrency,
+                timeout_ms: r.timeout_ms,
+                retries: r.retries,
+            }),
         }),
         context_length: 0,
     }
@@ -120,6 +135,49 @@ pub fn cache_to_wire(c: &crate::scheduler::CacheReport) -> pb::CacheInfo {
     }
 }
 
+/// A remote model from the wire, checked as the plan checks it (the client may not be ours).
+fn remote_spec(r: pb::RemoteModel, field: impl Fn(&str) -> String) -> Result<RemoteSpec, Status> {
+    let bad = |f: &str, m: &str| Err(Status::invalid_argument(format!("{}: {m}", field(f))));
+    if !(r.url.starts_with("http://") || r.url.starts_with("https://")) {
+        return bad("remote.url", "not an http(s) URL");
+    }
+    if crate::hardware_class::endpoint_host(&r.url).is_empty() || r.url.contains('@') {
+        return bad("remote.url", "no host, or credentials in the URL");
+    }
+    if r.model.trim().is_empty() {
+        return bad("remote.model", "empty");
+    }
+    if !r.api_key_env.is_empty() && !benchfarm_modelfile::is_key_env_name(&r.api_key_env) {
+        return bad(
+            "remote.api_key_env",
+            "not an environment variable name ending in _KEY or _TOKEN",
+        );
+    }
+    if let Some(p) = &r.price_per_mtok
+        && !(p.input.is_finite() && p.output.is_finite() && p.input >= 0.0 && p.output >= 0.0)
+    {
+        return bad("remote.price_per_mtok", "not a price");
+    }
+    if r.max_concurrency == 0 || r.timeout_ms == 0 {
+        return bad(
+            "remote.max_concurrency / remote.timeout_ms",
+            "must be at least 1",
+        );
+    }
+    Ok(RemoteSpec {
+        url: r.url,
+        model: r.model,
+        api_key_env: (!r.api_key_env.is_empty()).then_some(r.api_key_env),
+        price_per_mtok: r.price_per_mtok.map(|p| Price {
+            input: p.input,
+            output: p.output,
+        }),
+        max_concurrency: r.max_concurrency,
+        timeout_ms: r.timeout_ms,
+        retries: r.retries.min(10),
+    })
+}
+
 pub fn run_model(m: pb::ModelRef, index: usize) -> Result<RunModel, Status> {
     let field = |f: &str| format!("models[{index}].{f}");
     if m.name.trim().is_empty() {
@@ -147,6 +205,7 @@ pub fn run_model(m: pb::ModelRef, index: usize) -> Result<RunModel, Status> {
                 field("registered")
             )));
         }
+        Some(pb::model_ref::Source::Remote(r)) => ModelKind::Remote(remote_spec(r, field)?),
         None => {
             return Err(Status::invalid_argument(format!(
                 "{}: missing",
@@ -320,9 +379,27 @@ pub fn joining(hello: pb::Hello) -> Result<Joining, Status> {
             last_seen_unix_ms: 0,
             jobs_done: 0,
             jobs_failed: 0,
+            remotes: hello
+                .remotes
+                .into_iter()
+                .map(|r| r.trim().to_string())
+                .filter(|r| !r.is_empty())
+                .take(MAX_REMOTES)
+                .collect(),
+            // Names only: anything that is not an API-key variable name is dropped, so a confused
+            // worker that sent a value cannot get it stored.
+            remote_key_envs: hello
+                .remote_key_envs
+                .into_iter()
+                .filter(|v| benchfarm_modelfile::is_key_env_name(v))
+                .take(MAX_REMOTES)
+                .collect(),
         },
     })
 }
+
+/// The most remote declarations (and key variable names) one hello may carry.
+pub const MAX_REMOTES: usize = 256;
 
 pub fn incoming_result(r: pb::JobResult) -> Result<IncomingResult, Status> {
     let key = r
@@ -358,6 +435,15 @@ pub fn incoming_result(r: pb::JobResult) -> Result<IncomingResult, Status> {
         build_features: r.build_features,
         cpu_features: r.cpu_features,
         truncated: r.truncated,
+        remote: r.remote.map(|c| RemoteCall {
+            endpoint: c.endpoint,
+            http_status: c.http_status,
+            retries: c.retries,
+            retry_reasons: c.retry_reasons,
+            tokens_estimated: c.tokens_estimated,
+            reasoning: c.reasoning,
+            reasoning_tokens: c.reasoning_tokens,
+        }),
     })
 }
 
@@ -422,6 +508,8 @@ impl From<WorkerSummary> for pb::WorkerStatus {
             quarantined: w.quarantined.unwrap_or_default(),
             tokens_per_second: w.speed.unwrap_or(0.0),
             cache: Some(cache_to_wire(&w.cache)),
+            remotes: r.remotes,
+            remote_key_envs: r.remote_key_envs,
         }
     }
 }

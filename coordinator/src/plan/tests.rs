@@ -153,3 +153,37 @@ fn a_registered_model_is_left_for_the_coordinator_to_resolve() {
         "models[0]"
     );
 }
+
+#[test]
+fn remote_models_resolve_and_their_errors_name_the_field() {
+    let dir = dir_with(&[]);
+    let text = r#"suite = "agent-coding"
+[[models]]
+name = "cloud-model"
+remote = { url = "https://api.example.com/v1", model = "provider/model-id", api_key_env = "PROVIDER_API_KEY",
+           price_per_mtok = { input = 3.0, output = 15.0 }, max_concurrency = 2, timeout = 30, retries = 1 }
+"#;
+    let plan = resolve(text, "plan.toml", dir.path()).unwrap();
+    let m = &plan.request.models[0];
+    assert_eq!(m.name, "cloud-model");
+    let Some(pb::model_ref::Source::Remote(r)) = &m.source else {
+        panic!("{m:?}")
+    };
+    assert_eq!((r.max_concurrency, r.timeout_ms, r.retries), (2, 30_000, 1));
+    assert_eq!(r.api_key_env, "PROVIDER_API_KEY");
+
+    let bad = "suite = \"agent-coding\"\n[[models]]\npath = \"x.gguf\"\n[[models]]\nremote = { url = \"https://h/v1\", model = \"m\", max_concurrency = 0 }\n";
+    let err = resolve(bad, "plan.toml", dir.path()).unwrap_err();
+    // The first model's file is missing too, but its error comes first: fix that one.
+    assert_eq!(err.field, "models[0].path", "{err}");
+    let bad = "suite = \"agent-coding\"\n[[models]]\nremote = { url = \"https://h/v1\", model = \"m\", max_concurrency = 0 }\n";
+    let err = resolve(bad, "plan.toml", dir.path()).unwrap_err();
+    assert_eq!(
+        (err.line, err.field.as_str()),
+        (3, "models[0].remote.max_concurrency"),
+        "{err}"
+    );
+    let both = "suite = \"agent-coding\"\n[[models]]\nscripted = \"o.toml\"\nremote = { url = \"https://h/v1\", model = \"m\" }\n";
+    let err = resolve(both, "plan.toml", dir.path()).unwrap_err();
+    assert_eq!(err.field, "models[0]", "{err}");
+}

@@ -164,6 +164,8 @@ pub struct IncomingResult {
     pub cpu_features: Vec<String>,
     /// The worker cut the answer to fit the coordinator's message limit.
     pub truncated: bool,
+    /// The HTTP side of a remote model's answer.
+    pub remote: Option<crate::records::RemoteCall>,
 }
 
 /// Something a connected worker said.

@@ -2,10 +2,12 @@
 //!
 //! Rules, in order of importance:
 //! 1. capability ([`fit`]): a job goes only to a worker that has its model (by sha256; any worker
-//!    runs a scripted model) or can fetch it (the coordinator has it registered and the worker's
-//!    cache has room for it), has the memory to load it, matches the run's requirements and the
-//!    job's pin (`every-worker` / `per-class` runs), and accepts work (not draining or quarantined);
-//!    a job is placed at most once per call, never past a worker's free slots, and the models a
+//!    runs a scripted model; a remote model's job only to a worker that declared it may call the
+//!    endpoint and has its API-key variable set) or can fetch it (the coordinator has it registered
+//!    and the worker's cache has room for it), has the memory to load it, matches the run's
+//!    requirements and the job's pin (`every-worker` / `per-class` runs), and accepts work (not
+//!    draining or quarantined); a job is placed at most once per call, never past a worker's free
+//!    slots, a remote model never past its requests in flight (`max_concurrency`), and the models a
 //!    worker is sent to fetch in one call fit its cache together;
 //! 2. a retried job avoids the workers where it already failed, when another capable worker exists;
 //! 3. runs share the farm round-robin, so a small run submitted behind a big one is not starved;
@@ -61,6 +63,39 @@ pub struct PendingJob {
     /// The model's size when the coordinator can send it (registered), so a worker without it
     /// may fetch it; `None`: only workers that have it can run the job.
     pub fetch_bytes: Option<u64>,
+    /// A remote model's job: who may call the endpoint, and how many more of its requests may
+    /// start now. Its work runs on the endpoint, so the worker's speed and loaded model do not
+    /// apply.
+    pub remote: Option<RemoteNeed>,
+}
+
+/// What a remote model's job needs of a worker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteNeed {
+    /// The model's name in the plan and its endpoint URL: a worker's `--remote` declaration
+    /// matches either (the URL by prefix, at a path boundary).
+    pub name: String,
+    pub url: String,
+    /// The API-key variable the worker must have set, if the endpoint needs a key.
+    pub key_env: Option<String>,
+    /// `max_concurrency` less the model's jobs workers hold now, across the farm.
+    pub concurrency_left: u32,
+}
+
+/// Whether a worker's `--remote` declaration `pattern` covers the endpoint: the model's name, or
+/// a prefix of its URL ending at a path boundary, so `https://api.example.com` never covers
+/// `https://api.example.com.attacker.net` (the worker would send that host its key).
+pub fn may_call(pattern: &str, remote: &RemoteNeed) -> bool {
+    if pattern == remote.name {
+        return true;
+    }
+    if !pattern.contains("://") {
+        return false;
+    }
+    match remote.url.strip_prefix(pattern) {
+        Some(rest) => rest.is_empty() || rest.starts_with('/') || pattern.ends_with('/'),
+        None => false,
+    }
 }
 
 /// A connected worker as placement sees it.
@@ -95,6 +130,10 @@ pub struct WorkerView {
     pub cache_room_bytes: u64,
     /// Bytes per second a fetch reaches it at (measured, else an estimate).
     pub transfer_rate: f64,
+    /// Its `--remote` declarations (model names or URL prefixes).
+    pub remotes: Vec<String>,
+    /// The API-key variables set in its environment (names only).
+    pub key_envs: BTreeSet<String>,
 }
 
 /// Why a worker cannot run a job.
@@ -111,6 +150,10 @@ pub enum Unfit {
         need: u64,
         room: u64,
     },
+    /// A remote model the worker did not declare (`worker join --remote`).
+    NoRemote,
+    /// A remote model whose API-key variable is not set on the worker.
+    NoKey(String),
     Memory {
         need: u64,
         have: u64,
@@ -128,7 +171,16 @@ pub fn fit(job: &PendingJob, worker: &WorkerView) -> Result<(), Unfit> {
         _ => {}
     }
     requirements_met(&job.require, worker)?;
-    if needs_fetch(job, worker) {
+    if let Some(remote) = &job.remote {
+        if !worker.remotes.iter().any(|p| may_call(p, remote)) {
+            return Err(Unfit::NoRemote);
+        }
+        if let Some(var) = &remote.key_env
+            && !worker.key_envs.contains(var)
+        {
+            return Err(Unfit::NoKey(var.clone()));
+        }
+    } else if needs_fetch(job, worker) {
         match job.fetch_bytes {
             None => return Err(Unfit::NoModel),
             Some(need) if need > worker.cache_room_bytes => {
@@ -149,9 +201,10 @@ pub fn fit(job: &PendingJob, worker: &WorkerView) -> Result<(), Unfit> {
     Ok(())
 }
 
-/// Whether `worker` would have to fetch `job`'s model before running it.
+/// Whether `worker` would have to fetch `job`'s model before running it (never a scripted or
+/// remote model: those have no file).
 pub fn needs_fetch(job: &PendingJob, worker: &WorkerView) -> bool {
-    !job.scripted && !worker.models.contains(&job.model)
+    !job.scripted && job.remote.is_none() && !worker.models.contains(&job.model)
 }
 
 /// Seconds `worker` needs to fetch `job`'s model (0 when it has it).
@@ -202,6 +255,8 @@ pub fn place(queue: &[PendingJob], workers: &[WorkerView]) -> Vec<Placement> {
         entry.push(job);
     }
     let mut taken: BTreeSet<&str> = BTreeSet::new();
+    // Remote requests started in this call, per model, against each one's `concurrency_left`.
+    let mut remote_started: HashMap<String, u32> = HashMap::new();
     let mut placements = Vec::new();
     let mut next_run = 0usize;
 
@@ -233,6 +288,7 @@ pub fn place(queue: &[PendingJob], workers: &[WorkerView]) -> Vec<Placement> {
                 taken: &taken,
                 all: &workers,
                 coverage: &coverage,
+                remote_started: &remote_started,
             };
             let Some(job) = pick.next(&workers[i], &mut next_run) else {
                 continue;
@@ -240,6 +296,18 @@ pub fn place(queue: &[PendingJob], workers: &[WorkerView]) -> Vec<Placement> {
             let worker = &mut workers[i];
             taken.insert(job.job_id.as_str());
             worker.free_slots -= 1;
+            if job.remote.is_some() {
+                // The endpoint does the work: the worker loads nothing and its speed is not
+                // the job's, so only the slot and the model's concurrency are used up.
+                *remote_started.entry(job.model.clone()).or_default() += 1;
+                worker.held += 1;
+                placements.push(Placement {
+                    job_id: job.job_id.clone(),
+                    worker_id: worker.worker_id.clone(),
+                });
+                placed_this_round = true;
+                continue;
+            }
             // What this job adds to the worker's queue, for the decisions later in this call: once
             // every slot is taken (this job may take the last one), the next job waits for one to
             // free up. A fetch is part of the switch, and once sent for, the model is the
@@ -288,6 +356,7 @@ struct Picker<'q, 'a> {
     taken: &'a BTreeSet<&'q str>,
     all: &'a [WorkerView],
     coverage: &'a HashMap<String, f64>,
+    remote_started: &'a HashMap<String, u32>,
 }
 
 impl<'q> Picker<'q, '_> {
@@ -352,9 +421,15 @@ impl<'q> Picker<'q, '_> {
             .map(|(_, (_, _, job))| *job)
     }
 
-    /// Capable, and not a worker this job failed on while another capable worker exists.
+    /// Capable, within its remote model's concurrency, and not a worker this job failed on while
+    /// another capable worker exists.
     fn may_take(&self, job: &PendingJob, worker: &WorkerView) -> bool {
         if fit(job, worker).is_err() {
+            return false;
+        }
+        if let Some(remote) = &job.remote
+            && self.remote_started.get(&job.model).copied().unwrap_or(0) >= remote.concurrency_left
+        {
             return false;
         }
         if job.avoid.contains(&worker.worker_id) {
@@ -377,6 +452,10 @@ impl<'q> Picker<'q, '_> {
         worker: &WorkerView,
         allowed: &[&PendingJob],
     ) -> bool {
+        if job.remote.is_some() {
+            // The endpoint's speed is the same whichever worker calls it.
+            return false;
+        }
         let switch = |w: &WorkerView| {
             fetch_seconds(job, w)
                 + if w.loaded.as_deref() == Some(job.model.as_str()) {

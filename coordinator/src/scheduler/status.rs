@@ -166,6 +166,28 @@ pub fn why_unplaceable(
     {
         return Some(format!("no connected worker of class {class} can run it"));
     }
+    if let Some(remote) = &job.remote {
+        let declared = verdicts
+            .iter()
+            .filter_map(|(w, v)| match v {
+                Err(Unfit::NoKey(var)) => Some((w, var)),
+                _ => None,
+            })
+            .next();
+        return Some(match declared {
+            Some((w, var)) => format!(
+                "no connected worker that may call {model_name} has {var} set (e.g. {})",
+                w.worker_id
+            ),
+            None => format!(
+                "no connected worker may call remote model {model_name} (worker join --remote {model_name}{})",
+                remote
+                    .key_env
+                    .as_ref()
+                    .map_or(String::new(), |v| format!(", with {v} set"))
+            ),
+        });
+    }
     if job.scripted {
         return Some("no connected worker meets the run's requirements".into());
     }
@@ -277,6 +299,7 @@ mod tests {
             avoid: vec![],
             work_tokens: 10.0,
             fetch_bytes: None,
+            remote: None,
         }
     }
 
@@ -299,6 +322,8 @@ mod tests {
             accepting: true,
             cache_room_bytes: 0,
             transfer_rate: 1e6,
+            remotes: vec![],
+            key_envs: Default::default(),
         }
     }
 

@@ -67,6 +67,7 @@ fn result(job_id: &str, attempt: u32) -> ResultRecord {
         cpu_features: vec![],
         truncated: false,
         trace_id: String::new(),
+        remote: None,
     }
 }
 

@@ -143,6 +143,7 @@ impl Proc {
         let path = bin_dir().join(binary);
         let child = Command::new(&path)
             .args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .env_remove("BENCHFARM_COORDINATOR")
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
@@ -290,7 +291,7 @@ pub struct WorkerOpts {
     /// Start it without `--allow-scripted-faults` (every test worker gets that flag otherwise:
     /// the harness's scripted models use faults, delays and load times on purpose).
     pub production: bool,
-    /// Environment variables set for the worker (`OTEL_*`).
+    /// Environment variables for this worker only (`OTEL_*`, an API key).
     pub env: Vec<(String, String)>,
 }
 

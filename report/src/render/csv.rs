@@ -17,9 +17,11 @@ use crate::report::Report;
 
 /// `failed_jobs` (after the first ten columns, so their readers are unaffected) counts the cell's
 /// jobs that ended without an answer: a failed job is a number here, not a gap. Then
-/// `grade_disagreements` (results whose worker's verdict differed from the coordinator's) and
-/// `implausible_timings` (results whose timings were left out of `mean_seconds` and the speed).
-const HEADER: &str = "model,task,category,n,pass,partial,fail,score,mean_seconds,gen_tokens_per_second,failed_jobs,grade_disagreements,implausible_timings\n";
+/// `grade_disagreements` (results whose worker's verdict differed from the coordinator's),
+/// `implausible_timings` (results whose timings were left out of `mean_seconds` and the speed) and
+/// `model_cost_usd` (last: the model's cost over the whole run, repeated on each of its rows: 0 for
+/// local models, empty when unknown, a remote model without a price).
+const HEADER: &str = "model,task,category,n,pass,partial,fail,score,mean_seconds,gen_tokens_per_second,failed_jobs,grade_disagreements,implausible_timings,model_cost_usd\n";
 
 pub(crate) fn render(report: &Report) -> String {
     let mut out = String::from(HEADER);
@@ -43,6 +45,7 @@ pub(crate) fn render(report: &Report) -> String {
                 t.errors.to_string(),
                 t.grade_disagreements.to_string(),
                 t.implausible_timings.to_string(),
+                number(m.cost_usd),
             ];
             out.push_str(&fields.join(","));
             out.push('\n');

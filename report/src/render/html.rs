@@ -8,7 +8,7 @@
 //! `<script>`), reasons — goes through [`esc`], in element content and attribute values alike.
 //!
 //! Layout: a single column up to 1200 px wide. The leaderboard keeps the seed table's shape
-//! (Model | Size | Score | ±95% | Time | tg tok/s | Workers, plus the interval over repetitions
+//! (Model | Size | Score | ±95% | Time | tg tok/s | Cost | Workers, plus the interval over repetitions
 //! beside the task interval) and fits a 360 px phone without horizontal scroll: under 600 px the
 //! secondary columns (Size, tg tok/s, Workers) are hidden and names wrap; wide tables (heat map)
 //! scroll inside their own box instead of the page. Stable hooks for browser tests:
@@ -25,7 +25,7 @@ use crate::outcome::{FailedAttempt, Outcome, Verdict};
 use crate::render::svg;
 use crate::render::table::footer;
 use crate::render::{
-    DASH, one_decimal, percent, plus_minus, ranked, seconds, size_cell, workers_cell,
+    DASH, dollars, one_decimal, percent, plus_minus, ranked, seconds, size_cell, workers_cell,
 };
 use crate::report::{Report, TaskReport};
 
@@ -151,7 +151,7 @@ fn leaderboard(s: &mut String, report: &Report) {
          on this suite, tasks fixed (bootstrap over repetitions). Time: mean seconds per job.\
          </caption>\n<thead><tr><th>Model</th><th class=\"c-size\">Size</th><th>Score</th>\
          <th>±95% tasks</th><th>±95% reps</th><th>Time</th><th class=\"c-tg\">tg tok/s</th>\
-         <th class=\"c-workers\">Workers</th></tr></thead>\n<tbody>\n",
+         <th class=\"c-cost\">Cost</th><th class=\"c-workers\">Workers</th></tr></thead>\n<tbody>\n",
     );
     for m in ranked(report) {
         let stop = m
@@ -173,7 +173,8 @@ fn leaderboard(s: &mut String, report: &Report) {
             "<tr data-model=\"{name}\" data-score=\"{score}\" data-n=\"{n}\"><td>{name}{stop}\
              {errors}</td><td class=\"c-size\">{size}</td><td data-score=\"{score}\">{pct}</td>\
              <td data-ci=\"{lo},{hi}\">{pm}</td><td data-ci-reps=\"{rlo},{rhi}\">{pmr}</td>\
-             <td>{time}</td><td class=\"c-tg\">{tg}</td><td class=\"c-workers\">{workers}</td></tr>",
+             <td>{time}</td><td class=\"c-tg\">{tg}</td><td class=\"c-cost\">{cost}</td>\
+             <td class=\"c-workers\">{workers}</td></tr>",
             name = esc(&m.name),
             score = data_score(m.score, m.n),
             n = m.n,
@@ -187,6 +188,7 @@ fn leaderboard(s: &mut String, report: &Report) {
             pmr = esc(&plus_minus(m.score_ci95_repetitions, m.n)),
             time = esc(&seconds(m.timing.mean_seconds)),
             tg = esc(&one_decimal(m.timing.gen_tokens_per_second)),
+            cost = esc(&dollars(m.cost_usd)),
             workers = esc(&workers_cell(&m.workers)),
         );
     }

@@ -15,12 +15,12 @@
 
 use serde::Serialize;
 
-use crate::outcome::{CheckOutcome, FailedAttempt, GradeEntry, Outcome};
+use crate::outcome::{CheckOutcome, FailedAttempt, GradeEntry, Outcome, RemoteOutcome};
 
 /// Version of the jsonl line shape. 1 was the unversioned sixteen-key outcome; 2 added the
-/// answer, the trace, provenance and failure lines; 3 added `trace_id`. Additive changes bump it;
-/// keys are never renamed or removed.
-pub const JSONL_SCHEMA: u32 = 3;
+/// answer, the trace, provenance and failure lines; 3 added `trace_id`; 4 added `cost_usd` and
+/// `remote` (remote models' HTTP side). Additive changes bump it; keys are never renamed or removed.
+pub const JSONL_SCHEMA: u32 = 4;
 
 /// A result line: the outcome's own fields between the schema and the failure fields.
 #[derive(Serialize)]
@@ -81,6 +81,8 @@ struct ErrorLine<'a> {
     answer_truncated_from: Option<u64>,
     implausible_timing: Option<&'a str>,
     trace_id: &'a str,
+    cost_usd: Option<f64>,
+    remote: Option<&'a RemoteOutcome>,
     reason: Option<&'a str>,
     job_failed: bool,
 }
@@ -134,6 +136,9 @@ impl<'a> ErrorLine<'a> {
             answer_truncated_from: None,
             implausible_timing: None,
             trace_id: &f.trace_id,
+            // A failed attempt returned no usage: what it cost is not known.
+            cost_usd: None,
+            remote: None,
             reason: Some(&f.reason),
             job_failed: f.job_failed,
         }

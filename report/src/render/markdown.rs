@@ -9,7 +9,7 @@
 //! so it cannot break a table or the list.
 
 use crate::render::table::{Align, footer, pipe_table, summary};
-use crate::render::{DASH, one_decimal, percent, ranked, seconds, workers_cell};
+use crate::render::{DASH, dollars, one_decimal, percent, ranked, seconds, workers_cell};
 use crate::report::{Report, TaskReport};
 
 /// The `md` format.
@@ -42,6 +42,8 @@ pub(crate) fn render(report: &Report) -> String {
         out.push_str("\n## Implausible timings\n\n");
         out.push_str(&implausible_list(report));
     }
+    out.push_str("\n## Cost\n\n");
+    out.push_str(&cost_table(report));
     out.push_str("\n## Failed jobs\n\n");
     out.push_str(&failed_list(report));
     out
@@ -64,6 +66,48 @@ fn implausible_list(report: &Report) -> String {
             )
         })
         .collect()
+}
+
+/// Per model: what it cost in all and per job, and the price it was charged at.
+fn cost_table(report: &Report) -> String {
+    let headers = [
+        ("Model", Align::Left),
+        ("Kind", Align::Left),
+        ("$/M in", Align::Right),
+        ("$/M out", Align::Right),
+        ("Per job", Align::Right),
+        ("Cost", Align::Right),
+    ];
+    let price = |m: &crate::report::ModelReport, pick: fn(&crate::cost::Price) -> f64| match (
+        m.kind.as_str(),
+        &m.price_per_mtok,
+    ) {
+        ("remote", Some(p)) => format!("{:.2}", pick(p)),
+        ("remote", None) => DASH.to_string(),
+        _ => "0.00".to_string(),
+    };
+    let rows: Vec<Vec<String>> = report
+        .models
+        .iter()
+        .map(|m| {
+            vec![
+                m.name.clone(),
+                m.kind.clone(),
+                price(m, |p| p.input),
+                price(m, |p| p.output),
+                dollars(m.cost_per_job_usd),
+                dollars(m.cost_usd),
+            ]
+        })
+        .collect();
+    let mut out = pipe_table(&headers, &rows);
+    out.push_str(&format!(
+        "\nRun total: {}. A remote job costs prompt tokens × input price + generated tokens \
+         (reasoning included) × output price, with the endpoint's own token counts; local models \
+         cost $0.00.\n",
+        dollars(report.cost_usd)
+    ));
+    out
 }
 
 /// "[lo, hi]" in percent, "—" without graded jobs.

@@ -97,9 +97,20 @@ pub(crate) fn human_size(bytes: u64) -> String {
 /// The Size column: "scripted" for the weightless test double, "—" for an unknown size.
 pub(crate) fn size_cell(m: &ModelReport) -> String {
     match (m.size_bytes, m.kind.as_str()) {
+        (_, "remote") => "remote".to_string(),
         (0, "scripted") => "scripted".to_string(),
         (0, _) => DASH.to_string(),
         (b, _) => human_size(b),
+    }
+}
+
+/// Dollars: "$0.00" for nothing spent, four decimals below a cent ("$0.0042"), two above
+/// ("$1.25"); "—" when unknown (a remote model without a price).
+pub(crate) fn dollars(cost: Option<f64>) -> String {
+    match cost {
+        Some(c) if c.is_finite() && c > 0.0 && c < 0.01 => format!("${c:.4}"),
+        Some(c) if c.is_finite() => format!("${c:.2}"),
+        _ => DASH.to_string(),
     }
 }
 
@@ -197,5 +208,10 @@ mod tests {
         assert_eq!(cell_text("a|b\nc"), "a\\|b c");
         assert_eq!(reps(1), "1 rep");
         assert_eq!(reps(3), "3 reps");
+        assert_eq!(dollars(Some(0.0)), "$0.00");
+        assert_eq!(dollars(Some(0.0042)), "$0.0042");
+        assert_eq!(dollars(Some(1.254)), "$1.25");
+        assert_eq!(dollars(None), DASH);
+        assert_eq!(dollars(Some(f64::NAN)), DASH);
     }
 }

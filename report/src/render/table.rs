@@ -6,7 +6,7 @@
 //! this crate emits; double-width glyphs in model names may shift a column but never break one.
 
 use crate::render::{
-    DASH, cell_text, one_decimal, percent, plus_minus, ranked, reps, seconds, size_cell,
+    DASH, cell_text, dollars, one_decimal, percent, plus_minus, ranked, reps, seconds, size_cell,
     workers_cell,
 };
 use crate::report::Report;
@@ -87,6 +87,7 @@ pub(crate) fn summary(report: &Report) -> String {
         ("±95%", Align::Right),
         ("Time", Align::Right),
         ("tg tok/s", Align::Right),
+        ("Cost", Align::Right),
         ("Workers", Align::Left),
     ];
     let rows: Vec<Vec<String>> = ranked(report)
@@ -99,6 +100,7 @@ pub(crate) fn summary(report: &Report) -> String {
                 plus_minus(m.score_ci95, m.n),
                 seconds(m.timing.mean_seconds),
                 one_decimal(m.timing.gen_tokens_per_second),
+                dollars(m.cost_usd),
                 workers_cell(&m.workers),
             ]
         })
@@ -106,8 +108,9 @@ pub(crate) fn summary(report: &Report) -> String {
     pipe_table(&headers, &rows)
 }
 
-/// "run ID · suite NAME vVERSION · N reps · X/Y jobs · F failed", plus the state while the run
-/// is not finished, so a partial table is never mistaken for a final one.
+/// "run ID · suite NAME vVERSION · N reps · X/Y jobs · F failed", plus the run's cost when it
+/// paid for anything and the state while the run is not finished, so a partial table is never
+/// mistaken for a final one.
 pub(crate) fn footer(report: &Report) -> String {
     let mut s = format!(
         "run {} · suite {} v{} · {} · {}/{} jobs · {} failed",
@@ -132,6 +135,11 @@ pub(crate) fn footer(report: &Report) -> String {
             " · implausible timings: {}",
             report.implausible_timings.len()
         ));
+    }
+    match report.cost_usd {
+        Some(c) if c > 0.0 => s.push_str(&format!(" · cost {}", dollars(Some(c)))),
+        None => s.push_str(&format!(" · cost {DASH} (a remote model has no price)")),
+        _ => {}
     }
     if report.state != "finished" {
         let state = if report.state.is_empty() {

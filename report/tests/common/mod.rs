@@ -45,18 +45,21 @@ pub fn info() -> RunInfo {
                 size_bytes: 98_000_000,
                 sha256: "aa".into(),
                 kind: "gguf".into(),
+                price_per_mtok: None,
             },
             ModelInfo {
                 name: "beta".into(),
                 size_bytes: 1_800_000_000,
                 sha256: "bb".into(),
                 kind: "gguf".into(),
+                price_per_mtok: None,
             },
             ModelInfo {
                 name: "script".into(),
                 size_bytes: 0,
                 sha256: String::new(),
                 kind: "scripted".into(),
+                price_per_mtok: None,
             },
         ],
         tasks: vec![

@@ -56,11 +56,16 @@ impl Scheduler {
             job_id: incoming.job_id.clone(),
             attempt: incoming.attempt,
         };
-        let (worker_name, class) = self
+        let (worker_name, mut class) = self
             .workers
             .get(worker_id)
             .map(|w| (w.record.name.clone(), w.record.hardware_class.clone()))
             .unwrap_or_default();
+        // A remote model ran on its endpoint: that is its hardware class (the worker that called
+        // it stays recorded as the result's worker).
+        if let Some(remote) = self.model_of_job(&incoming.job_id).and_then(|m| m.remote()) {
+            class = crate::hardware_class::endpoint_class(&remote.url, &remote.model);
+        }
         let now = self.now();
         // Only an attempt recorded as this worker's can count; anything else is somebody else's
         // job or one never handed out, and is neither stored nor counted (but acknowledged, so a
@@ -142,6 +147,7 @@ impl Scheduler {
             cpu_features: incoming.cpu_features,
             truncated: incoming.truncated,
             trace_id,
+            remote: incoming.remote,
         };
         let fresh = match &next {
             Some(_) => self.store.insert_result(&record)?,
@@ -171,6 +177,8 @@ impl Scheduler {
                 .runs
                 .get(&job.run_id)
                 .and_then(|r| r.models.get(job.model_index as usize))
+                // A remote job's speed is the endpoint's, not the worker's.
+                && model.remote().is_none()
             {
                 let model = model.sha256.clone();
                 self.learn(worker_id, &model, &record.timings);
@@ -392,7 +400,10 @@ impl Scheduler {
             return Ok(());
         };
         let max_tokens = run.max_tokens_of(&job.task_id);
-        let timeout = self.job_timeout(worker_id, max_tokens, model.size_bytes);
+        let timeout = match model.remote() {
+            Some(remote) => self.remote_job_timeout(remote),
+            None => self.job_timeout(worker_id, max_tokens, model.size_bytes),
+        };
         let timeout_ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
         let state = match transition(
             &job.state,

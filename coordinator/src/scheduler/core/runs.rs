@@ -52,6 +52,9 @@ impl Scheduler {
                 return Err(refuse(why));
             }
             pins.push(match run.placement {
+                // A remote model runs on its endpoint, one hardware class whichever worker calls
+                // it: each job once, under every placement.
+                _ if model.remote().is_some() => vec![None],
                 Placement::Spread => vec![None],
                 Placement::EveryWorker => capable
                     .iter()

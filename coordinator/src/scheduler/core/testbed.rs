@@ -304,6 +304,7 @@ pub fn result(key: &(String, u32)) -> IncomingResult {
         build_features: Vec::new(),
         cpu_features: Vec::new(),
         truncated: false,
+        remote: None,
     }
 }
 
@@ -331,6 +332,8 @@ pub fn worker_record(id: &str, slots: u32) -> WorkerRecord {
         last_seen_unix_ms: 0,
         jobs_done: 0,
         jobs_failed: 0,
+        remotes: Vec::new(),
+        remote_key_envs: Vec::new(),
     }
 }
 

@@ -7,7 +7,9 @@
 use std::time::Duration;
 
 use super::super::estimates;
-use super::super::placement::{PendingJob, WorkerView, memory_needed};
+use std::collections::HashMap;
+
+use super::super::placement::{PendingJob, RemoteNeed, WorkerView, memory_needed};
 use super::{Scheduler, Worker};
 use crate::job::JobState;
 use crate::records::{AttemptEnd, JobRecord, RunModel, RunRecord};
@@ -27,6 +29,12 @@ pub(super) fn model_job(run: &RunRecord, model: &RunModel, fetch_bytes: Option<u
         avoid: Vec::new(),
         work_tokens: 1.0,
         fetch_bytes,
+        remote: model.remote().map(|r| RemoteNeed {
+            name: model.name.clone(),
+            url: r.url.clone(),
+            key_env: r.api_key_env.clone(),
+            concurrency_left: r.max_concurrency,
+        }),
     }
 }
 
@@ -117,15 +125,58 @@ impl Scheduler {
         })
     }
 
-    /// The first `limit` queued jobs, in queue order.
+    /// The first `limit` queued jobs, in queue order; a remote model's jobs carry how many more
+    /// of its requests may start (its `max_concurrency` less the jobs of it workers hold).
     pub(super) fn pending_jobs(&self, limit: usize) -> Vec<PendingJob> {
+        let in_flight = self.remote_in_flight();
         self.index
             .queued
             .iter()
             .filter_map(|id| self.jobs.get(id))
             .filter_map(|j| self.pending_job(j))
+            .map(|mut j| {
+                if let Some(r) = &mut j.remote {
+                    let held = in_flight.get(&j.model).copied().unwrap_or(0);
+                    r.concurrency_left = r.concurrency_left.saturating_sub(held);
+                }
+                j
+            })
             .take(limit)
             .collect()
+    }
+
+    /// Jobs of each remote model (by its sha256) that workers hold now: assigned, waiting on the
+    /// worker or running.
+    fn remote_in_flight(&self) -> HashMap<String, u32> {
+        let mut counts: HashMap<String, u32> = HashMap::new();
+        for held in self.index.held.values() {
+            for (job_id, _) in held {
+                if let Some(model) = self.model_of_job(job_id)
+                    && model.remote().is_some()
+                {
+                    *counts.entry(model.sha256.clone()).or_default() += 1;
+                }
+            }
+        }
+        counts
+    }
+
+    /// The model a job runs, when its run is live.
+    pub(super) fn model_of_job(&self, job_id: &str) -> Option<&RunModel> {
+        let job = self.jobs.get(job_id)?;
+        self.runs
+            .get(&job.run_id)?
+            .models
+            .get(job.model_index as usize)
+    }
+
+    /// The time limit of a remote job: every request it may make at its full timeout, plus the
+    /// backoff between them, within the cap.
+    pub(super) fn remote_job_timeout(&self, remote: &crate::records::RemoteSpec) -> Duration {
+        let requests = f64::from(remote.retries) + 1.0;
+        let backoff = f64::from(remote.retries) * 30.0;
+        Duration::from_secs_f64(requests * f64::from(remote.timeout_ms) / 1000.0 + backoff + 5.0)
+            .min(self.config.job_timeout)
     }
 
     /// Every connected worker as placement sees it.
@@ -205,6 +256,8 @@ impl Scheduler {
                         .room()
                         .saturating_sub(w.incoming.values().map(|(bytes, _)| *bytes).sum()),
                     transfer_rate: self.transfer_rate_of(w),
+                    remotes: w.record.remotes.clone(),
+                    key_envs: w.record.remote_key_envs.iter().cloned().collect(),
                 }
             })
             .collect()

@@ -15,6 +15,29 @@ fn job(id: &str, run: &str, model: &str) -> PendingJob {
         avoid: vec![],
         work_tokens: 100.0,
         fetch_bytes: None,
+        remote: None,
+    }
+}
+
+/// A job of remote model `model` at `url`, needing `key` and with `left` requests to go.
+fn remote_job(id: &str, model: &str, url: &str, key: Option<&str>, left: u32) -> PendingJob {
+    PendingJob {
+        memory_bytes: 0,
+        remote: Some(RemoteNeed {
+            name: model.into(),
+            url: url.into(),
+            key_env: key.map(str::to_string),
+            concurrency_left: left,
+        }),
+        ..job(id, "r", &format!("sha-{model}"))
+    }
+}
+
+fn caller(id: &str, slots: u32, remotes: &[&str], keys: &[&str]) -> WorkerView {
+    WorkerView {
+        remotes: remotes.iter().map(|r| r.to_string()).collect(),
+        key_envs: keys.iter().map(|k| k.to_string()).collect(),
+        ..worker(id, slots, &[])
     }
 }
 
@@ -37,6 +60,8 @@ fn worker(id: &str, slots: u32, models: &[&str]) -> WorkerView {
         accepting: true,
         cache_room_bytes: 0,
         transfer_rate: 100e6,
+        remotes: vec![],
+        key_envs: BTreeSet::new(),
     }
 }
 
@@ -326,6 +351,131 @@ fn holders_are_preferred_and_transfer_time_counts() {
     assert!(place(&[j.clone()], &[slow_link.clone(), busy.clone()]).is_empty());
     // With no holder at all the slow link still fetches: waiting would never end.
     assert_eq!(ids(&place(&[j], &[slow_link])), vec![("j1", "fetcher")]);
+}
+
+#[test]
+fn remote_jobs_go_only_to_declared_workers_with_the_key() {
+    let j = remote_job(
+        "j1",
+        "cloud",
+        "https://api.example.com/v1",
+        Some("P_API_KEY"),
+        4,
+    );
+    let plain = worker("plain", 1, &["sha-cloud"]);
+    let no_key = caller("no-key", 1, &["cloud"], &[]);
+    let by_url = caller("by-url", 1, &["https://api.example.com"], &["P_API_KEY"]);
+    assert_eq!(fit(&j, &plain), Err(Unfit::NoRemote));
+    assert_eq!(fit(&j, &no_key), Err(Unfit::NoKey("P_API_KEY".into())));
+    assert_eq!(fit(&j, &by_url), Ok(()));
+    assert_eq!(
+        ids(&place(std::slice::from_ref(&j), &[plain, no_key, by_url])),
+        vec![("j1", "by-url")]
+    );
+    // A prefix matches at a path boundary only: this worker's key never goes to another host.
+    let lookalike = remote_job("j2", "x", "https://api.example.com.evil.net/v1", None, 4);
+    assert_eq!(
+        fit(
+            &lookalike,
+            &caller("w", 1, &["https://api.example.com"], &[])
+        ),
+        Err(Unfit::NoRemote)
+    );
+    assert!(
+        fit(
+            &lookalike,
+            &caller("w", 1, &["https://api.example.com.evil.net/"], &[])
+        )
+        .is_ok()
+    );
+    // No key needed: the declaration is enough; memory and model files do not matter.
+    let keyless = remote_job("j3", "local-server", "http://127.0.0.1:8080/v1", None, 4);
+    let mut tiny = caller("tiny", 1, &["local-server"], &[]);
+    tiny.ram_available_bytes = 0;
+    assert_eq!(fit(&keyless, &tiny), Ok(()));
+}
+
+#[test]
+fn remote_concurrency_caps_requests_in_flight_across_workers() {
+    let queue: Vec<_> = (0..6)
+        .map(|i| remote_job(&format!("j{i}"), "cloud", "https://h/v1", None, 3))
+        .collect();
+    let placed = place(
+        &queue,
+        &[
+            caller("a", 4, &["cloud"], &[]),
+            caller("b", 4, &["cloud"], &[]),
+        ],
+    );
+    assert_eq!(placed.len(), 3, "{placed:?}");
+    // None left: jobs wait, and a local job behind them still goes.
+    let mut full = queue.clone();
+    for j in &mut full {
+        j.remote.as_mut().unwrap().concurrency_left = 0;
+    }
+    full.push(job("local", "r", "m"));
+    let mut both = caller("a", 4, &["cloud"], &[]);
+    both.models.insert("m".into());
+    assert_eq!(ids(&place(&full, &[both])), vec![("local", "a")]);
+}
+
+proptest! {
+    /// Remote jobs: placed only on workers that fit them, never more per model than its
+    /// concurrency allows, and none left while a capable worker has a slot and the model has room.
+    #[test]
+    fn remote_placement_invariants(
+        jobs in proptest::collection::vec((0..3usize, any::<bool>(), any::<bool>()), 0..30),
+        left in proptest::collection::vec(0..4u32, 3),
+        workers in proptest::collection::vec((0..4u32, proptest::collection::vec(0..3usize, 0..3), any::<bool>(), any::<bool>()), 0..5),
+    ) {
+        let url = |m: usize| format!("https://h{m}.example/v1");
+        let queue: Vec<PendingJob> = jobs.iter().enumerate().map(|(i, (m, keyed, local))| {
+            if *local {
+                job(&format!("j{i:03}"), "r", "gguf")
+            } else {
+                let key = keyed.then(|| format!("K{m}_KEY"));
+                remote_job(&format!("j{i:03}"), &format!("cloud{m}"), &url(*m), key.as_deref(), left[*m])
+            }
+        }).collect();
+        let views: Vec<WorkerView> = workers.iter().enumerate().map(|(i, (slots, remotes, by_url, has_keys))| {
+            let pats: Vec<String> = remotes.iter().map(|m| if *by_url { format!("https://h{m}.example") } else { format!("cloud{m}") }).collect();
+            let keys: Vec<String> = if *has_keys { remotes.iter().map(|m| format!("K{m}_KEY")).collect() } else { vec![] };
+            let mut w = caller(&format!("w{i}"), *slots, &[], &[]);
+            w.remotes = pats;
+            w.key_envs = keys.into_iter().collect();
+            w.models.insert("gguf".into());
+            w
+        }).collect();
+        let placed = place(&queue, &views);
+        let mut per_model: HashMap<String, u32> = HashMap::new();
+        let mut seen = HashSet::new();
+        for p in &placed {
+            prop_assert!(seen.insert(p.job_id.clone()));
+            let job = queue.iter().find(|j| j.job_id == p.job_id).unwrap();
+            let w = views.iter().find(|w| w.worker_id == p.worker_id).unwrap();
+            prop_assert!(fit(job, w).is_ok(), "{} on {}: {:?}", job.job_id, w.worker_id, fit(job, w));
+            if job.remote.is_some() {
+                *per_model.entry(job.model.clone()).or_default() += 1;
+            }
+        }
+        for j in &queue {
+            if let Some(r) = &j.remote {
+                let used = per_model.get(&j.model).copied().unwrap_or(0);
+                prop_assert!(used <= r.concurrency_left, "{}: {used} > {}", j.model, r.concurrency_left);
+            }
+        }
+        for w in &views {
+            let used = placed.iter().filter(|p| p.worker_id == w.worker_id).count() as u32;
+            prop_assert!(used <= w.free_slots);
+            if used < w.free_slots {
+                for j in &queue {
+                    let room = j.remote.as_ref().is_none_or(|r| per_model.get(&j.model).copied().unwrap_or(0) < r.concurrency_left);
+                    prop_assert!(seen.contains(&j.job_id) || fit(j, w).is_err() || !room,
+                        "{} left unplaced while {} had a free slot", j.job_id, w.worker_id);
+                }
+            }
+        }
+    }
 }
 
 proptest! {

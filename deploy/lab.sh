@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # lab.sh — the benchfarm lab: a coordinator and three workers of two hardware classes in Docker.
 #
-#   deploy/lab.sh up [--observability]   build the binaries and images, start the lab, print URLs
+#   deploy/lab.sh up [--observability] [--chaos]
+#                                        build the binaries and images, start the lab, print URLs
+#                                        (--chaos: workers run scripted models' test features,
+#                                        --allow-scripted-faults, which the chaos plan needs)
 #   deploy/lab.sh run [--format F] [--plan FILE]
 #                                        run a plan end to end (default deploy/plans/lab.toml: the
 #                                        built-in suite on the default model, per class) and print
 #                                        its report on stdout (URLs on stderr); the lab stays up
-#   deploy/lab.sh chaos                  run deploy/plans/chaos.toml while killing a worker and
+#   deploy/lab.sh chaos                  (re)start the workers with --chaos, run
+#                                        deploy/plans/chaos.toml while killing a worker and
 #                                        restarting the coordinator mid-run; print the report
 #   deploy/lab.sh token                  print the lab's operator token (for the live page)
 #   deploy/lab.sh down [--volumes|--all] stop and remove the lab's containers and network
@@ -182,10 +186,11 @@ urls() {
 }
 
 up() {
-    local observability=0
+    local observability=0 chaos=0
     for arg in "$@"; do
         case "$arg" in
         --observability) observability=1 ;;
+        --chaos) chaos=1 ;;
         *) die "up: unknown option $arg" ;;
         esac
     done
@@ -197,6 +202,11 @@ up() {
         [[ -d "$REPO_ROOT/dashboards/provisioning" ]] || die "no dashboards/ in this checkout"
         services+=("${OBSERVABILITY[@]}")
         profiles=(--profile observability)
+    fi
+    if ((chaos)); then
+        # The chaos plan's scripted model waits 0.8 s a job (delay_ms): a test feature that a
+        # production worker refuses. Only a lab brought up for chaos lets its workers run it.
+        export BENCHFARM_WORKER_ARGS="${BENCHFARM_WORKER_ARGS:-} --allow-scripted-faults"
     fi
     log "starting ${services[*]} (project $PROJECT)"
     compose "${profiles[@]}" up -d --no-build "${services[@]}" >&2
@@ -243,7 +253,9 @@ run() {
 }
 
 chaos() {
-    running || up
+    # Recreates the workers if they were started without --allow-scripted-faults (compose
+    # notices the changed command); a lab already up for chaos is left as it is.
+    up --chaos
     local run_id code=0
     log "chaos: submitting plans/chaos.toml (40 scripted jobs of 0.8 s), then killing laptop-2 and restarting the coordinator mid-run"
     run_id=$(compose run --rm -T bench --coordinator http://coordinator:50051 \

@@ -128,7 +128,7 @@ struct Lab {
 
 impl Lab {
     /// Brings up a lab for `scenario`, or `None` when docker is absent (outside CI).
-    fn up(scenario: &str, lease_ms: u64) -> Option<Lab> {
+    fn up(scenario: &str, lease_ms: u64, chaos: bool) -> Option<Lab> {
         if !docker_available(scenario) {
             return None;
         }
@@ -144,7 +144,13 @@ impl Lab {
             _lock: lock,
         };
         base_image();
-        lab.script(&["up"]);
+        // The chaos scenarios run deploy/plans/chaos.toml, whose scripted model uses test
+        // features (delay_ms) that only workers started with --allow-scripted-faults run.
+        if chaos {
+            lab.script(&["up", "--chaos"]);
+        } else {
+            lab.script(&["up"]);
+        }
         eprintln!(
             "lab {scenario}: up in {:.1} s",
             lab.started.elapsed().as_secs_f64()
@@ -439,7 +445,7 @@ async fn assert_chaos_outcome(lab: &Lab, run_id: &str, faulted: Option<&str>, al
 /// has CPUs; the board, 1 CPU and 1 GB.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lab_smoke_runs_the_suite_per_class_on_two_classes() {
-    let Some(lab) = Lab::up("smoke", 30_000) else {
+    let Some(lab) = Lab::up("smoke", 30_000, false) else {
         return;
     };
     let mut client = lab.client().await;
@@ -506,7 +512,7 @@ async fn lab_smoke_runs_the_suite_per_class_on_two_classes() {
 /// lost or counted twice, and only the jobs it held cost an extra attempt.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lab_chaos_docker_kill_a_worker_mid_run() {
-    let Some(lab) = Lab::up("kill", CHAOS_LEASE_MS) else {
+    let Some(lab) = Lab::up("kill", CHAOS_LEASE_MS, true) else {
         return;
     };
     let mut client = lab.client().await;
@@ -524,7 +530,7 @@ async fn lab_chaos_docker_kill_a_worker_mid_run() {
 /// rejoin and re-send what was not acknowledged; nothing is lost or counted twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lab_chaos_docker_restart_the_coordinator_mid_run() {
-    let Some(lab) = Lab::up("restart", CHAOS_LEASE_MS) else {
+    let Some(lab) = Lab::up("restart", CHAOS_LEASE_MS, true) else {
         return;
     };
     let mut client = lab.client().await;
@@ -548,7 +554,7 @@ async fn lab_chaos_docker_restart_the_coordinator_mid_run() {
 /// jobs run elsewhere, it rejoins, and a late result of it does not count.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lab_chaos_network_cut_longer_than_the_lease() {
-    let Some(lab) = Lab::up("netcut", CHAOS_LEASE_MS) else {
+    let Some(lab) = Lab::up("netcut", CHAOS_LEASE_MS, true) else {
         return;
     };
     let mut client = lab.client().await;
@@ -577,7 +583,7 @@ async fn lab_chaos_network_cut_longer_than_the_lease() {
 /// wakes up, rejoins, and its late result does not count.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lab_chaos_pause_a_worker_past_its_lease() {
-    let Some(lab) = Lab::up("pause", CHAOS_LEASE_MS) else {
+    let Some(lab) = Lab::up("pause", CHAOS_LEASE_MS, true) else {
         return;
     };
     let mut client = lab.client().await;

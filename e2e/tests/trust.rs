@@ -137,9 +137,10 @@ async fn a_worker_that_sends_a_wrong_grade_is_counted_by_the_coordinators_grade(
         lines
             .next()
             .unwrap()
-            .ends_with(",grade_disagreements,implausible_timings")
+            .ends_with(",grade_disagreements,implausible_timings,model_cost_usd")
     );
-    assert!(lines.next().unwrap().ends_with(",1,0"), "{csv}");
+    // A scripted model costs nothing: the model's cost column follows the two counts.
+    assert!(lines.next().unwrap().ends_with(",1,0,0"), "{csv}");
     let jsonl = report_body(&mut client, &run_id, "jsonl").await;
     let line: serde_json::Value = serde_json::from_str(jsonl.lines().next().unwrap()).unwrap();
     assert_eq!(

@@ -306,7 +306,7 @@ fn jsonl_one_line_per_outcome() {
         assert!(v.get(key).is_some(), "line lacks Outcome field {key}");
     }
     assert_eq!(v.as_object().unwrap().len(), 47 + 3, "every Outcome field");
-    assert_eq!(v["schema"], 3);
+    assert_eq!(v["schema"], 4);
     assert_eq!(render(&r, &[], Format::Jsonl), "");
 }
 

@@ -223,7 +223,7 @@ mod tests {
                 .collect()
         };
         assert_eq!(order(lines[0]), order(lines[1]));
-        assert!(lines[0].starts_with("{\"schema\":3,\"model\":"));
+        assert!(lines[0].starts_with("{\"schema\":4,\"model\":"));
         let e: serde_json::Value = serde_json::from_str(lines[1]).unwrap_or_default();
         assert_eq!(e["verdict"], "error");
         assert_eq!(e["reason"], "boom");

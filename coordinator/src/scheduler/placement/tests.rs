@@ -299,7 +299,10 @@ fn a_registered_model_is_fetched_by_a_worker_with_room_and_only_then() {
         })
     );
     assert_eq!(
-        ids(&place(&[j.clone()], &[caching("w", 1, &[], 300, 1e6)])),
+        ids(&place(
+            std::slice::from_ref(&j),
+            &[caching("w", 1, &[], 300, 1e6)]
+        )),
         vec![("j1", "w")]
     );
     // An unregistered model is never fetched, however much room there is.
@@ -334,7 +337,10 @@ fn holders_are_preferred_and_transfer_time_counts() {
     fetcher.speed = 1000.0;
     let holder = caching("holder", 1, &["m"], 0, 100e6);
     assert_eq!(
-        ids(&place(&[j.clone()], &[fetcher.clone(), holder.clone()])),
+        ids(&place(
+            std::slice::from_ref(&j),
+            &[fetcher.clone(), holder.clone()]
+        )),
         vec![("j1", "holder")]
     );
     // A busy holder: 100 MB at 100 MB/s is 1 s + 0.1 s of work, against the holder's 5 s: fetch.
@@ -342,13 +348,16 @@ fn holders_are_preferred_and_transfer_time_counts() {
     busy.free_slots = 0;
     busy.busy_for = 5.0;
     assert_eq!(
-        ids(&place(&[j.clone()], &[fetcher.clone(), busy.clone()])),
+        ids(&place(
+            std::slice::from_ref(&j),
+            &[fetcher.clone(), busy.clone()]
+        )),
         vec![("j1", "fetcher")]
     );
     // Over a slow link (1 MB/s: 100 s) the busy holder is sooner, so the job waits for it.
     let mut slow_link = fetcher.clone();
     slow_link.transfer_rate = 1e6;
-    assert!(place(&[j.clone()], &[slow_link.clone(), busy.clone()]).is_empty());
+    assert!(place(std::slice::from_ref(&j), &[slow_link.clone(), busy.clone()]).is_empty());
     // With no holder at all the slow link still fetches: waiting would never end.
     assert_eq!(ids(&place(&[j], &[slow_link])), vec![("j1", "fetcher")]);
 }

@@ -4,7 +4,11 @@
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
-    let protos = ["benchfarm/v1/worker.proto", "benchfarm/v1/farm.proto"];
+    let protos = [
+        "benchfarm/v1/worker.proto",
+        "benchfarm/v1/farm.proto",
+        "benchfarm/v1/models.proto",
+    ];
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");
     }

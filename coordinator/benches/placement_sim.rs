@@ -181,6 +181,8 @@ fn simulate(seed: u64, prefetch: u32, known: bool) -> Outcome {
                         held,
                         busy_for,
                         accepting: true,
+                        cache_room_bytes: 0,
+                        transfer_rate: 0.0,
                         remotes: Vec::new(),
                         key_envs: Default::default(),
                     }
@@ -198,6 +200,7 @@ fn simulate(seed: u64, prefetch: u32, known: bool) -> Outcome {
                     require: Requirements::default(),
                     avoid: Vec::new(),
                     work_tokens: expected(jobs[j].model),
+                    fetch_bytes: None,
                     remote: None,
                 })
                 .collect();

@@ -8,6 +8,7 @@
 //! - [`scheduler`]: the task that owns queue and workers; [`scheduler::placement`] is pure.
 //! - [`store`]: sled trees of [`records`].
 //! - [`grpc`]: the services, the server, wire conversions.
+//! - [`models`]: the content-addressed model store, its registry and `ModelService`.
 //! - [`reporting`], [`regrade`]: store records → reports; answers → new grades.
 //! - [`cli`]: the client verbs (`submit`, `status`, `workers`, `report`, `cancel`, `regrade`, `suite`).
 
@@ -20,6 +21,7 @@ pub mod hardware_class;
 pub mod http;
 pub mod job;
 pub mod limits;
+pub mod models;
 pub mod plan;
 pub mod records;
 pub mod regrade;

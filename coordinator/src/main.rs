@@ -122,6 +122,16 @@ enum Verb {
         /// Serve Prometheus metrics on this address (http://ADDR/metrics); off by default.
         #[arg(long, value_name = "ADDR")]
         metrics_listen: Option<SocketAddr>,
+        /// Register this directory's GGUF files in place (not copied), so workers can fetch them
+        /// and plans can name them with `registered = "NAME"`.
+        #[arg(long, value_name = "DIR")]
+        models_dir: Option<PathBuf>,
+        /// Model transfers to workers sent at once; the others wait their turn.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
+        max_transfers: u32,
+        /// All model transfers together at most this fast, e.g. 20MB/s (default: no limit).
+        #[arg(long, value_name = "LIMIT", value_parser = parse_rate)]
+        transfer_rate: Option<u64>,
     },
     /// Submit a plan file; prints the run id.
     Submit {
@@ -228,6 +238,30 @@ enum Verb {
     /// Manage the farm's tokens (operator).
     #[command(subcommand)]
     Tokens(TokensVerb),
+    /// Manage the models the coordinator distributes to workers.
+    #[command(subcommand)]
+    Models(ModelsVerb),
+}
+
+#[derive(Subcommand, Debug)]
+enum ModelsVerb {
+    /// Upload GGUF files (header checked here, sha256 verified on arrival; an interrupted upload
+    /// resumes where it stopped when run again). Operator.
+    Add {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// The name to register it under (one file only; default: the file's stem).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Registered models: name, size, sha256, architecture, quantization, parameters, holders.
+    List,
+    /// Unregister a model (by name or sha256 prefix); an uploaded file is deleted. Operator.
+    Rm { model: String },
+}
+
+fn parse_rate(text: &str) -> Result<u64, String> {
+    benchfarm_modelfile::size::parse_rate(text).map_err(|e| e.to_string())
 }
 
 #[derive(Subcommand, Debug)]
@@ -291,6 +325,9 @@ async fn main() -> Result<()> {
             max_streams_per_peer,
             max_connections_per_minute,
             metrics_listen,
+            models_dir,
+            max_transfers,
+            transfer_rate,
         } => {
             telemetry = benchfarm_telemetry::init(Options {
                 otlp_endpoint,
@@ -338,6 +375,11 @@ async fn main() -> Result<()> {
                 connections: grpc::admission::ConnectionRate {
                     burst: 64,
                     per_minute: max_connections_per_minute,
+                },
+                models: grpc::server::ModelsConfig {
+                    dir: models_dir,
+                    max_transfers: max_transfers as usize,
+                    transfer_rate,
                 },
             };
             serve(config).await?;
@@ -425,6 +467,11 @@ async fn main() -> Result<()> {
                 Verb::Tokens(TokensVerb::Revoke { name }) => {
                     cli::tokens::revoke(url, &name).await?
                 }
+                Verb::Models(ModelsVerb::Add { paths, name }) => {
+                    cli::models::add(url, &paths, name.as_deref()).await?
+                }
+                Verb::Models(ModelsVerb::List) => cli::models::list(url).await?,
+                Verb::Models(ModelsVerb::Rm { model }) => cli::models::rm(url, &model).await?,
                 Verb::Serve { .. } => unreachable!("handled above"),
             }
         }

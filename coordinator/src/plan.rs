@@ -10,6 +10,8 @@
 //! [[models]]
 //! scripted = "oracle.toml"
 //! [[models]]
+//! registered = "gemma-3-270m"       # a model the coordinator holds, by name or sha256 prefix
+//! [[models]]
 //! name = "cloud-model"
 //! remote = { url = "https://api.example.com/v1", model = "provider/model-id",
 //!            api_key_env = "PROVIDER_API_KEY", price_per_mtok = { input = 3.0, output = 15.0 } }
@@ -19,7 +21,10 @@
 //! the jobs), and `label` (a name to find the run by; default: the plan's path).
 //! Paths are relative to the plan file. The client reads the suite and every model file (hashing GGUF
 //! files, parsing scripted ones) so the server never needs the client's files, and a mistake is
-//! reported here with the file, line, column and field before anything is submitted.
+//! reported here with the file, line, column and field before anything is submitted. A
+//! `registered` model is resolved by the coordinator at submit (`coordinator models list` shows
+//! what it holds); an unknown or ambiguous one is refused naming `models[i].registered`, and workers
+//! that lack the file fetch it.
 
 use std::ops::Range;
 use std::path::Path;
@@ -82,6 +87,8 @@ struct ModelEntry {
     /// An OpenAI-compatible endpoint; checked in [`remote`] so errors name `remote.<field>`.
     #[serde(default)]
     remote: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    registered: Option<Spanned<String>>,
     #[serde(default)]
     name: Option<String>,
 }
@@ -208,12 +215,23 @@ pub fn resolve(text: &str, file: &str, base: &Path) -> Result<Plan, PlanError> {
     let mut models = Vec::new();
     for (i, entry) in plan.models.get_ref().iter().enumerate() {
         let field = |f: &str| format!("models[{i}].{f}");
-        let model = match (&entry.path, &entry.scripted, &entry.remote) {
-            (Some(p), None, None) => gguf_model(&base.join(p.get_ref()), entry.name.as_deref())
-                .map_err(|m| at(p.span(), &field("path"), m))?,
-            (None, Some(s), None) => scripted_model(&base.join(s.get_ref()), entry.name.as_deref())
-                .map_err(|m| at(s.span(), &field("scripted"), m))?,
-            (None, None, Some(r)) => {
+        let model = match (
+            &entry.path,
+            &entry.scripted,
+            &entry.registered,
+            &entry.remote,
+        ) {
+            (Some(p), None, None, None) => {
+                gguf_model(&base.join(p.get_ref()), entry.name.as_deref())
+                    .map_err(|m| at(p.span(), &field("path"), m))?
+            }
+            (None, Some(s), None, None) => {
+                scripted_model(&base.join(s.get_ref()), entry.name.as_deref())
+                    .map_err(|m| at(s.span(), &field("scripted"), m))?
+            }
+            (None, None, Some(r), None) => registered_model(r.get_ref(), entry.name.as_deref())
+                .map_err(|m| at(r.span(), &field("registered"), m))?,
+            (None, None, None, Some(r)) => {
                 remote::remote_model(r.get_ref().clone(), entry.name.as_deref())
                     .map_err(|(f, m)| at(r.span(), &field(&f), m))?
             }
@@ -221,18 +239,21 @@ pub fn resolve(text: &str, file: &str, base: &Path) -> Result<Plan, PlanError> {
                 return Err(at(
                     plan.models.span(),
                     &format!("models[{i}]"),
-                    "each model needs exactly one of `path` (a GGUF file), `scripted` (a scripted model) or `remote` (an OpenAI-compatible endpoint)".into(),
+                    "each model needs exactly one of `path` (a GGUF file), `scripted` (a scripted model), `registered` (a model the coordinator holds) or `remote` (an OpenAI-compatible endpoint)".into(),
                 ));
             }
         };
+        // A registered model without a name of its own is named by the coordinator at submit,
+        // which checks that names are unique once they are known.
         if let Some(prev) = models
             .iter()
-            .position(|m: &pb::ModelRef| m.name == model.name)
+            .position(|m: &pb::ModelRef| !model.name.is_empty() && m.name == model.name)
         {
             let span = entry
                 .path
                 .as_ref()
                 .or(entry.scripted.as_ref())
+                .or(entry.registered.as_ref())
                 .map(|s| s.span())
                 .or_else(|| entry.remote.as_ref().map(|r| r.span()))
                 .unwrap_or(0..0);
@@ -288,6 +309,22 @@ fn gguf_model(path: &Path, name: Option<&str>) -> Result<pb::ModelRef, String> {
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default(),
         })),
+    })
+}
+
+/// A model registered on the coordinator, resolved there at submit.
+fn registered_model(query: &str, name: Option<&str>) -> Result<pb::ModelRef, String> {
+    if query.trim().is_empty() {
+        return Err(
+            "empty: give a registered name or a sha256 prefix (coordinator models list)".into(),
+        );
+    }
+    Ok(pb::ModelRef {
+        name: name.unwrap_or_default().to_string(),
+        sha256: String::new(),
+        size_bytes: 0,
+        source: Some(pb::model_ref::Source::Registered(query.trim().to_string())),
+        context_length: 0,
     })
 }
 

@@ -19,6 +19,7 @@ use benchfarm_coordinator::limits::Limits;
 use benchfarm_coordinator::scheduler;
 use benchfarm_coordinator::store::Store;
 use benchfarm_proto::v1 as pb;
+use benchfarm_proto::v1::model_service_client::ModelServiceClient;
 use benchfarm_proto::v1::worker_message::Kind as Up;
 use benchfarm_proto::v1::worker_service_client::WorkerServiceClient;
 use benchfarm_suite::SuiteLimits;
@@ -129,6 +130,10 @@ enum Input {
     Report(Call, pb::GetReportRequest),
     /// `WorkerService.Connect`: these messages, in order.
     Connect(Call, Vec<pb::WorkerMessage>),
+    /// `ModelService.UploadModel`: these messages, in order.
+    Upload(Call, Vec<pb::UploadChunk>),
+    /// `ModelService.FetchModel`.
+    Fetch(Call, pb::FetchModelRequest),
 }
 
 /// What a row must get.
@@ -253,6 +258,39 @@ fn gguf_header(version: u32, tensors: u64, kvs: u64) -> Vec<u8> {
     b
 }
 
+/// An upload of `data` announced as `sha256` (its own digest when `None`).
+fn upload(data: &[u8], sha256: Option<&str>, f: impl FnOnce(&mut pb::UploadHeader)) -> Input {
+    let mut header = pb::UploadHeader {
+        name: "up".into(),
+        sha256: sha256.map_or_else(|| benchfarm_modelfile::sha256_bytes(data), str::to_string),
+        size_bytes: data.len() as u64,
+        offset: 0,
+        file_name: "up.gguf".into(),
+    };
+    f(&mut header);
+    Input::Upload(
+        Call::default(),
+        vec![
+            pb::UploadChunk {
+                kind: Some(pb::upload_chunk::Kind::Header(header)),
+            },
+            pb::UploadChunk {
+                kind: Some(pb::upload_chunk::Kind::Data(data.to_vec())),
+            },
+        ],
+    )
+}
+
+fn fetch(call: Call, sha256: &str, offset: u64) -> Input {
+    Input::Fetch(
+        call,
+        pb::FetchModelRequest {
+            sha256: sha256.into(),
+            offset,
+        },
+    )
+}
+
 fn rows() -> Vec<Row> {
     let long = "x".repeat(65);
     vec![
@@ -268,6 +306,7 @@ fn rows() -> Vec<Row> {
         row("plan: no models", Input::Plan(b"suite = \"s.toml\"\nmodels = []\n".to_vec()), Error("plan", "models")),
         row("plan: negative RAM", Input::Plan(b"suite = \"s.toml\"\nrequire = { min_ram_gb = -1 }\n[[models]]\nscripted = \"m.toml\"\n".to_vec()), Error("plan", "require.min_ram_gb")),
         row("plan: unknown placement", Input::Plan(b"suite = \"s.toml\"\nplacement = \"everywhere\"\n[[models]]\nscripted = \"m.toml\"\n".to_vec()), Error("plan", "placement")),
+        row("plan: an empty registered model", Input::Plan(b"suite = \"s.toml\"\n[[models]]\nregistered = \"\"\n".to_vec()), Error("plan", "models[0].registered")),
         row("plan: a model with both path and scripted", Input::Plan(b"suite = \"s.toml\"\n[[models]]\nscripted = \"m.toml\"\npath = \"m.gguf\"\n".to_vec()), Error("plan", "models[0]")),
         // Suites.
         row("suite: empty", Input::Suite(String::new()), Error("suite", "name")),
@@ -320,6 +359,8 @@ fn rows() -> Vec<Row> {
         row("submit: a label over max_label_bytes", submit(|r| r.require = Some(pb::Requirements { labels: [("k".to_string(), "v".repeat(33))].into(), ..pb::Requirements::default() })), Error("InvalidArgument", "require.labels[\"k\"]")),
         row("submit: NaN RAM", submit(|r| r.require = Some(pb::Requirements { min_ram_gb: f64::NAN, ..pb::Requirements::default() })), Error("InvalidArgument", "require.min_ram_gb")),
         row("submit: an invalid suite", submit(|r| r.suite_toml = "name = \"s\"\n".into()), Error("InvalidArgument", "suite_toml:")),
+        row("submit: a registered model nobody registered", submit(|r| r.models[0].source = Some(pb::model_ref::Source::Registered("nope".into()))), Error("InvalidArgument", "models[0].registered: no model is named")),
+        row("submit: a registered sha256 prefix too short to trust", submit(|r| r.models[0].source = Some(pb::model_ref::Source::Registered("abc".into()))), Error("InvalidArgument", "models[0].registered:")),
         row("submit: oversized message", submit(|r| r.label = "x".repeat(5 << 20)), Error("OutOfRange", "")),
         // gRPC: other FarmService requests.
         row("regrade: an unknown run", Input::Regrade(Call::default(), pb::RegradeRunRequest { run_id: "nope".into(), suite_toml: String::new() }), Error("NotFound", "no run nope")),
@@ -338,6 +379,20 @@ fn rows() -> Vec<Row> {
         row("connect: no hello first", Input::Connect(Call::default(), vec![worker(Up::Heartbeat(pb::Heartbeat::default()))]), Error("InvalidArgument", "the first message on Connect must be a hello")),
         row("connect: a hello without an id", Input::Connect(Call::default(), vec![hello(" ")]), Error("InvalidArgument", "hello.worker_id")),
         row("connect: a hello listing too many jobs", Input::Connect(Call::default(), vec![worker(Up::Hello(pb::Hello { worker_id: "w".into(), running: vec![pb::JobKey::default(); 100_001], ..pb::Hello::default() }))]), Error("InvalidArgument", "hello.running + hello.unacknowledged")),
+        // gRPC: model uploads and fetches. A bad upload stores nothing (checked after the rows).
+        row("upload: bytes that are not their sha256", upload(&gguf_header(3, 0, 0), Some(&"ab".repeat(32)), |_| {}), Error("InvalidArgument", "header.sha256: the bytes hash to")),
+        row("upload: not a GGUF file", upload(b"PK\x03\x04 a zip, not a model", None, |_| {}), Error("InvalidArgument", "data: not a GGUF file")),
+        row("upload: a GGUF header cut short", upload(&[gguf_header(3, 0, 1), vec![5, 0, 0]].concat(), None, |_| {}), Error("InvalidArgument", "data: not a GGUF file")),
+        row("upload: an offset the coordinator does not hold", upload(&gguf_header(3, 0, 0), None, |h| h.offset = 8), Error("FailedPrecondition", "header.offset: 8, but the coordinator holds 0 bytes")),
+        row("upload: an offset past the end", upload(&gguf_header(3, 0, 0), None, |h| h.offset = 999), Error("OutOfRange", "header.offset")),
+        row("upload: more bytes than announced", upload(&gguf_header(3, 0, 0), None, |h| h.size_bytes = 10), Error("InvalidArgument", "data: more than header.size_bytes")),
+        row("upload: a digest that is not one", upload(&gguf_header(3, 0, 0), Some("zz"), |_| {}), Error("InvalidArgument", "header.sha256: not a sha256")),
+        row("upload: a name over max_name_bytes", upload(&gguf_header(3, 0, 0), None, |h| h.name = long.clone()), Error("InvalidArgument", "header.name")),
+        row("upload: data before the header", Input::Upload(Call::default(), vec![pb::UploadChunk { kind: Some(pb::upload_chunk::Kind::Data(b"GGUF".to_vec())) }]), Error("InvalidArgument", "the first message of an upload must be its header")),
+        row("upload: a submitter's token", match upload(&gguf_header(3, 0, 0), None, |_| {}) { Input::Upload(_, m) => Input::Upload(Call::with(Token::Of(Role::Submitter)), m), _ => unreachable!() }, Error("PermissionDenied", "UploadModel: needs the operator role")),
+        row("fetch: a model nobody registered", fetch(Call::default(), &"ab".repeat(32), 0), Error("NotFound", "sha256: no model")),
+        row("fetch: a digest that is not one", fetch(Call::default(), "../../etc/passwd", 0), Error("InvalidArgument", "sha256:")),
+        row("fetch: an operator's token", fetch(Call::with(Token::Of(Role::Operator)), &"ab".repeat(32), 0), Error("PermissionDenied", "FetchModel: needs the worker role")),
         row("connect: a forged result for a job never assigned", Input::Connect(Call::default(), vec![hello("forger"), forged_result("0190abcd-0000-7000-8000-000000000001-0000000000")]), Expect::Ignored),
         row("connect: a result without a key", Input::Connect(Call::default(), vec![hello("keyless"), worker(Up::Result(pb::JobResult::default()))]), Expect::Ignored),
         row("connect: a result with an unknown verdict", Input::Connect(Call::default(), vec![hello("liar"), worker(Up::Result(pb::JobResult { key: Some(pb::JobKey { job_id: "x-0000000000".into(), attempt: 1 }), grade: Some(pb::Grade { verdict: 99, ..pb::Grade::default() }), ..pb::JobResult::default() }))]), Expect::Ignored),
@@ -449,7 +504,7 @@ async fn remote(input: Input, url: &str, farm: &mut FarmClient) -> Result<(), to
         .connect()
         .await
         .unwrap();
-    let mut raw = pb::farm_service_client::FarmServiceClient::new(channel);
+    let mut raw = pb::farm_service_client::FarmServiceClient::new(channel.clone());
     let _ = farm;
     match input {
         Input::Submit(call, req) => raw
@@ -465,6 +520,20 @@ async fn remote(input: Input, url: &str, farm: &mut FarmClient) -> Result<(), to
             .await
             .map(|_| ()),
         Input::Connect(call, messages) => connect(url, &call, messages).await,
+        Input::Upload(call, messages) => {
+            let mut models = ModelServiceClient::new(channel);
+            models
+                .upload_model(call.request(tokio_stream::iter(messages), Role::Operator))
+                .await
+                .map(|_| ())
+        }
+        Input::Fetch(call, req) => {
+            let mut models = ModelServiceClient::new(channel);
+            models
+                .fetch_model(call.request(req, Role::Worker))
+                .await
+                .map(|_| ())
+        }
         _ => unreachable!("local rows are handled by `local`"),
     }
 }
@@ -543,6 +612,27 @@ async fn every_bad_input_gets_its_exact_error_and_nothing_is_stored() {
             break;
         }
     }
+    // No bad upload registered or kept anything.
+    let mut models = benchfarm_coordinator::cli::connect::connect_models(&Target::with_token(
+        &url,
+        &TOKENS.get().unwrap()[0],
+    ))
+    .await
+    .unwrap();
+    let listed = models
+        .list_models(pb::ListModelsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .models;
+    assert!(listed.is_empty(), "{listed:?}");
+    for dir in ["models/sha256", "models/partial"] {
+        let left: Vec<_> = std::fs::read_dir(data.join(dir))
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "{dir}: {left:?}");
+    }
+    drop(models);
     server.shutdown().await.unwrap();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     // And nothing in the store: no run, and no result of the forged ones (workers that said

@@ -69,7 +69,15 @@ fn path(service: &str, method: &str) -> &'static str {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_rpc_refuses_missing_wrong_and_wrong_role_tokens() {
     let dir = tempfile::tempdir().unwrap();
-    let server = start_server(&dir.path().join("data"), Duration::from_secs(30)).await;
+    // Each call below is a new connection, four or five per RPC: more than the per-address burst
+    // of 64 now that ModelService's RPCs are in the table, so this server allows more.
+    let server = start_server_with(
+        &dir.path().join("data"),
+        Duration::from_secs(30),
+        "127.0.0.1:0".parse().unwrap(),
+        |config| config.connections.burst = 1000,
+    )
+    .await;
     let url = url(&server);
     let mut operator = client(&url).await;
     let submitter = add_token(&mut operator, "reader", Role::Submitter).await;

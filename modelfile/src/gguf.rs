@@ -157,6 +157,13 @@ impl GgufInfo {
     pub fn file_type_name(&self) -> Option<&'static str> {
         self.file_type().and_then(file_type_name)
     }
+    /// The number of weights: every tensor's elements (the product of its dimensions), summed.
+    pub fn parameter_count(&self) -> u64 {
+        self.tensors
+            .iter()
+            .map(|t| t.dims.iter().fold(1u64, |n, d| n.saturating_mul(*d)))
+            .fold(0u64, u64::saturating_add)
+    }
     pub fn tensors(&self) -> &[TensorInfo] {
         &self.tensors
     }

@@ -7,6 +7,60 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
+/// A SHA-256 fed piece by piece: a transfer hashes its bytes as they arrive, and a resumed one
+/// first feeds it the part already on disk ([`Sha256Stream::update_from_file`]).
+#[derive(Debug, Clone, Default)]
+pub struct Sha256Stream {
+    hasher: Sha256,
+    len: u64,
+}
+
+impl Sha256Stream {
+    pub fn new() -> Sha256Stream {
+        Sha256Stream::default()
+    }
+
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.hasher.update(bytes);
+        self.len += bytes.len() as u64;
+    }
+
+    /// Feeds the first `len` bytes of the file at `path` (a partial download being resumed).
+    pub fn update_from_file(&mut self, path: &Path, len: u64) -> io::Result<()> {
+        let mut file = File::open(path)?.take(len);
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            match file.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => self.update(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        if self.len < len {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("{} is shorter than {len} bytes", path.display()),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Bytes hashed so far.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The lowercase hex digest of everything fed.
+    pub fn finish(self) -> String {
+        hex(&self.hasher.finalize())
+    }
+}
+
 /// Lowercase hex SHA-256 of the file at `path`, read in 1 MiB chunks.
 pub fn sha256_file(path: &Path) -> io::Result<String> {
     let mut file = File::open(path)?;
@@ -62,5 +116,25 @@ mod tests {
         std::fs::write(&path, &data).unwrap();
         assert_eq!(sha256_file(&path).unwrap(), sha256_bytes(&data));
         assert!(sha256_file(&dir.path().join("missing")).is_err());
+    }
+
+    #[test]
+    fn a_stream_resumed_from_a_file_prefix_hashes_like_the_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("part");
+        let data: Vec<u8> = (0..(2 << 20) + 5).map(|i: u32| (i % 241) as u8).collect();
+        let cut = (1 << 20) + 3;
+        std::fs::write(&path, &data[..cut]).unwrap();
+        let mut stream = Sha256Stream::new();
+        stream.update_from_file(&path, cut as u64).unwrap();
+        assert_eq!(stream.len(), cut as u64);
+        stream.update(&data[cut..]);
+        assert_eq!(stream.finish(), sha256_bytes(&data));
+        // A prefix longer than the file is an error, not a silent short hash.
+        assert!(
+            Sha256Stream::new()
+                .update_from_file(&path, cut as u64 + 1)
+                .is_err()
+        );
     }
 }

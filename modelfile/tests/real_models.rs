@@ -61,6 +61,9 @@ fn gemma3_header() {
     assert_eq!(info.architecture(), Some("gemma3"));
     assert_eq!(info.file_type_name(), Some("Q4_K_M"));
     assert_eq!(info.context_length(), Some(32768));
+    // "270M": the tensors' elements, which `coordinator models list` shows.
+    let params = info.parameter_count();
+    assert!((250_000_000..300_000_000).contains(&params), "{params}");
 }
 
 #[test]

@@ -4,7 +4,8 @@
 //! the coordinator and the worker convert to and from their own domain types at their edges, so a
 //! change of wire format is one place and the domain code never sees `Option<Message>` plumbing.
 
-/// `benchfarm.v1`: the worker stream (`WorkerService.Connect`) and the user API (`FarmService`).
+/// `benchfarm.v1`: the worker stream (`WorkerService.Connect`), the user API (`FarmService`) and
+/// model distribution (`ModelService`).
 pub mod v1 {
     #![allow(clippy::all, missing_docs)]
     tonic::include_proto!("benchfarm.v1");

@@ -5,11 +5,17 @@
 //! coordinator acknowledges them and are sent again on every reconnect, so a result is never lost to
 //! a broken connection; the coordinator recognises a re-sent one by (job, attempt).
 //!
+//! A job whose GGUF model is in neither the `--models` directory nor the cache waits here while the
+//! cache fetches it ([`crate::cache`]); only then does it go to a slot, so the transfer is in the
+//! job's trace (the `fetch_model` span) but not in its timings, and its time limit starts when the
+//! slot starts it. The coordinator sees it held (it is in every heartbeat) and, after the fetch, a
+//! heartbeat with the new cache contents.
+//!
 //! Shutdown: the first signal makes the worker drain (it tells the coordinator, takes no new jobs,
 //! finishes and reports the running ones, then leaves); a second abandons the running jobs. A
 //! `Drain` message from the coordinator does what the first signal does.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -22,6 +28,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tracing::{Instrument as _, debug, info, warn};
 
+use crate::cache::{Lease, ModelCache};
 use crate::credentials::Credentials;
 use crate::outbox::Outbox;
 use crate::runner::{Job, Runner, RunnerEvent};
@@ -69,6 +76,14 @@ pub struct Session {
     credentials: Credentials,
     /// The coordinator's message limit (its welcome's); results are cut to fit.
     max_message_bytes: usize,
+    /// The model cache; `None`: this worker runs only the models of its `--models` directory.
+    cache: Option<ModelCache>,
+    /// sha256 of the `--models` directory's models (never fetched).
+    local: HashSet<String>,
+    /// Jobs waiting for their model's fetch, and the fetches' outcomes.
+    fetching: HashMap<(String, u32), Job>,
+    fetched_tx: mpsc::Sender<(pb::JobKey, Result<Lease, String>)>,
+    fetched_rx: mpsc::Receiver<(pb::JobKey, Result<Lease, String>)>,
     /// `STATE/status.json`, for `worker status` (none in tests that do not ask for it).
     status: Option<StatusFile>,
 }
@@ -122,6 +137,7 @@ impl Session {
         events: mpsc::Receiver<RunnerEvent>,
         outbox: Outbox,
     ) -> Session {
+        let (fetched_tx, fetched_rx) = mpsc::channel(64);
         Session {
             url,
             hello,
@@ -133,6 +149,11 @@ impl Session {
             drain_requested: false,
             credentials: Credentials::default(),
             max_message_bytes: crate::fit::DEFAULT_MAX_MESSAGE_BYTES,
+            cache: None,
+            local: HashSet::new(),
+            fetching: HashMap::new(),
+            fetched_tx,
+            fetched_rx,
             status: None,
         }
     }
@@ -141,6 +162,30 @@ impl Session {
     pub fn with_status_file(mut self, status: StatusFile) -> Session {
         self.status = Some(status);
         self
+    }
+
+    /// This session with a model cache: jobs of registered models it lacks (not in `local`, the
+    /// `--models` directory's digests) are fetched into it first.
+    pub fn with_cache(mut self, cache: ModelCache, local: HashSet<String>) -> Session {
+        self.cache = Some(cache);
+        self.local = local;
+        self
+    }
+
+    /// A heartbeat of the current state.
+    fn heartbeat(&self, draining: bool) -> Up {
+        Up::Heartbeat(pb::Heartbeat {
+            running: self.running.keys().map(|(j, a)| key(j, *a)).collect(),
+            free_slots: if draining {
+                0
+            } else {
+                self.hello.slots.saturating_sub(self.running.len() as u32)
+            },
+            draining,
+            unacknowledged: self.outbox.keys(),
+            ram_available_bytes: 0,
+            cache: self.cache.as_ref().map(ModelCache::report),
+        })
     }
 
     /// This session with a token and TLS for the coordinator.
@@ -262,6 +307,9 @@ impl Session {
             .collect();
         // What is re-sent right behind the hello: the coordinator keeps those attempts.
         hello.unacknowledged = self.outbox.keys();
+        if let Some(cache) = &self.cache {
+            hello.cache = Some(cache.report());
+        }
         send(&tx, Up::Hello(hello)).await;
         let mut request = tonic::Request::new(ReceiverStream::new(rx));
         self.credentials.authorize(&mut request);
@@ -297,15 +345,14 @@ impl Session {
                     Err(status) => return Ok(Ended::Lost(status.message().to_string())),
                 },
                 Some(event) = self.events.recv() => self.on_event(event, &tx).await,
+                Some((k, outcome)) = self.fetched_rx.recv() => {
+                    let now = self.level(stop);
+                    self.on_fetched(k, outcome, &tx, now).await;
+                }
                 _ = heartbeat.tick() => {
                     let draining = self.level(stop) != Stop::Run;
-                    send(&tx, Up::Heartbeat(pb::Heartbeat {
-                        running: self.running.keys().map(|(j, a)| key(j, *a)).collect(),
-                        free_slots: self.hello.slots.saturating_sub(self.running.len() as u32),
-                        draining,
-                        unacknowledged: self.outbox.keys(),
-                        ..pb::Heartbeat::default()
-                    })).await;
+                    let beat = self.heartbeat(draining);
+                    send(&tx, beat).await;
                     // An answer still unacknowledged a few heartbeats on was lost on this live
                     // connection (or its ack was): send it again; the coordinator recognises a
                     // re-sent (job, attempt) and counts it once.
@@ -375,9 +422,32 @@ impl Session {
                     key: k.clone(),
                     cancel: Arc::clone(&running.cancel),
                     cancel_reason: Arc::clone(&running.reason),
+                    cached: None,
                 };
                 debug!(job = %k.job_id, attempt = k.attempt, task = %assignment.task_id, "job received");
                 self.running.insert((k.job_id.clone(), k.attempt), running);
+                if let Some((cache, model)) = self.to_fetch(&assignment) {
+                    // Fetched (or verified) off the loop; the job waits here, not in a slot.
+                    self.fetching.insert((k.job_id.clone(), k.attempt), job);
+                    let source = crate::cache::Source {
+                        url: self.url.clone(),
+                        credentials: self.credentials.clone(),
+                    };
+                    let done = self.fetched_tx.clone();
+                    let span = crate::telemetry::fetch_span(
+                        &assignment.trace_parent,
+                        &model.name,
+                        model.size_bytes,
+                    );
+                    tokio::spawn(
+                        async move {
+                            let outcome = cache.acquire(&model, &source).await;
+                            let _ = done.send((k, outcome)).await;
+                        }
+                        .instrument(span),
+                    );
+                    return None;
+                }
                 if let Err(reason) = self.runner.submit(job) {
                     self.running.remove(&(k.job_id.clone(), k.attempt));
                     self.finish(
@@ -415,17 +485,75 @@ impl Session {
     /// jobs that wait for a slot.
     async fn send_draining(&self, tx: &mpsc::Sender<pb::WorkerMessage>) {
         self.runner.stop_starting();
-        send(
-            tx,
-            Up::Heartbeat(pb::Heartbeat {
-                running: self.running.keys().map(|(j, a)| key(j, *a)).collect(),
-                free_slots: 0,
-                draining: true,
-                unacknowledged: self.outbox.keys(),
-                ..pb::Heartbeat::default()
-            }),
-        )
-        .await;
+        send(tx, self.heartbeat(true)).await;
+    }
+
+    /// The cache and model to fetch for `assignment`, when its GGUF model is not in the `--models`
+    /// directory (a worker without a cache runs what it has, as before).
+    fn to_fetch(&self, assignment: &pb::JobAssignment) -> Option<(ModelCache, pb::ModelRef)> {
+        let cache = self.cache.as_ref()?;
+        let model = assignment.model.as_ref()?;
+        let gguf = matches!(model.source, Some(pb::model_ref::Source::Gguf(_)));
+        (gguf && !self.local.contains(&model.sha256.to_ascii_lowercase()))
+            .then(|| (cache.clone(), model.clone()))
+    }
+
+    /// A fetch ended: the job goes to a slot, or fails with the fetch's reason, or (cancelled or
+    /// draining meanwhile) ends as it would have in a slot's queue. The coordinator hears the new
+    /// cache contents at once.
+    async fn on_fetched(
+        &mut self,
+        k: pb::JobKey,
+        outcome: Result<Lease, String>,
+        tx: &mpsc::Sender<pb::WorkerMessage>,
+        stop: Stop,
+    ) {
+        let id = (k.job_id.clone(), k.attempt);
+        let Some(mut job) = self.fetching.remove(&id) else {
+            return;
+        };
+        let cancelled = self
+            .running
+            .get(&id)
+            .filter(|r| r.cancel.load(Ordering::Relaxed))
+            .map(|r| {
+                r.reason
+                    .lock()
+                    .ok()
+                    .and_then(|g| g.clone())
+                    .unwrap_or_else(|| "cancelled".into())
+            });
+        let failed = match (outcome, cancelled) {
+            (Err(reason), _) => Some((reason, false)),
+            (Ok(_), Some(reason)) => Some((reason, false)),
+            (Ok(_), None) if stop != Stop::Run => Some((
+                "worker is draining; the job had not started".to_string(),
+                true,
+            )),
+            (Ok(lease), None) => {
+                job.cached = Some(lease);
+                match self.runner.submit(job) {
+                    Ok(()) => None,
+                    Err(reason) => Some((reason, false)),
+                }
+            }
+        };
+        if let Some((reason, not_started)) = failed {
+            self.running.remove(&id);
+            if !not_started {
+                warn!(job = %k.job_id, attempt = k.attempt, reason = %reason, "job failed before it started");
+                crate::telemetry::job_ended("failed");
+            }
+            self.finish(
+                pb::WorkerMessage {
+                    kind: Some(job_failed(k, reason, not_started)),
+                },
+                tx,
+            )
+            .await;
+        }
+        let beat = self.heartbeat(stop != Stop::Run);
+        send(tx, beat).await;
     }
 
     async fn on_event(&mut self, event: RunnerEvent, tx: &mpsc::Sender<pb::WorkerMessage>) {

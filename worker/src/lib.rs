@@ -3,6 +3,7 @@
 //! - [`bench`]: `worker bench`, llama-bench's pp/tg tests on this worker's engine.
 //! - [`join`] / [`join_with`]: discover the machine and its models, start the runner, connect.
 //! - [`client`]: the `Connect` stream (hello, heartbeats, reconnect with backoff, outbox, drain).
+//! - [`cache`]: the model cache, fetching from the coordinator (verified, resumable, LRU-bounded).
 //! - [`runner`]: slot threads that run the engine and grade answers.
 //! - [`remote`]: remote models: streamed OpenAI chat completions, retries, concurrency limits.
 //! - [`supervisor`] and [`host`]: the engine in a supervised child process (`worker engine-host`).
@@ -13,6 +14,7 @@
 //! - [`status`]: `STATE/status.json` (connected, last heartbeat) and `worker status`, which reads it.
 
 pub mod bench;
+pub mod cache;
 pub mod client;
 pub mod convert;
 pub mod credentials;
@@ -82,6 +84,17 @@ pub async fn join_with(
     for skipped in &discovery.skipped {
         warn!(path = %skipped.path.display(), reason = %skipped.reason, "model file skipped");
     }
+    let cache_dir = options
+        .cache_dir
+        .clone()
+        .unwrap_or_else(|| config.state_dir.join("models"));
+    let cache_max = options.cache_max_bytes;
+    let cache = {
+        let dir = cache_dir.clone();
+        tokio::task::spawn_blocking(move || cache::ModelCache::open(&dir, cache_max))
+            .await?
+            .with_context(|| format!("model cache {}", cache_dir.display()))?
+    };
     let slots = config.slots.max(1);
     let threads = config
         .threads
@@ -139,9 +152,11 @@ pub async fn join_with(
         running: Vec::new(),
         unacknowledged: Vec::new(),
         version: env!("CARGO_PKG_VERSION").to_string(),
+        cache: Some(cache.report()),
         remotes: options.remotes.clone(),
         remote_key_envs,
     };
+    let local = discovery.models.iter().map(|m| m.sha256.clone()).collect();
     let (events_tx, events_rx) = mpsc::channel(64);
     let runner = runner::Runner::start(
         slots,
@@ -163,6 +178,7 @@ pub async fn join_with(
     );
     client::Session::new(config.coordinator.clone(), hello, runner, events_rx, outbox)
         .with_credentials(config.credentials.clone())
+        .with_cache(cache, local)
         .with_status_file(status)
         .run(stop)
         .await

@@ -100,6 +100,13 @@ enum Verb {
         /// Serve Prometheus metrics on this address (http://ADDR/metrics); off by default.
         #[arg(long, value_name = "ADDR")]
         metrics_listen: Option<std::net::SocketAddr>,
+        /// Where models fetched from the coordinator are kept (default: STATE/models).
+        #[arg(long, value_name = "DIR")]
+        cache: Option<PathBuf>,
+        /// Keep the model cache under this size, e.g. 300MB or 8GiB (least recently used models
+        /// are evicted; default: the disk's free space less 1 GiB).
+        #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+        cache_max: Option<u64>,
         /// A remote model this worker may call (repeatable): its name in the plan, or a prefix of
         /// its URL (e.g. https://api.example.com). Its API key is read from this worker's
         /// environment (the plan's api_key_env) and never sent to the coordinator.
@@ -242,6 +249,8 @@ fn main() -> Result<std::process::ExitCode> {
             allow_scripted_faults,
             otlp_endpoint,
             metrics_listen,
+            cache,
+            cache_max,
             remotes,
         } => {
             let token = match &token_file {
@@ -283,6 +292,8 @@ fn main() -> Result<std::process::ExitCode> {
                 max_ram_bytes: max_ram,
                 speed_factor,
                 allow_scripted_faults,
+                cache_dir: cache,
+                cache_max_bytes: cache_max,
                 remotes,
             };
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;

@@ -1,5 +1,6 @@
-//! Worker options beyond [`crate::JoinConfig`]: where the engine runs, and the simulation knobs
-//! (`--max-ram`, `--speed-factor`) that let one machine play a heterogeneous farm in tests.
+//! Worker options beyond [`crate::JoinConfig`]: where the engine runs, the model cache (`--cache`,
+//! `--cache-max`), and the simulation knobs (`--max-ram`, `--speed-factor`) that let one machine
+//! play a heterogeneous farm in tests.
 //!
 //! They live apart from `JoinConfig` so that adding one never breaks code that builds a
 //! `JoinConfig` literal (the e2e harness does); build these with `..WorkerOptions::default()`.
@@ -35,6 +36,10 @@ pub struct WorkerOptions {
     /// `load_ms`, synthetic times over 10 s a job). Off, such a job is refused (not counted
     /// toward this worker's quarantine): for tests and the lab's chaos scenarios only.
     pub allow_scripted_faults: bool,
+    /// The model cache's directory (`--cache`); `None`: `STATE/models`.
+    pub cache_dir: Option<PathBuf>,
+    /// The model cache's limit (`--cache-max`); `None`: the disk's free space less a reserve.
+    pub cache_max_bytes: Option<u64>,
     /// Remote models this worker may call (`--remote`): model names, or URL prefixes.
     pub remotes: Vec<String>,
 }
@@ -46,6 +51,8 @@ impl Default for WorkerOptions {
             max_ram_bytes: None,
             speed_factor: 1.0,
             allow_scripted_faults: false,
+            cache_dir: None,
+            cache_max_bytes: None,
             remotes: Vec::new(),
         }
     }
@@ -62,34 +69,10 @@ pub enum OptionError {
     SpeedFactor(String),
 }
 
-/// Parses a size such as `1GB` (10^9 bytes), `512MiB` (2^29 bytes), `1.5GiB` or `4096`.
-/// Units are case-insensitive; decimal units are powers of 1000, binary (`i`) ones of 1024.
+/// Parses a size such as `1GB` (10^9 bytes), `512MiB` (2^29 bytes), `1.5GiB` or `4096`
+/// (`benchfarm_modelfile::size`, the parser the coordinator's sizes use too).
 pub fn parse_size(text: &str) -> Result<u64, OptionError> {
-    let bad = || OptionError::Size(text.to_string());
-    let trimmed = text.trim();
-    let split = trimmed
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(trimmed.len());
-    let (number, unit) = trimmed.split_at(split);
-    let value: f64 = number.parse().map_err(|_| bad())?;
-    let multiplier: f64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "kb" | "k" => 1e3,
-        "mb" | "m" => 1e6,
-        "gb" | "g" => 1e9,
-        "tb" | "t" => 1e12,
-        "kib" => 1024.0,
-        "mib" => 1024.0 * 1024.0,
-        "gib" => 1024.0 * 1024.0 * 1024.0,
-        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
-        _ => return Err(bad()),
-    };
-    let bytes = (value * multiplier).round();
-    // Zero RAM would make the worker unschedulable; refuse it rather than join uselessly.
-    if !bytes.is_finite() || bytes < 1.0 || bytes > u64::MAX as f64 {
-        return Err(bad());
-    }
-    Ok(bytes as u64)
+    benchfarm_modelfile::size::parse_size(text).map_err(|_| OptionError::Size(text.to_string()))
 }
 
 /// Parses `--speed-factor`: a positive, finite number.

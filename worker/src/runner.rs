@@ -37,6 +37,9 @@ pub struct Job {
     pub cancel: Arc<AtomicBool>,
     /// Why `cancel` was set, for the failure message.
     pub cancel_reason: Arc<Mutex<Option<String>>>,
+    /// The model file from the cache, held (not evictable) until the job is dropped; `None` for
+    /// scripted models and models of the `--models` directory.
+    pub cached: Option<crate::cache::Lease>,
 }
 
 /// What a slot reports.
@@ -283,16 +286,23 @@ fn execute(
             ModelSource::Scripted(model)
         }
         Some(pb::model_ref::Source::Gguf(_)) => {
-            let path = context.models.get(&model_ref.sha256).ok_or_else(|| {
-                format!(
-                    "model {} (sha256 {}) is not on this worker",
-                    model_ref.name, model_ref.sha256
-                )
-            })?;
+            let cached = job.cached.as_ref().map(|lease| &lease.path);
+            let path = cached
+                .or_else(|| context.models.get(&model_ref.sha256))
+                .ok_or_else(|| {
+                    format!(
+                        "model {} (sha256 {}) is not on this worker",
+                        model_ref.name, model_ref.sha256
+                    )
+                })?;
             ModelSource::Gguf {
                 path: path.clone(),
                 sha256: model_ref.sha256.clone(),
             }
+        }
+        // Resolved by the coordinator at submit; an assignment never carries one.
+        Some(pb::model_ref::Source::Registered(_)) => {
+            return Err("assignment names a registered model it did not resolve".into());
         }
         Some(pb::model_ref::Source::Remote(_)) | None => {
             return Err("assignment model has no source".into());

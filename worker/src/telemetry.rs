@@ -17,6 +17,13 @@
 //! | `benchfarm_worker_resident_memory_bytes` | gauge | `process` = worker, engines |
 //! | `benchfarm_worker_engine_restarts_total` | counter | |
 //! | `benchfarm_worker_connected` | gauge | |
+//! | `benchfarm_worker_model_fetches_total` | counter | `outcome` = fetched, corrupt, failed |
+//! | `benchfarm_worker_model_fetch_bytes_total` | counter | |
+//! | `benchfarm_worker_model_fetch_seconds` (whole transfers) | histogram | |
+//! | `benchfarm_worker_cache_bytes`, `benchfarm_worker_cache_capacity_bytes` | gauge | |
+//! | `benchfarm_worker_cache_evictions_total` | counter | |
+//!
+//! A fetch before a job is the `fetch_model` span, a child of the job's span.
 
 use std::time::{Duration, SystemTime};
 
@@ -97,6 +104,16 @@ pub fn report_span(traceparent: &str, job_id: &str, attempt: u32, outcome: &str)
         traceparent,
         tracing::info_span!(parent: None, "report", job.id = %job_id,
                            attempt = i64::from(attempt), outcome = %outcome),
+    )
+}
+
+/// The span of a model fetch before a job (a child of the job's span: the transfer is part of the
+/// job's trace, though not of its timings).
+pub fn fetch_span(traceparent: &str, model: &str, bytes: u64) -> Span {
+    child_of(
+        traceparent,
+        tracing::info_span!(parent: None, "fetch_model", model = %model,
+                           bytes = i64::try_from(bytes).unwrap_or(i64::MAX)),
     )
 }
 

@@ -38,6 +38,12 @@ pub const METHODS: &[(&str, &str, Role)] = &[
     ("benchfarm.v1.FarmService", "AddToken", Role::Operator),
     ("benchfarm.v1.FarmService", "ListTokens", Role::Operator),
     ("benchfarm.v1.FarmService", "RevokeToken", Role::Operator),
+    ("benchfarm.v1.ModelService", "UploadModel", Role::Operator),
+    ("benchfarm.v1.ModelService", "UploadOffset", Role::Operator),
+    ("benchfarm.v1.ModelService", "ListModels", Role::Submitter),
+    ("benchfarm.v1.ModelService", "RemoveModel", Role::Operator),
+    // The worker's own token: fetching is part of running a job, and opens nothing else.
+    ("benchfarm.v1.ModelService", "FetchModel", Role::Worker),
 ];
 
 /// What the request path `/package.Service/Method` needs.

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use benchfarm_proto::v1::farm_service_client::FarmServiceClient;
+use benchfarm_proto::v1::model_service_client::ModelServiceClient;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
@@ -71,6 +72,8 @@ impl Interceptor for Bearer {
 
 /// The client every verb uses.
 pub type FarmClient = FarmServiceClient<InterceptedService<Channel, Bearer>>;
+/// The client of `coordinator models`.
+pub type ModelClient = ModelServiceClient<InterceptedService<Channel, Bearer>>;
 
 /// Reads a token file: its one line, trimmed.
 pub fn read_token_file(path: &Path) -> Result<String> {
@@ -118,10 +121,28 @@ pub fn tls_config(url: &str, tls: &ClientTls) -> Result<Option<ClientTlsConfig>>
 
 /// A connected FarmService client.
 pub async fn connect(target: &Target) -> Result<FarmClient> {
+    let (channel, bearer) = channel(target).await?;
+    Ok(FarmServiceClient::with_interceptor(channel, bearer).max_decoding_message_size(64 << 20))
+}
+
+/// A connected ModelService client.
+pub async fn connect_models(target: &Target) -> Result<ModelClient> {
+    let (channel, bearer) = channel(target).await?;
+    Ok(ModelServiceClient::with_interceptor(channel, bearer)
+        .max_decoding_message_size(4 << 20)
+        .max_encoding_message_size(4 << 20))
+}
+
+/// A channel to the target, and the interceptor that sends its token.
+async fn channel(target: &Target) -> Result<(Channel, Bearer)> {
     let url = target.url.as_str();
     let mut endpoint = Endpoint::from_shared(url.to_string())
         .with_context(|| format!("invalid coordinator URL {url:?}"))?
-        .connect_timeout(std::time::Duration::from_secs(5));
+        .connect_timeout(std::time::Duration::from_secs(5))
+        // A model upload is one long stream: windows large enough that loopback and LAN links
+        // are not held back by flow control.
+        .initial_stream_window_size(8 << 20)
+        .initial_connection_window_size(16 << 20);
     if let Some(tls) = tls_config(url, &target.tls)? {
         endpoint = endpoint
             .tls_config(tls)
@@ -139,6 +160,5 @@ pub async fn connect(target: &Target) -> Result<FarmClient> {
         ),
         None => None,
     };
-    Ok(FarmServiceClient::with_interceptor(channel, Bearer(bearer))
-        .max_decoding_message_size(64 << 20))
+    Ok((channel, Bearer(bearer)))
 }

@@ -6,6 +6,7 @@ pub mod bench;
 pub mod client;
 pub mod connect;
 pub mod health;
+pub mod models;
 pub mod print;
 pub mod suite_cmd;
 pub mod tokens;

@@ -77,6 +77,64 @@ pub fn model_ref(model: &RunModel) -> pb::ModelRef {
     }
 }
 
+/// A worker's cache report from the wire; implausible figures are capped, not trusted.
+pub fn cache_from_wire(c: pb::CacheInfo) -> Result<crate::scheduler::CacheReport, Status> {
+    if c.models.len() > MAX_CACHE_MODELS {
+        return Err(Status::invalid_argument(format!(
+            "cache.models: {} models, over the limit of {MAX_CACHE_MODELS}",
+            c.models.len()
+        )));
+    }
+    let rate = c.transfer_bytes_per_second;
+    Ok(crate::scheduler::CacheReport {
+        capacity_bytes: c.capacity_bytes.min(MAX_PLAUSIBLE_CACHE_BYTES),
+        pinned_bytes: c.pinned_bytes,
+        models: c.models.into_iter().map(worker_model).collect(),
+        // A claim faster than any link is an estimate's worth, not a measurement.
+        transfer_bytes_per_second: if rate.is_finite() && rate > 0.0 {
+            rate.min(MAX_PLAUSIBLE_RATE)
+        } else {
+            0.0
+        },
+    })
+}
+
+/// The most models one cache report may list.
+pub const MAX_CACHE_MODELS: usize = 10_000;
+/// More disk than any worker's cache has (1 PiB).
+const MAX_PLAUSIBLE_CACHE_BYTES: u64 = 1 << 50;
+/// Faster than any link a farm has (100 GB/s).
+const MAX_PLAUSIBLE_RATE: f64 = 100e9;
+
+fn worker_model(m: pb::ModelInfo) -> WorkerModel {
+    WorkerModel {
+        sha256: m.sha256.to_ascii_lowercase(),
+        name: m.name,
+        size_bytes: m.size_bytes,
+        file_name: m.file_name,
+    }
+}
+
+/// A cache report on the wire (`coordinator workers`).
+pub fn cache_to_wire(c: &crate::scheduler::CacheReport) -> pb::CacheInfo {
+    pb::CacheInfo {
+        capacity_bytes: c.capacity_bytes,
+        pinned_bytes: c.pinned_bytes,
+        models: c
+            .models
+            .iter()
+            .map(|m| pb::ModelInfo {
+                sha256: m.sha256.clone(),
+                name: m.name.clone(),
+                size_bytes: m.size_bytes,
+                file_name: m.file_name.clone(),
+                ..pb::ModelInfo::default()
+            })
+            .collect(),
+        transfer_bytes_per_second: c.transfer_bytes_per_second,
+    }
+}
+
 /// A remote model from the wire, checked as the plan checks it (the client may not be ours).
 fn remote_spec(r: pb::RemoteModel, field: impl Fn(&str) -> String) -> Result<RemoteSpec, Status> {
     let bad = |f: &str, m: &str| Err(Status::invalid_argument(format!("{}: {m}", field(f))));
@@ -139,6 +197,14 @@ pub fn run_model(m: pb::ModelRef, index: usize) -> Result<RunModel, Status> {
             file_name: g.file_name,
         },
         Some(pb::model_ref::Source::ScriptedToml(toml)) => ModelKind::Scripted { toml },
+        // Resolved by `submit::resolve_registered` before a run is built; here it is a request
+        // that skipped that step.
+        Some(pb::model_ref::Source::Registered(_)) => {
+            return Err(Status::invalid_argument(format!(
+                "{}: a registered model must be resolved by the coordinator first",
+                field("registered")
+            )));
+        }
         Some(pb::model_ref::Source::Remote(r)) => ModelKind::Remote(remote_spec(r, field)?),
         None => {
             return Err(Status::invalid_argument(format!(
@@ -284,7 +350,9 @@ pub fn joining(hello: pb::Hello) -> Result<Joining, Status> {
             "hello.running + hello.unacknowledged: more than {MAX_KEYS_PER_MESSAGE} job keys"
         )));
     }
+    let cache = cache_from_wire(hello.cache.unwrap_or_default())?;
     Ok(Joining {
+        cache,
         running: keys(hello.running),
         unacknowledged: keys(hello.unacknowledged),
         record: WorkerRecord {
@@ -296,16 +364,7 @@ pub fn joining(hello: pb::Hello) -> Result<Joining, Status> {
             id: hello.worker_id,
             hardware,
             labels,
-            models: hello
-                .models
-                .into_iter()
-                .map(|m| WorkerModel {
-                    sha256: m.sha256.to_ascii_lowercase(),
-                    name: m.name,
-                    size_bytes: m.size_bytes,
-                    file_name: m.file_name,
-                })
-                .collect(),
+            models: hello.models.into_iter().map(worker_model).collect(),
             engine: engine.name,
             llama_cpp_build: engine.llama_cpp_build,
             backends: engine.backends,
@@ -448,6 +507,7 @@ impl From<WorkerSummary> for pb::WorkerStatus {
             draining: w.draining,
             quarantined: w.quarantined.unwrap_or_default(),
             tokens_per_second: w.speed.unwrap_or(0.0),
+            cache: Some(cache_to_wire(&w.cache)),
             remotes: r.remotes,
             remote_key_envs: r.remote_key_envs,
         }

@@ -70,7 +70,8 @@ impl FarmService for FarmServiceImpl {
         &self,
         request: Request<pb::SubmitRunRequest>,
     ) -> Result<Response<pb::SubmitRunResponse>, Status> {
-        let req = request.into_inner();
+        let mut req = request.into_inner();
+        super::submit::resolve_registered(&mut req, self.scheduler.catalog())?;
         let req_strict = req.strict;
         let mut run = super::submit::run_record(
             req,

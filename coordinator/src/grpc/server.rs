@@ -1,6 +1,6 @@
 //! Starts the coordinator's gRPC server and stops it gracefully.
 //!
-//! One server hosts `WorkerService`, `FarmService`, the standard `grpc.health.v1` service and server
+//! One server hosts `WorkerService`, `FarmService`, `ModelService`, the standard `grpc.health.v1` service and server
 //! reflection (both `v1` and `v1alpha`, so every grpcurl version can list and call it). Shutdown
 //! follows mini-redis: one broadcast tells every task to stop; each holds a clone of an mpsc sender
 //! and the server waits until all are dropped, which means the scheduler has flushed sled.
@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use benchfarm_proto::v1::farm_service_server::FarmServiceServer;
+use benchfarm_proto::v1::model_service_server::ModelServiceServer;
 use benchfarm_proto::v1::worker_service_server::WorkerServiceServer;
 use futures::StreamExt;
 use tokio::sync::{broadcast, mpsc};
@@ -26,6 +27,9 @@ use super::admission::{ConnectionRate, PeerRate};
 use super::farm_service::FarmServiceImpl;
 use super::worker_service::{StreamLimits, WorkerServiceImpl};
 use crate::auth::{AuthLayer, Gate};
+use crate::models::fetch::Transfers;
+use crate::models::service::ModelServiceImpl;
+use crate::models::upload::Uploads;
 use crate::scheduler;
 use crate::store::Store;
 
@@ -43,6 +47,28 @@ pub struct ServeConfig {
     /// The largest request a client may send (a plan carries its suite and scripted models).
     pub max_request_bytes: usize,
     pub connections: ConnectionRate,
+    pub models: ModelsConfig,
+}
+
+/// Model distribution (`serve --models-dir`, `--max-transfers`, `--transfer-rate`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelsConfig {
+    /// GGUF files to register in place at start.
+    pub dir: Option<PathBuf>,
+    /// Model transfers sent at once; more wait their turn.
+    pub max_transfers: usize,
+    /// All transfers together at most this many bytes per second.
+    pub transfer_rate: Option<u64>,
+}
+
+impl Default for ModelsConfig {
+    fn default() -> ModelsConfig {
+        ModelsConfig {
+            dir: None,
+            max_transfers: 4,
+            transfer_rate: None,
+        }
+    }
 }
 
 impl ServeConfig {
@@ -61,6 +87,7 @@ impl ServeConfig {
                 burst: 64,
                 per_minute: 600,
             },
+            models: ModelsConfig::default(),
         }
     }
 }
@@ -115,6 +142,11 @@ pub enum ServeError {
     SchedulerDied(String),
     #[error("tokens: {0}")]
     Tokens(#[from] crate::auth::files::FileError),
+    #[error("--models-dir {path}: {source}")]
+    ModelsDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {source}")]
     TlsFile {
         path: PathBuf,
@@ -157,10 +189,17 @@ pub async fn start_with_clock(
     })?;
     let (gate, tokens) = open_gate(&config).await?;
     let store = open_store(&config.data).await?;
+    let catalog = open_catalog(&store, &config.models).await?;
     let (shutdown, _) = broadcast::channel(1);
     let (done_tx, done) = mpsc::channel(1);
     let loading = store.clone();
-    let scheduler_config = config.scheduler.clone();
+    let mut scheduler_config = config.scheduler.clone();
+    scheduler_config.catalog = catalog.reader();
+    if let Some(rate) = config.models.transfer_rate {
+        // No worker fetches faster than the coordinator sends.
+        scheduler_config.assumed_transfer_rate =
+            scheduler_config.assumed_transfer_rate.min(rate as f64);
+    }
     let stop_scheduler = shutdown.subscribe();
     let (scheduler, exited) =
         scheduler::spawn(loading, scheduler_config, clock, stop_scheduler, done_tx)?;
@@ -171,6 +210,9 @@ pub async fn start_with_clock(
         .await;
     health
         .set_serving::<WorkerServiceServer<WorkerServiceImpl>>()
+        .await;
+    health
+        .set_serving::<ModelServiceServer<ModelServiceImpl>>()
         .await;
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -253,6 +295,22 @@ pub async fn start_with_clock(
               clear; use --tls-cert/--tls-key (docs/security.md)");
     }
     let max = config.streams.max_message_bytes;
+    let files = crate::models::ModelFiles::new(&config.data);
+    let model_service = ModelServiceImpl::new(
+        Uploads {
+            catalog: catalog.clone(),
+            files: files.clone(),
+            in_progress: Default::default(),
+            name_bytes: config.scheduler.limits.name_bytes,
+        },
+        Transfers::new(
+            catalog,
+            files,
+            config.models.max_transfers,
+            config.models.transfer_rate,
+        ),
+        scheduler.clone(),
+    );
     let worker_service = WorkerServiceImpl::new(scheduler.clone(), gate.clone(), config.streams);
     tokio::spawn(worker_service.clone().end_revoked_streams());
     let mut stop = shutdown.subscribe();
@@ -278,6 +336,12 @@ pub async fn start_with_clock(
             .max_decoding_message_size(config.max_request_bytes)
             // Reports of big runs are large; a client asks for them on purpose.
             .max_encoding_message_size(max.max(64 << 20)),
+        )
+        .add_service(
+            // Chunks are 1 MiB; a little room for the framing.
+            ModelServiceServer::new(model_service)
+                .max_decoding_message_size(4 << 20)
+                .max_encoding_message_size(4 << 20),
         );
     let clock = scheduler.clock().clone();
     let mut rate = PeerRate::new(config.connections);
@@ -310,6 +374,32 @@ pub async fn start_with_clock(
         server,
         failed,
     })
+}
+
+/// The registry of models in `store`, with `--models-dir` registered in place (blocking work:
+/// reading and hashing files, flushing the store).
+async fn open_catalog(
+    store: &Store,
+    models: &ModelsConfig,
+) -> Result<crate::models::Catalog, ServeError> {
+    let store = store.clone();
+    let dir = models.dir.clone();
+    tokio::task::spawn_blocking(move || {
+        let catalog = crate::models::Catalog::open(store)?;
+        if let Some(dir) = dir {
+            let done = crate::models::register::register_dir(&dir, &catalog).map_err(|source| {
+                ServeError::ModelsDir {
+                    path: dir.clone(),
+                    source,
+                }
+            })?;
+            info!(dir = %dir.display(), models = done.models.len(), skipped = done.skipped.len(),
+                  "models directory registered in place");
+        }
+        Ok(catalog)
+    })
+    .await
+    .map_err(|e| ServeError::SchedulerDied(format!("opening the model registry panicked: {e}")))?
 }
 
 /// The gate of `config.auth`: with tokens, the registry of the data directory and the bootstrap

@@ -19,6 +19,33 @@ fn invalid(message: impl Into<String>) -> Status {
     Status::invalid_argument(message)
 }
 
+/// Replaces every `registered = "..."` model of `req` with the registered GGUF it names (its
+/// digest, size, file name and context length; its registered name unless the plan gave one). An
+/// unknown or ambiguous name or prefix is `InvalidArgument` naming `models[i].registered`.
+pub fn resolve_registered(
+    req: &mut pb::SubmitRunRequest,
+    catalog: &crate::models::Catalog,
+) -> Result<(), Status> {
+    for (i, m) in req.models.iter_mut().enumerate() {
+        let Some(pb::model_ref::Source::Registered(query)) = &m.source else {
+            continue;
+        };
+        let entry = catalog
+            .resolve(query)
+            .map_err(|e| invalid(format!("models[{i}].registered: {e}")))?;
+        if m.name.trim().is_empty() {
+            m.name = entry.name.clone();
+        }
+        m.sha256 = entry.sha256.clone();
+        m.size_bytes = entry.size_bytes;
+        m.context_length = entry.context_length;
+        m.source = Some(pb::model_ref::Source::Gguf(pb::GgufModel {
+            file_name: entry.file_name.clone(),
+        }));
+    }
+    Ok(())
+}
+
 /// The run `req` asks for, or the first thing wrong with it.
 pub fn run_record(
     req: pb::SubmitRunRequest,

@@ -261,10 +261,18 @@ pub fn to_event(message: WorkerMessage, worker_id: &str) -> Option<WorkerEvent> 
                 warn!(worker = %worker_id, "heartbeat listing too many jobs dropped");
                 return None;
             }
+            let cache = match h.cache.map(convert::cache_from_wire).transpose() {
+                Ok(cache) => cache,
+                Err(status) => {
+                    warn!(worker = %worker_id, error = %status.message(), "heartbeat cache report dropped");
+                    None
+                }
+            };
             WorkerEvent::Heartbeat {
                 running: convert::keys(h.running),
                 unacknowledged: convert::keys(h.unacknowledged),
                 draining: h.draining,
+                cache,
             }
         }
         In::Started(s) => {

@@ -132,6 +132,29 @@ fn placement_and_requirements_are_read_and_checked() {
 }
 
 #[test]
+fn a_registered_model_is_left_for_the_coordinator_to_resolve() {
+    let dir = dir_with(&[]);
+    let text = "suite = \"agent-coding\"\n[[models]]\nregistered = \"smol\"\n[[models]]\nregistered = \"b179c9\"\nname = \"second\"\n";
+    let plan = resolve(text, "p.toml", dir.path()).unwrap();
+    let m = &plan.request.models;
+    assert_eq!(
+        m[0].source,
+        Some(pb::model_ref::Source::Registered("smol".into()))
+    );
+    // Named by the coordinator unless the plan names it.
+    assert_eq!((m[0].name.as_str(), m[1].name.as_str()), ("", "second"));
+    let empty = "suite = \"agent-coding\"\n[[models]]\nregistered = \" \"\n";
+    let err = resolve(empty, "p.toml", dir.path()).unwrap_err();
+    assert_eq!((err.field.as_str(), err.line), ("models[0].registered", 3));
+    let both =
+        "suite = \"agent-coding\"\n[[models]]\nregistered = \"smol\"\nscripted = \"a.toml\"\n";
+    assert_eq!(
+        resolve(both, "p.toml", dir.path()).unwrap_err().field,
+        "models[0]"
+    );
+}
+
+#[test]
 fn remote_models_resolve_and_their_errors_name_the_field() {
     let dir = dir_with(&[]);
     let text = r#"suite = "agent-coding"

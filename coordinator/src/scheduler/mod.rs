@@ -82,6 +82,11 @@ pub struct Config {
     pub max_jobs_per_run: u32,
     /// What one submit, suite, answer and worker may claim (`coordinator serve --max-…`).
     pub limits: Limits,
+    /// The registered models: a job of one may go to a worker that must fetch it first.
+    pub catalog: crate::models::Catalog,
+    /// The transfer rate placement assumes for a worker that has not fetched anything yet (bytes
+    /// per second; `serve --transfer-rate` caps it).
+    pub assumed_transfer_rate: f64,
 }
 
 impl Default for Config {
@@ -96,7 +101,30 @@ impl Default for Config {
             prefetch: 1,
             max_jobs_per_run: 1_000_000,
             limits: Limits::DEFAULT,
+            catalog: crate::models::Catalog::default(),
+            // A gigabit lab network, less the overheads: an estimate until a worker has fetched.
+            assumed_transfer_rate: 50e6,
         }
+    }
+}
+
+/// A worker's model cache as it reported it (hello and heartbeats).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CacheReport {
+    /// The cache's limit; 0: the worker has no cache.
+    pub capacity_bytes: u64,
+    /// In use or being fetched: not evictable now.
+    pub pinned_bytes: u64,
+    /// Verified models in the cache.
+    pub models: Vec<crate::records::WorkerModel>,
+    /// Measured bytes per second of its fetches; 0 before its first.
+    pub transfer_bytes_per_second: f64,
+}
+
+impl CacheReport {
+    /// What the cache could take now.
+    pub fn room(&self) -> u64 {
+        self.capacity_bytes.saturating_sub(self.pinned_bytes)
     }
 }
 
@@ -109,6 +137,8 @@ pub struct Joining {
     /// (job id, attempt) of results and failures it holds unacknowledged and re-sends next: those
     /// attempts are not lost, their answers are on the way.
     pub unacknowledged: Vec<(String, u32)>,
+    /// Its model cache.
+    pub cache: CacheReport,
 }
 
 /// A graded answer from a worker.
@@ -148,6 +178,8 @@ pub enum WorkerEvent {
         running: Vec<(String, u32)>,
         unacknowledged: Vec<(String, u32)>,
         draining: bool,
+        /// Its model cache now (`None` from a worker that sends none).
+        cache: Option<CacheReport>,
     },
     Started {
         job_id: String,
@@ -176,6 +208,8 @@ pub struct WorkerSummary {
     pub quarantined: Option<String>,
     /// Measured tokens per second, once it has run a job.
     pub speed: Option<f64>,
+    /// Its model cache, as last reported.
+    pub cache: CacheReport,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -266,9 +300,15 @@ pub struct SchedulerHandle {
     clock: SharedClock,
     limits: Limits,
     graders: Graders,
+    catalog: crate::models::Catalog,
 }
 
 impl SchedulerHandle {
+    /// The registered models (a submit resolves `registered = "..."` against them).
+    pub fn catalog(&self) -> &crate::models::Catalog {
+        &self.catalog
+    }
+
     /// Sends a command that expects no answer.
     pub async fn send(&self, command: Command) -> Result<(), SchedulerError> {
         self.tx
@@ -341,6 +381,7 @@ pub fn spawn(
     let (events, _) = broadcast::channel(4096);
     let tick = config.tick;
     let limits = config.limits;
+    let catalog = config.catalog.clone();
     let graders = Graders::default();
     let mut scheduler = core::Scheduler::load(
         store,
@@ -391,6 +432,7 @@ pub fn spawn(
             clock,
             limits,
             graders,
+            catalog,
         },
         exited,
     ))
@@ -451,6 +493,7 @@ mod tests {
                     record: crate::scheduler::core::testbed_record("w1", 1),
                     running: Vec::new(),
                     unacknowledged: Vec::new(),
+                    cache: CacheReport::default(),
                 }),
                 conn: 1,
                 outbox,

@@ -3,17 +3,23 @@
 //! Rules, in order of importance:
 //! 1. capability ([`fit`]): a job goes only to a worker that has its model (by sha256; any worker
 //!    runs a scripted model; a remote model's job only to a worker that declared it may call the
-//!    endpoint and has its API-key variable set), has the memory to load it, matches the run's
+//!    endpoint and has its API-key variable set) or can fetch it (the coordinator has it registered
+//!    and the worker's cache has room for it), has the memory to load it, matches the run's
 //!    requirements and the job's pin (`every-worker` / `per-class` runs), and accepts work (not
 //!    draining or quarantined); a job is placed at most once per call, never past a worker's free
-//!    slots, and a remote model never past its requests in flight (`max_concurrency`);
+//!    slots, a remote model never past its requests in flight (`max_concurrency`), and the models a
+//!    worker is sent to fetch in one call fit its cache together;
 //! 2. a retried job avoids the workers where it already failed, when another capable worker exists;
 //! 3. runs share the farm round-robin, so a small run submitted behind a big one is not starved;
 //! 4. a worker prefers jobs of the model it has loaded (loading a model on a board costs more than a
 //!    job), and the queue is model-major, so a worker's jobs stay grouped by model;
 //! 5. speed: faster workers choose first, and near the end of the queue a slow worker leaves a job to
 //!    a faster one that would finish it sooner, even after the job it is running now (the tail is
-//!    what makes a heterogeneous farm's makespan long).
+//!    what makes a heterogeneous farm's makespan long);
+//! 6. transfers: a worker that would have to fetch a job's model leaves the job to the workers that
+//!    hold it when one of them has a free slot, or when they would get through the model's queued
+//!    work before the fetch (bytes ÷ the worker's measured rate) and the job would be done here.
+//!    Fetch time counts wherever a model load does.
 //!
 //! Kept free of I/O and clocks (as quickwit does for its scheduler) so its invariants are tested with
 //! proptest; the scheduler calls [`place`] after every change and sends what it returns.
@@ -54,6 +60,9 @@ pub struct PendingJob {
     pub avoid: Vec<String>,
     /// Expected generated tokens: the job's size, for speed decisions.
     pub work_tokens: f64,
+    /// The model's size when the coordinator can send it (registered), so a worker without it
+    /// may fetch it; `None`: only workers that have it can run the job.
+    pub fetch_bytes: Option<u64>,
     /// A remote model's job: who may call the endpoint, and how many more of its requests may
     /// start now. Its work runs on the endpoint, so the worker's speed and loaded model do not
     /// apply.
@@ -116,6 +125,11 @@ pub struct WorkerView {
     pub busy_for: f64,
     /// False while draining or quarantined.
     pub accepting: bool,
+    /// Bytes its model cache could take now (its limit less what is in use or on the way); 0 for
+    /// a worker without a cache.
+    pub cache_room_bytes: u64,
+    /// Bytes per second a fetch reaches it at (measured, else an estimate).
+    pub transfer_rate: f64,
     /// Its `--remote` declarations (model names or URL prefixes).
     pub remotes: Vec<String>,
     /// The API-key variables set in its environment (names only).
@@ -131,6 +145,11 @@ pub enum Unfit {
     Arch,
     MinRam,
     NoModel,
+    /// It lacks the model, which the coordinator could send, but its cache cannot take it.
+    CacheFull {
+        need: u64,
+        room: u64,
+    },
     /// A remote model the worker did not declare (`worker join --remote`).
     NoRemote,
     /// A remote model whose API-key variable is not set on the worker.
@@ -161,8 +180,17 @@ pub fn fit(job: &PendingJob, worker: &WorkerView) -> Result<(), Unfit> {
         {
             return Err(Unfit::NoKey(var.clone()));
         }
-    } else if !job.scripted && !worker.models.contains(&job.model) {
-        return Err(Unfit::NoModel);
+    } else if needs_fetch(job, worker) {
+        match job.fetch_bytes {
+            None => return Err(Unfit::NoModel),
+            Some(need) if need > worker.cache_room_bytes => {
+                return Err(Unfit::CacheFull {
+                    need,
+                    room: worker.cache_room_bytes,
+                });
+            }
+            Some(_) => {}
+        }
     }
     if job.memory_bytes > worker.ram_available_bytes {
         return Err(Unfit::Memory {
@@ -171,6 +199,20 @@ pub fn fit(job: &PendingJob, worker: &WorkerView) -> Result<(), Unfit> {
         });
     }
     Ok(())
+}
+
+/// Whether `worker` would have to fetch `job`'s model before running it (never a scripted or
+/// remote model: those have no file).
+pub fn needs_fetch(job: &PendingJob, worker: &WorkerView) -> bool {
+    !job.scripted && job.remote.is_none() && !worker.models.contains(&job.model)
+}
+
+/// Seconds `worker` needs to fetch `job`'s model (0 when it has it).
+pub fn fetch_seconds(job: &PendingJob, worker: &WorkerView) -> f64 {
+    match job.fetch_bytes {
+        Some(bytes) if needs_fetch(job, worker) => bytes as f64 / worker.transfer_rate.max(1.0),
+        _ => 0.0,
+    }
 }
 
 /// Whether a worker meets a run's requirements (labels, architecture, minimum RAM).
@@ -268,12 +310,21 @@ pub fn place(queue: &[PendingJob], workers: &[WorkerView]) -> Vec<Placement> {
             }
             // What this job adds to the worker's queue, for the decisions later in this call: once
             // every slot is taken (this job may take the last one), the next job waits for one to
-            // free up.
-            let switch = if worker.loaded.as_deref() == Some(job.model.as_str()) {
-                0.0
-            } else {
-                worker.load_seconds
-            };
+            // free up. A fetch is part of the switch, and once sent for, the model is the
+            // worker's (its next job of it fetches nothing) and takes its room in the cache.
+            let fetch = fetch_seconds(job, worker);
+            if needs_fetch(job, worker) {
+                worker.cache_room_bytes = worker
+                    .cache_room_bytes
+                    .saturating_sub(job.fetch_bytes.unwrap_or(0));
+                worker.models.insert(job.model.clone());
+            }
+            let switch = fetch
+                + if worker.loaded.as_deref() == Some(job.model.as_str()) {
+                    0.0
+                } else {
+                    worker.load_seconds
+                };
             worker.held += 1;
             if worker.held >= worker.slots.max(1) {
                 worker.busy_for += (switch + job.work_tokens / worker.speed.max(1e-9))
@@ -315,10 +366,15 @@ impl<'q> Picker<'q, '_> {
         for offset in 0..self.run_order.len() {
             let run_index = (*next_run + offset) % self.run_order.len();
             let jobs = self.per_run.get(self.run_order[run_index])?;
-            let allowed: Vec<&PendingJob> = jobs
+            let capable: Vec<&PendingJob> = jobs
                 .iter()
                 .copied()
                 .filter(|j| !self.taken.contains(j.job_id.as_str()) && self.may_take(j, worker))
+                .collect();
+            let allowed: Vec<&PendingJob> = capable
+                .iter()
+                .copied()
+                .filter(|j| !self.leave_to_holders(j, worker, &capable))
                 .collect();
             let same_model = worker
                 .loaded
@@ -401,11 +457,12 @@ impl<'q> Picker<'q, '_> {
             return false;
         }
         let switch = |w: &WorkerView| {
-            if w.loaded.as_deref() == Some(job.model.as_str()) {
-                0.0
-            } else {
-                w.load_seconds
-            }
+            fetch_seconds(job, w)
+                + if w.loaded.as_deref() == Some(job.model.as_str()) {
+                    0.0
+                } else {
+                    w.load_seconds
+                }
         };
         let own_finish =
             worker.busy_for + switch(worker) + job.work_tokens / worker.speed.max(1e-9);
@@ -427,6 +484,56 @@ impl<'q> Picker<'q, '_> {
         let start = faster
             .iter()
             .map(|w| w.busy_for + switch(w))
+            .fold(f64::INFINITY, f64::min);
+        own_finish > start + remaining / speed
+    }
+
+    /// Rule 6: a worker that lacks `job`'s model leaves the job to the workers that hold it (and may
+    /// take it) when one of them has a free slot now, or when together they would get through the
+    /// model's remaining jobs (`capable` is this worker's queue) before this worker had fetched the
+    /// model and run this one.
+    fn leave_to_holders(
+        &self,
+        job: &PendingJob,
+        worker: &WorkerView,
+        capable: &[&PendingJob],
+    ) -> bool {
+        if !needs_fetch(job, worker) {
+            return false;
+        }
+        let holders: Vec<&WorkerView> = self
+            .all
+            .iter()
+            .filter(|w| {
+                w.worker_id != worker.worker_id && !needs_fetch(job, w) && self.may_take(job, w)
+            })
+            .collect();
+        if holders.is_empty() {
+            return false;
+        }
+        if holders.iter().any(|w| w.free_slots > 0) {
+            return true;
+        }
+        let load = |w: &WorkerView| {
+            if w.loaded.as_deref() == Some(job.model.as_str()) {
+                0.0
+            } else {
+                w.load_seconds
+            }
+        };
+        let own_finish = worker.busy_for
+            + fetch_seconds(job, worker)
+            + load(worker)
+            + job.work_tokens / worker.speed.max(1e-9);
+        let remaining: f64 = capable
+            .iter()
+            .filter(|j| j.model == job.model)
+            .map(|j| j.work_tokens)
+            .sum();
+        let speed: f64 = holders.iter().map(|w| w.speed.max(1e-9)).sum();
+        let start = holders
+            .iter()
+            .map(|w| w.busy_for + load(w))
             .fold(f64::INFINITY, f64::min);
         own_finish > start + remaining / speed
     }

@@ -191,10 +191,29 @@ pub fn why_unplaceable(
     if job.scripted {
         return Some("no connected worker meets the run's requirements".into());
     }
-    Some(format!(
-        "no connected worker has the model (sha256 {})",
-        short_sha(&job.model)
-    ))
+    let most_room = verdicts
+        .iter()
+        .filter_map(|(w, v)| match v {
+            Err(Unfit::CacheFull { room, .. }) => Some((*room, w.worker_id.as_str())),
+            _ => None,
+        })
+        .max();
+    match (job.fetch_bytes, most_room) {
+        (Some(need), Some((room, on))) if room > 0 => Some(format!(
+            "no connected worker has {model_name}, and none has {} free in its model cache to \
+             fetch it (most: {} on {on})",
+            gb(need),
+            gb(room)
+        )),
+        (Some(_), _) => Some(format!(
+            "no connected worker has {model_name}, and none has a model cache to fetch it into"
+        )),
+        (None, _) => Some(format!(
+            "no connected worker has the model (sha256 {}); register it on the coordinator \
+             (coordinator models add) and workers fetch it",
+            short_sha(&job.model)
+        )),
+    }
 }
 
 fn gb(bytes: u64) -> String {
@@ -279,6 +298,7 @@ mod tests {
             require: run.require.clone(),
             avoid: vec![],
             work_tokens: 10.0,
+            fetch_bytes: None,
             remote: None,
         }
     }
@@ -300,6 +320,8 @@ mod tests {
             held: 0,
             busy_for: 0.0,
             accepting: true,
+            cache_room_bytes: 0,
+            transfer_rate: 1e6,
             remotes: vec![],
             key_envs: Default::default(),
         }
@@ -324,7 +346,8 @@ mod tests {
                 &workers
             ),
             vec![
-                "waiting: 1 job of big: no connected worker has the model (sha256 aaaaaaaaaaaa)"
+                "waiting: 1 job of big: no connected worker has the model (sha256 aaaaaaaaaaaa); \
+                 register it on the coordinator (coordinator models add) and workers fetch it"
                     .to_string(),
                 "queued: 2 jobs of small: waiting for a free slot".to_string(),
             ]

@@ -17,15 +17,18 @@ pub enum Tree {
     Jobs,
     Results,
     Workers,
+    /// Registered models (sha256 → entry), for `coordinator models` and FetchModel.
+    Models,
 }
 
 impl Tree {
-    pub const ALL: [Tree; 5] = [
+    pub const ALL: [Tree; 6] = [
         Tree::Meta,
         Tree::Runs,
         Tree::Jobs,
         Tree::Results,
         Tree::Workers,
+        Tree::Models,
     ];
 
     /// The tree's name, as sled stores it and as errors name it.
@@ -36,6 +39,7 @@ impl Tree {
             Tree::Jobs => "jobs",
             Tree::Results => "results",
             Tree::Workers => "workers",
+            Tree::Models => "models",
         }
     }
 }
@@ -55,13 +59,15 @@ pub trait Kv: Send + Sync + std::fmt::Debug {
     fn scan_prefix(&self, tree: Tree, prefix: &[u8]) -> Result<Vec<Entry>, StoreError>;
     /// Makes every write so far durable.
     fn flush(&self) -> Result<(), StoreError>;
+    /// Removes a key (absent: nothing to do).
+    fn remove(&self, tree: Tree, key: &[u8]) -> Result<(), StoreError>;
 }
 
 /// The server's backend: one sled database, one sled tree per [`Tree`].
 #[derive(Debug, Clone)]
 pub struct SledKv {
     db: sled::Db,
-    trees: [sled::Tree; 5],
+    trees: [sled::Tree; 6],
 }
 
 impl SledKv {
@@ -74,6 +80,7 @@ impl SledKv {
                 open(Tree::Jobs)?,
                 open(Tree::Results)?,
                 open(Tree::Workers)?,
+                open(Tree::Models)?,
             ],
             db,
         })
@@ -122,6 +129,11 @@ impl Kv for SledKv {
 
     fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
+        Ok(())
+    }
+
+    fn remove(&self, tree: Tree, key: &[u8]) -> Result<(), StoreError> {
+        self.tree(tree).remove(key)?;
         Ok(())
     }
 }

@@ -18,8 +18,8 @@ type Key = (Tree, Vec<u8>);
 struct State {
     /// What a crash right now would keep at the least.
     durable: BTreeMap<Key, Vec<u8>>,
-    /// Writes since the last flush, oldest first.
-    log: Vec<(Key, Vec<u8>)>,
+    /// Writes since the last flush, oldest first (`None`: a removal).
+    log: Vec<(Key, Option<Vec<u8>>)>,
     /// What reads see: `durable` with `log` applied.
     view: BTreeMap<Key, Vec<u8>>,
     stats: KvStats,
@@ -58,7 +58,7 @@ impl MemoryKv {
         let state = self.lock();
         let mut durable = state.durable.clone();
         for (key, value) in state.log.iter().take(keep_unflushed) {
-            durable.insert(key.clone(), value.clone());
+            apply(&mut durable, key.clone(), value.clone());
         }
         MemoryKv {
             state: Arc::new(Mutex::new(State {
@@ -100,7 +100,13 @@ impl State {
     fn write(&mut self, key: Key, value: Vec<u8>) {
         self.stats.writes += 1;
         self.view.insert(key.clone(), value.clone());
-        self.log.push((key, value));
+        self.log.push((key, Some(value)));
+    }
+
+    fn remove(&mut self, key: Key) {
+        self.stats.writes += 1;
+        self.view.remove(&key);
+        self.log.push((key, None));
     }
 
     fn check_failure(&mut self) -> Result<(), StoreError> {
@@ -167,8 +173,27 @@ impl Kv for MemoryKv {
         state.stats.flushes += 1;
         let log = std::mem::take(&mut state.log);
         for (key, value) in log {
-            state.durable.insert(key, value);
+            apply(&mut state.durable, key, value);
         }
         Ok(())
+    }
+
+    fn remove(&self, tree: Tree, key: &[u8]) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        state.check_failure()?;
+        state.remove((tree, key.to_vec()));
+        Ok(())
+    }
+}
+
+/// One logged write applied to a map: an insert, or (`None`) a removal.
+fn apply(map: &mut BTreeMap<Key, Vec<u8>>, key: Key, value: Option<Vec<u8>>) {
+    match value {
+        Some(value) => {
+            map.insert(key, value);
+        }
+        None => {
+            map.remove(&key);
+        }
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! Trees: `runs` (run id → [`RunRecord`]), `jobs` (job id → [`JobRecord`]; ids sort by run so a run's
 //! jobs are one prefix scan), `results` (`job id#attempt` → [`ResultRecord`]), `workers` (worker id →
-//! [`WorkerRecord`]) and `meta` (the schema version). Writes that must survive a crash (a result
+//! [`WorkerRecord`]), `models` (sha256 → [`ModelEntry`], the registered models) and `meta` (the
+//! schema version). Writes that must survive a crash (a result
 //! before its ack, an assignment before it is sent, a submitted run before its id is returned) are
 //! followed by [`Store::flush`].
 //!
@@ -29,6 +30,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::warn;
 
+use crate::models::ModelEntry;
 use crate::records::{JobRecord, ResultRecord, RunRecord, WorkerRecord};
 pub use keys::result_key;
 use kv::{Kv, SledKv, Tree};
@@ -271,6 +273,19 @@ impl Store {
 
     pub fn workers(&self) -> Result<Vec<WorkerRecord>, StoreError> {
         self.scan(Tree::Workers, "")
+    }
+
+    pub fn put_model(&self, model: &ModelEntry) -> Result<(), StoreError> {
+        self.put(Tree::Models, &model.sha256, model)
+    }
+
+    /// Every registered model, by sha256.
+    pub fn models(&self) -> Result<Vec<ModelEntry>, StoreError> {
+        self.scan(Tree::Models, "")
+    }
+
+    pub fn remove_model(&self, sha256: &str) -> Result<(), StoreError> {
+        self.kv.remove(Tree::Models, sha256.as_bytes())
     }
 
     fn put<T: Serialize>(&self, tree: Tree, key: &str, value: &T) -> Result<(), StoreError> {

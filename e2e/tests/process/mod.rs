@@ -461,6 +461,12 @@ impl Farm {
         self.coordinator = Some(proc);
     }
 
+    /// Adds `extra` to the coordinator's command line, for its next start.
+    pub fn set_coordinator_args(&mut self, extra: &[&str]) {
+        self.coordinator_args
+            .extend(extra.iter().map(|a| a.to_string()));
+    }
+
     /// `kill -9` the coordinator (the process; it starts no children).
     pub fn kill_coordinator(&mut self) {
         if let Some(c) = self.coordinator.as_mut() {

@@ -30,6 +30,32 @@ pub fn default_model() -> Option<PathBuf> {
     None
 }
 
+/// The second real model (`models/gemma-3-270m-q4_k_m.gguf`, fetched by `scripts/fetch-models.sh
+/// --gemma`), or `None` (test skipped) when it is absent outside CI; in CI a missing model fails.
+pub fn gemma_model() -> Option<PathBuf> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/gemma-3-270m-q4_k_m.gguf");
+    if path.is_file() {
+        return Some(path);
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!(
+            "{} is missing; run scripts/fetch-models.sh --gemma (the test command does)",
+            path.display()
+        );
+    }
+    eprintln!(
+        "skipping: {} is missing (run scripts/fetch-models.sh --gemma)",
+        path.display()
+    );
+    None
+}
+
+/// A plan of `smoke.toml` (written beside it) × the model the coordinator has registered as
+/// `registered` (a name or sha256 prefix) × 1.
+pub fn registered_plan(registered: &str) -> String {
+    format!("suite = \"smoke.toml\"\nrepetitions = 1\n[[models]]\nregistered = \"{registered}\"\n")
+}
+
 /// Two short shell tasks with a small token limit: quick on the real model, and graded.
 pub fn smoke_suite(max_tokens: u32) -> String {
     format!(

@@ -450,6 +450,7 @@ impl Scheduler {
             trace_parent: trace_parent.clone(),
         });
         let sha256 = model.sha256.clone();
+        let fetch = self.fetch_bytes(model);
         let now = self.now();
         let job = self
             .update_job(job_id, |job| {
@@ -469,6 +470,20 @@ impl Scheduler {
             .ok_or_else(|| SchedulerError::NoSuchRun(job_id.to_string()))?;
         self.store.put_job(&job)?;
         if let Some(w) = self.workers.get_mut(worker_id) {
+            // Sent to fetch it: counted as the worker's until its reports say so themselves.
+            let has = w
+                .record
+                .models
+                .iter()
+                .chain(&w.cache.models)
+                .any(|m| m.sha256 == sha256);
+            if let Some(bytes) = fetch
+                && !has
+            {
+                w.incoming
+                    .entry(sha256.clone())
+                    .or_insert((bytes, (job_id.to_string(), attempt)));
+            }
             w.loaded = Some(sha256);
         }
         debug!(job = %job.id, attempt, worker = %worker_id, "job assigned");

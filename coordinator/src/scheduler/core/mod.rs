@@ -73,6 +73,12 @@ struct Worker {
     failures_in_a_row: u32,
     /// Why it gets no new jobs, when quarantined.
     quarantined: Option<String>,
+    /// Its model cache, as last reported.
+    cache: super::CacheReport,
+    /// Models it was sent to fetch that its reports do not show yet (sha256 → bytes, and the job
+    /// that needs it): placement counts them as held and their bytes as taken until a heartbeat
+    /// lists the model or the job.
+    incoming: HashMap<String, (u64, (String, u32))>,
 }
 
 impl Worker {
@@ -89,6 +95,8 @@ impl Worker {
             reported: HashSet::new(),
             failures_in_a_row: 0,
             quarantined: None,
+            cache: super::CacheReport::default(),
+            incoming: HashMap::new(),
         }
     }
 

@@ -41,7 +41,7 @@ impl Scheduler {
         let workers = self.worker_views();
         let mut pins = Vec::with_capacity(run.models.len());
         for model in &run.models {
-            let sample = super::views::model_job(&run, model);
+            let sample = super::views::model_job(&run, model, self.fetch_bytes(model));
             let capable: Vec<&WorkerView> =
                 workers.iter().filter(|w| fit(&sample, w).is_ok()).collect();
             let refuse =
@@ -348,6 +348,7 @@ impl Scheduler {
                 .collect(),
             quarantined: live.and_then(|w| w.quarantined.clone()),
             speed: live.and_then(|w| w.speed),
+            cache: live.map(|w| w.cache.clone()).unwrap_or_default(),
             record: live.map(|w| w.record.clone()).unwrap_or(record),
         }
     }

@@ -26,6 +26,7 @@ pub fn config() -> Config {
         prefetch: 0,
         max_jobs_per_run: 1_000_000,
         limits: crate::limits::Limits::DEFAULT,
+        ..Config::default()
     }
 }
 
@@ -96,6 +97,7 @@ impl Bed {
                 record: worker_record(id, slots),
                 running: running.to_vec(),
                 unacknowledged: unacknowledged.to_vec(),
+                cache: crate::scheduler::CacheReport::default(),
             }),
             conn,
             outbox,
@@ -272,6 +274,7 @@ impl FakeWorker {
             running: running.to_vec(),
             unacknowledged: unacknowledged.to_vec(),
             draining: false,
+            cache: None,
         })
     }
 }

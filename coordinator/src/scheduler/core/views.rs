@@ -1,6 +1,8 @@
 //! What placement sees: queued jobs as [`PendingJob`]s and workers as [`WorkerView`]s, built from
 //! the scheduler's state with the rules in [`estimates`] (learned speeds and load times, expected
-//! answer lengths, `busy_for`), and the per-job timeouts derived from the same speeds.
+//! answer lengths, `busy_for`), and the per-job timeouts derived from the same speeds. A job's
+//! model is fetchable when the catalog has it; a worker's models are its directory's, its cache's
+//! and those it was sent to fetch, and its cache room is what its last report left less those.
 
 use std::time::Duration;
 
@@ -15,7 +17,7 @@ use crate::records::{AttemptEnd, JobRecord, RunModel, RunRecord};
 /// A job of `model` in `run` as placement sees it, before it has an id, a pin or a history: what
 /// capability checks need (submit asks it of every model; [`Scheduler::pending_job`] fills in the
 /// rest).
-pub(super) fn model_job(run: &RunRecord, model: &RunModel) -> PendingJob {
+pub(super) fn model_job(run: &RunRecord, model: &RunModel, fetch_bytes: Option<u64>) -> PendingJob {
     PendingJob {
         job_id: String::new(),
         run_id: run.id.clone(),
@@ -26,6 +28,7 @@ pub(super) fn model_job(run: &RunRecord, model: &RunModel) -> PendingJob {
         require: run.require.clone(),
         avoid: Vec::new(),
         work_tokens: 1.0,
+        fetch_bytes,
         remote: model.remote().map(|r| RemoteNeed {
             name: model.name.clone(),
             url: r.url.clone(),
@@ -36,6 +39,22 @@ pub(super) fn model_job(run: &RunRecord, model: &RunModel) -> PendingJob {
 }
 
 impl Scheduler {
+    /// The size of `model` when workers may fetch it from this coordinator.
+    pub(super) fn fetch_bytes(&self, model: &RunModel) -> Option<u64> {
+        if model.is_scripted() {
+            return None;
+        }
+        self.config.catalog.fetchable(&model.sha256)
+    }
+
+    /// The transfer rate placement assumes for `worker`: measured, else the configured estimate.
+    fn transfer_rate_of(&self, worker: &Worker) -> f64 {
+        match worker.cache.transfer_bytes_per_second {
+            r if r.is_finite() && r > 0.0 => r,
+            _ => self.config.assumed_transfer_rate,
+        }
+    }
+
     /// The speed placement assumes for `worker`.
     pub(super) fn speed_of(&self, worker: &Worker) -> f64 {
         estimates::assumed_speed(worker.speed, self.workers.values().filter_map(|w| w.speed))
@@ -102,7 +121,7 @@ impl Scheduler {
                 .map(|a| a.worker_id.clone())
                 .collect(),
             work_tokens: self.expected_tokens(&model.sha256, max_tokens),
-            ..model_job(run, model)
+            ..model_job(run, model, self.fetch_bytes(model))
         })
     }
 
@@ -213,7 +232,14 @@ impl Scheduler {
                     worker_id: w.record.id.clone(),
                     class: w.record.hardware_class.clone(),
                     free_slots,
-                    models: w.record.models.iter().map(|m| m.sha256.clone()).collect(),
+                    models: w
+                        .record
+                        .models
+                        .iter()
+                        .chain(&w.cache.models)
+                        .map(|m| m.sha256.clone())
+                        .chain(w.incoming.keys().cloned())
+                        .collect(),
                     loaded: w.loaded.clone(),
                     labels: w.record.labels.clone(),
                     arch: hw.arch.clone(),
@@ -225,6 +251,11 @@ impl Scheduler {
                     held: u32::try_from(held.len()).unwrap_or(u32::MAX),
                     busy_for,
                     accepting: w.accepting(),
+                    cache_room_bytes: w
+                        .cache
+                        .room()
+                        .saturating_sub(w.incoming.values().map(|(bytes, _)| *bytes).sum()),
+                    transfer_rate: self.transfer_rate_of(w),
                     remotes: w.record.remotes.clone(),
                     key_envs: w.record.remote_key_envs.iter().cloned().collect(),
                 }

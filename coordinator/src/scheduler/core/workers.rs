@@ -29,6 +29,7 @@ impl Scheduler {
             mut record,
             running,
             unacknowledged,
+            cache,
         } = joining;
         let id = record.id.clone();
         // A claim beyond the slot limit is cut to it, not trusted.
@@ -53,6 +54,7 @@ impl Scheduler {
         // have fixed the machine) and a drain (the worker came back on purpose).
         let previous = self.workers.remove(&id);
         let mut worker = Worker::new(record, Some((conn, outbox)), seen);
+        worker.cache = cache;
         if let Some(previous) = previous {
             worker.loaded = previous.loaded;
             worker.speed = previous.speed;
@@ -129,12 +131,22 @@ impl Scheduler {
                 draining,
                 running,
                 unacknowledged,
+                cache,
             } => {
                 if draining && !worker.draining {
                     info!(worker = %worker_id, "worker draining");
                 }
                 worker.draining = draining;
                 worker.reported = running.into_iter().collect();
+                if let Some(cache) = cache {
+                    worker.cache = cache;
+                }
+                // A model it now lists, or whose job it now holds (its pinned bytes count the
+                // fetch), is no longer only expected.
+                let (cached, reported) = (&worker.cache.models, &worker.reported);
+                worker.incoming.retain(|sha, (_, job)| {
+                    !cached.iter().any(|m| &m.sha256 == sha) && !reported.contains(job)
+                });
                 let unacknowledged: HashSet<(String, u32)> = unacknowledged.into_iter().collect();
                 self.reconcile(worker_id, &unacknowledged)
             }

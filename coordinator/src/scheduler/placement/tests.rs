@@ -14,6 +14,7 @@ fn job(id: &str, run: &str, model: &str) -> PendingJob {
         require: Requirements::default(),
         avoid: vec![],
         work_tokens: 100.0,
+        fetch_bytes: None,
         remote: None,
     }
 }
@@ -57,8 +58,27 @@ fn worker(id: &str, slots: u32, models: &[&str]) -> WorkerView {
         held: 0,
         busy_for: 0.0,
         accepting: true,
+        cache_room_bytes: 0,
+        transfer_rate: 100e6,
         remotes: vec![],
         key_envs: BTreeSet::new(),
+    }
+}
+
+/// A job of a registered model of `bytes`, which a worker with cache room may fetch.
+fn fetchable(id: &str, run: &str, model: &str, bytes: u64) -> PendingJob {
+    PendingJob {
+        fetch_bytes: Some(bytes),
+        ..job(id, run, model)
+    }
+}
+
+/// A worker with `room` bytes free in its cache, fetching at `rate` bytes per second.
+fn caching(id: &str, slots: u32, models: &[&str], room: u64, rate: f64) -> WorkerView {
+    WorkerView {
+        cache_room_bytes: room,
+        transfer_rate: rate,
+        ..worker(id, slots, models)
     }
 }
 
@@ -264,6 +284,85 @@ fn a_slow_worker_does_not_wait_for_a_faster_one_the_job_avoids() {
 }
 
 #[test]
+fn a_registered_model_is_fetched_by_a_worker_with_room_and_only_then() {
+    let j = fetchable("j1", "r", "m", 300);
+    // No cache, or one too small: not a candidate.
+    assert_eq!(
+        fit(&j, &worker("w", 1, &[])),
+        Err(Unfit::CacheFull { need: 300, room: 0 })
+    );
+    assert_eq!(
+        fit(&j, &caching("w", 1, &[], 299, 1e6)),
+        Err(Unfit::CacheFull {
+            need: 300,
+            room: 299
+        })
+    );
+    assert_eq!(
+        ids(&place(
+            std::slice::from_ref(&j),
+            &[caching("w", 1, &[], 300, 1e6)]
+        )),
+        vec![("j1", "w")]
+    );
+    // An unregistered model is never fetched, however much room there is.
+    assert_eq!(
+        fit(&job("j2", "r", "m"), &caching("w", 1, &[], 1 << 40, 1e9)),
+        Err(Unfit::NoModel)
+    );
+}
+
+#[test]
+fn the_models_sent_for_in_one_call_fit_the_cache_together() {
+    // Room for one of the two models: the second waits for the first to be evicted later.
+    let queue = vec![
+        fetchable("a", "r", "ma", 200),
+        fetchable("b", "r", "mb", 200),
+    ];
+    let placed = place(&queue, &[caching("w", 2, &[], 300, 1e6)]);
+    assert_eq!(placed.len(), 1, "{placed:?}");
+    // Two jobs of one model: fetched once, so both fit.
+    let same = vec![
+        fetchable("a1", "r", "m", 200),
+        fetchable("a2", "r", "m", 200),
+    ];
+    assert_eq!(place(&same, &[caching("w", 2, &[], 300, 1e6)]).len(), 2);
+}
+
+#[test]
+fn holders_are_preferred_and_transfer_time_counts() {
+    let j = fetchable("j1", "r", "m", 100_000_000);
+    // An idle holder gets it, though the worker without it is faster.
+    let mut fetcher = caching("fetcher", 1, &[], 1 << 30, 100e6);
+    fetcher.speed = 1000.0;
+    let holder = caching("holder", 1, &["m"], 0, 100e6);
+    assert_eq!(
+        ids(&place(
+            std::slice::from_ref(&j),
+            &[fetcher.clone(), holder.clone()]
+        )),
+        vec![("j1", "holder")]
+    );
+    // A busy holder: 100 MB at 100 MB/s is 1 s + 0.1 s of work, against the holder's 5 s: fetch.
+    let mut busy = holder.clone();
+    busy.free_slots = 0;
+    busy.busy_for = 5.0;
+    assert_eq!(
+        ids(&place(
+            std::slice::from_ref(&j),
+            &[fetcher.clone(), busy.clone()]
+        )),
+        vec![("j1", "fetcher")]
+    );
+    // Over a slow link (1 MB/s: 100 s) the busy holder is sooner, so the job waits for it.
+    let mut slow_link = fetcher.clone();
+    slow_link.transfer_rate = 1e6;
+    assert!(place(std::slice::from_ref(&j), &[slow_link.clone(), busy.clone()]).is_empty());
+    // With no holder at all the slow link still fetches: waiting would never end.
+    assert_eq!(ids(&place(&[j], &[slow_link])), vec![("j1", "fetcher")]);
+}
+
+#[test]
 fn remote_jobs_go_only_to_declared_workers_with_the_key() {
     let j = remote_job(
         "j1",
@@ -389,6 +488,49 @@ proptest! {
 }
 
 proptest! {
+    /// With fetching: nothing placed where the cache cannot take it, the models one worker is sent
+    /// for fit its cache together, and a job goes to a worker that must fetch its model only when
+    /// no worker that holds the model (and could run it) is left with a free slot.
+    #[test]
+    fn fetching_respects_cache_room_and_prefers_holders(
+        jobs in proptest::collection::vec((0..2usize, 0..4usize), 0..30),
+        registered in proptest::collection::vec(any::<bool>(), 4),
+        workers in proptest::collection::vec((0..4u32, proptest::collection::vec(0..4usize, 0..3), 0..6u64, 1..1000u64, 0..20u64), 1..6),
+    ) {
+        // Model m is (m + 1) * 100 bytes; only registered models may be fetched.
+        let size = |m: usize| (m as u64 + 1) * 100;
+        let queue: Vec<PendingJob> = jobs.iter().enumerate().map(|(i, (run, model))| {
+            let mut j = job(&format!("j{i:03}"), &format!("r{run}"), &format!("m{model}"));
+            j.fetch_bytes = registered[*model].then(|| size(*model));
+            j
+        }).collect();
+        let views: Vec<WorkerView> = workers.iter().enumerate().map(|(i, (slots, models, room, rate, busy))| {
+            let names: Vec<String> = models.iter().map(|m| format!("m{m}")).collect();
+            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            let mut w = caching(&format!("w{i}"), *slots, &refs, room * 100, *rate as f64);
+            w.busy_for = *busy as f64;
+            w
+        }).collect();
+        let placed = place(&queue, &views);
+        for w in &views {
+            let mine: Vec<&PendingJob> = placed.iter().filter(|p| p.worker_id == w.worker_id)
+                .map(|p| queue.iter().find(|j| j.job_id == p.job_id).unwrap()).collect();
+            let fetched: BTreeSet<&str> = mine.iter().filter(|j| needs_fetch(j, w)).map(|j| j.model.as_str()).collect();
+            let bytes: u64 = fetched.iter().map(|m| size(m[1..].parse().unwrap())).sum();
+            prop_assert!(bytes <= w.cache_room_bytes, "{} sent for {bytes} bytes with {} of room", w.worker_id, w.cache_room_bytes);
+            for j in &mine {
+                prop_assert!(fit(j, w).is_ok(), "{} on {}: {:?}", j.job_id, w.worker_id, fit(j, w));
+                if needs_fetch(j, w) {
+                    for h in views.iter().filter(|h| h.worker_id != w.worker_id && !needs_fetch(j, h) && fit(j, h).is_ok()) {
+                        let used = placed.iter().filter(|p| p.worker_id == h.worker_id).count() as u32;
+                        prop_assert!(used >= h.free_slots,
+                            "{} fetched on {} while holder {} kept a free slot", j.job_id, w.worker_id, h.worker_id);
+                    }
+                }
+            }
+        }
+    }
+
     /// Every job placed at most once, never on a worker that cannot run it, never past a worker's
     /// free slots, and (with equal speeds) nothing left unplaced that a free worker could take.
     #[test]

@@ -11,9 +11,13 @@
 //! slot starts it. The coordinator sees it held (it is in every heartbeat) and, after the fetch, a
 //! heartbeat with the new cache contents.
 //!
+//! (The fetching half of the session is in [`fetching`].)
+//!
 //! Shutdown: the first signal makes the worker drain (it tells the coordinator, takes no new jobs,
 //! finishes and reports the running ones, then leaves); a second abandons the running jobs. A
 //! `Drain` message from the coordinator does what the first signal does.
+
+mod fetching;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -426,28 +430,8 @@ impl Session {
                 };
                 debug!(job = %k.job_id, attempt = k.attempt, task = %assignment.task_id, "job received");
                 self.running.insert((k.job_id.clone(), k.attempt), running);
-                if let Some((cache, model)) = self.to_fetch(&assignment) {
-                    // Fetched (or verified) off the loop; the job waits here, not in a slot.
-                    self.fetching.insert((k.job_id.clone(), k.attempt), job);
-                    let source = crate::cache::Source {
-                        url: self.url.clone(),
-                        credentials: self.credentials.clone(),
-                    };
-                    let done = self.fetched_tx.clone();
-                    let span = crate::telemetry::fetch_span(
-                        &assignment.trace_parent,
-                        &model.name,
-                        model.size_bytes,
-                    );
-                    tokio::spawn(
-                        async move {
-                            let outcome = cache.acquire(&model, &source).await;
-                            let _ = done.send((k, outcome)).await;
-                        }
-                        .instrument(span),
-                    );
-                    return None;
-                }
+                // A model to fetch first: the job waits here, not in a slot (fetching.rs).
+                let job = self.fetch_first(&assignment, job)?;
                 if let Err(reason) = self.runner.submit(job) {
                     self.running.remove(&(k.job_id.clone(), k.attempt));
                     self.finish(
@@ -486,74 +470,6 @@ impl Session {
     async fn send_draining(&self, tx: &mpsc::Sender<pb::WorkerMessage>) {
         self.runner.stop_starting();
         send(tx, self.heartbeat(true)).await;
-    }
-
-    /// The cache and model to fetch for `assignment`, when its GGUF model is not in the `--models`
-    /// directory (a worker without a cache runs what it has, as before).
-    fn to_fetch(&self, assignment: &pb::JobAssignment) -> Option<(ModelCache, pb::ModelRef)> {
-        let cache = self.cache.as_ref()?;
-        let model = assignment.model.as_ref()?;
-        let gguf = matches!(model.source, Some(pb::model_ref::Source::Gguf(_)));
-        (gguf && !self.local.contains(&model.sha256.to_ascii_lowercase()))
-            .then(|| (cache.clone(), model.clone()))
-    }
-
-    /// A fetch ended: the job goes to a slot, or fails with the fetch's reason, or (cancelled or
-    /// draining meanwhile) ends as it would have in a slot's queue. The coordinator hears the new
-    /// cache contents at once.
-    async fn on_fetched(
-        &mut self,
-        k: pb::JobKey,
-        outcome: Result<Lease, String>,
-        tx: &mpsc::Sender<pb::WorkerMessage>,
-        stop: Stop,
-    ) {
-        let id = (k.job_id.clone(), k.attempt);
-        let Some(mut job) = self.fetching.remove(&id) else {
-            return;
-        };
-        let cancelled = self
-            .running
-            .get(&id)
-            .filter(|r| r.cancel.load(Ordering::Relaxed))
-            .map(|r| {
-                r.reason
-                    .lock()
-                    .ok()
-                    .and_then(|g| g.clone())
-                    .unwrap_or_else(|| "cancelled".into())
-            });
-        let failed = match (outcome, cancelled) {
-            (Err(reason), _) => Some((reason, false)),
-            (Ok(_), Some(reason)) => Some((reason, false)),
-            (Ok(_), None) if stop != Stop::Run => Some((
-                "worker is draining; the job had not started".to_string(),
-                true,
-            )),
-            (Ok(lease), None) => {
-                job.cached = Some(lease);
-                match self.runner.submit(job) {
-                    Ok(()) => None,
-                    Err(reason) => Some((reason, false)),
-                }
-            }
-        };
-        if let Some((reason, not_started)) = failed {
-            self.running.remove(&id);
-            if !not_started {
-                warn!(job = %k.job_id, attempt = k.attempt, reason = %reason, "job failed before it started");
-                crate::telemetry::job_ended("failed");
-            }
-            self.finish(
-                pb::WorkerMessage {
-                    kind: Some(job_failed(k, reason, not_started)),
-                },
-                tx,
-            )
-            .await;
-        }
-        let beat = self.heartbeat(stop != Stop::Run);
-        send(tx, beat).await;
     }
 
     async fn on_event(&mut self, event: RunnerEvent, tx: &mpsc::Sender<pb::WorkerMessage>) {

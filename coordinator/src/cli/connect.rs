@@ -133,8 +133,9 @@ pub async fn connect_models(target: &Target) -> Result<ModelClient> {
         .max_encoding_message_size(4 << 20))
 }
 
-/// A channel to the target, and the interceptor that sends its token.
-async fn channel(target: &Target) -> Result<(Channel, Bearer)> {
+/// A channel to the target (its URL, TLS and flow-control windows), and the interceptor that
+/// sends its token.
+pub(crate) async fn channel(target: &Target) -> Result<(Channel, Bearer)> {
     let url = target.url.as_str();
     let mut endpoint = Endpoint::from_shared(url.to_string())
         .with_context(|| format!("invalid coordinator URL {url:?}"))?

@@ -8,12 +8,11 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use tonic::transport::Endpoint;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-use super::connect::{Target, tls_config};
+use super::connect::{Target, channel};
 
 /// The services `coordinator health` checks when none is named.
 pub const SERVICES: [&str; 2] = ["benchfarm.v1.FarmService", "benchfarm.v1.WorkerService"];
@@ -43,19 +42,8 @@ pub async fn check(
 }
 
 async fn check_inner(target: &Target, services: &[String]) -> Result<Vec<ServiceHealth>> {
-    let url = target.url.as_str();
-    let mut endpoint = Endpoint::from_shared(url.to_string())
-        .with_context(|| format!("invalid coordinator URL {url:?}"))?
-        .connect_timeout(Duration::from_secs(5));
-    if let Some(tls) = tls_config(url, &target.tls)? {
-        endpoint = endpoint
-            .tls_config(tls)
-            .with_context(|| format!("TLS configuration for {url}"))?;
-    }
-    let channel = endpoint
-        .connect()
-        .await
-        .with_context(|| format!("cannot reach the coordinator at {url}"))?;
+    // The health service needs no token: the channel's interceptor is not used.
+    let (channel, _) = channel(target).await?;
     let mut client = HealthClient::new(channel);
     let mut answers = Vec::with_capacity(services.len());
     for service in services {

@@ -348,14 +348,7 @@ fn execute(
     };
     let t = &generation.timings;
     crate::telemetry::engine_phases(&a.trace_parent, &model_ref.name, started, ended, t);
-    let grade = {
-        let span = crate::telemetry::grade_span(&a.trace_parent, &a.task_id);
-        let _entered = span.enter();
-        let grade = task.grade(&generation.text);
-        span.record("verdict", grade.verdict.to_string());
-        span.record("score", grade.score);
-        grade
-    };
+    let grade = graded(a, task, &generation.text);
     crate::telemetry::job_ran(&model_ref.name, t);
     let remote = None;
     info!(task = %a.task_id, model = %model_ref.name, rep = a.repetition, verdict = %grade.verdict,
@@ -428,14 +421,7 @@ fn execute_remote(
             .unwrap_or_else(|| "cancelled".into()));
     }
     let answer = outcome?;
-    let grade = {
-        let span = crate::telemetry::grade_span(&a.trace_parent, &a.task_id);
-        let _entered = span.enter();
-        let grade = task.grade(&answer.answer);
-        span.record("verdict", grade.verdict.to_string());
-        span.record("score", grade.score);
-        grade
-    };
+    let grade = graded(a, task, &answer.answer);
     info!(task = %a.task_id, model = %model_ref.name, rep = a.repetition, verdict = %grade.verdict,
           gen_tokens = answer.timings.gen_tokens, wall_ms = answer.timings.wall_ms as u64,
           retries = answer.call.retries, "job graded");
@@ -454,6 +440,21 @@ fn execute_remote(
         // Set by the client when the result must be cut to the coordinator's message limit.
         truncated: false,
     }))
+}
+
+/// Grades `answer` under the job's `grade` span (a child of the coordinator's job span), local
+/// and remote answers alike.
+fn graded(
+    a: &pb::JobAssignment,
+    task: &benchfarm_suite::Task,
+    answer: &str,
+) -> benchfarm_suite::Grade {
+    let span = crate::telemetry::grade_span(&a.trace_parent, &a.task_id);
+    let _entered = span.enter();
+    let grade = task.grade(answer);
+    span.record("verdict", grade.verdict.to_string());
+    span.record("score", grade.score);
+    grade
 }
 
 /// Parses `text` once and shares the result with later jobs carrying the same text.

@@ -28,6 +28,7 @@ mod render;
 mod report;
 pub mod significance;
 pub mod stats;
+pub mod throughput;
 pub mod timings;
 
 pub use adaptive::{AdaptiveRule, Assessment, Decision, StopReason, assess, decide};

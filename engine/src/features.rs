@@ -115,10 +115,18 @@ pub fn build_features(system_info: &str) -> Vec<String> {
         .collect()
 }
 
+/// Features this project's builds leave off on purpose, so never reported as unused: AMX_INT8,
+/// whose ggml kernels segfault on the first decode on some Sapphire Rapids and later CPUs
+/// (llama.cpp#20824); `.cargo/config.toml` compiles llama.cpp with `-mno-amx-*` for that reason.
+pub const OFF_ON_PURPOSE: &[&str] = &["AMX_INT8"];
+
 /// Features the CPU offers that the build does not use, in the CPU list's order: each is speed
-/// the build leaves unused on this machine.
+/// the build leaves unused on this machine (those in [`OFF_ON_PURPOSE`] excepted).
 pub fn unused_features(cpu: &[String], build: &[String]) -> Vec<String> {
-    cpu.iter().filter(|f| !build.contains(f)).cloned().collect()
+    cpu.iter()
+        .filter(|f| !build.contains(f) && !OFF_ON_PURPOSE.contains(&f.as_str()))
+        .cloned()
+        .collect()
 }
 
 /// The note that marks timings measured on a build that leaves CPU features unused, e.g.
@@ -247,6 +255,23 @@ mod tests {
         assert_eq!(
             unused_features(&pi5, &armv8a),
             names(&["FP16_VA", "DOTPROD"])
+        );
+    }
+
+    #[test]
+    fn amx_left_off_on_purpose_is_not_unused_speed() {
+        // A Sapphire Rapids CPU on the native build with AMX off (.cargo/config.toml): AVX-512
+        // is used, AMX is off on purpose, and nothing is flagged as a portable build.
+        let spr = cpu_features_from_cpuinfo("flags : pni avx avx2 avx512f avx512_vnni amx_int8");
+        assert!(spr.contains(&"AMX_INT8".to_string()), "{spr:?}");
+        let native =
+            build_features("CPU : SSE3 = 1 | AVX = 1 | AVX2 = 1 | AVX512 = 1 | AVX512_VNNI = 1 | ");
+        assert!(unused_features(&spr, &native).is_empty());
+        // Without AVX-512 in the build, that (and only that) is unused speed.
+        let avx2 = build_features("CPU : SSE3 = 1 | AVX = 1 | AVX2 = 1 | ");
+        assert_eq!(
+            unused_features(&spr, &avx2),
+            names(&["AVX512", "AVX512_VNNI"])
         );
     }
 }

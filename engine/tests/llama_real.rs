@@ -224,3 +224,18 @@ fn gemma_without_template_uses_builtin() {
     assert_eq!(g.chat_template, "builtin:gemma");
     assert!(g.timings.gen_tokens > 0 && !g.text.is_empty());
 }
+
+/// The llama.cpp this workspace compiles has ggml's AMX kernels off: on CPUs with AMX (Sapphire
+/// Rapids and later, some CI runners among them) they segfault on the first decode
+/// (llama.cpp#20824), and every job on such a worker died with SIGSEGV. `.cargo/config.toml`
+/// passes `-mno-amx-*` to the C/C++ compilers; without it, this fails on an AMX machine, where
+/// `-march=native` turns AMX on (elsewhere the build never had it).
+#[test]
+fn the_build_has_amx_off() {
+    let info = engine_info();
+    assert!(
+        !info.build_features.iter().any(|f| f.starts_with("AMX")),
+        "llama.cpp was compiled with AMX ({}); see .cargo/config.toml [env]",
+        info.system_info
+    );
+}

@@ -194,11 +194,11 @@ proptest! {
             .map(|l| l.chars().count()).collect();
         prop_assert!(widths.windows(2).all(|w| w[0] == w[1]), "{}", table);
 
-        // csv: a header and one record of 14 fields per model × task, names intact
+        // csv: a header and one record of 20 fields per model × task, names intact
         let records = parse_csv(&render(&r, &outs, Format::Csv));
         let rows: usize = r.models.iter().map(|m| m.tasks.len()).sum();
         prop_assert_eq!(records.len(), rows + 1);
-        prop_assert!(records.iter().all(|rec| rec.len() == 14));
+        prop_assert!(records.iter().all(|rec| rec.len() == 20));
         let expected: Vec<(&str, &str)> = r.models.iter()
             .flat_map(|m| m.tasks.iter().map(move |t| (m.name.as_str(), t.id.as_str())))
             .collect();

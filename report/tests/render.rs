@@ -14,14 +14,15 @@ fn fixture() -> (Report, Vec<Outcome>) {
 fn table_exact() {
     // beta 17/18 = 94.4%, CI [5/6, 1] → ±(1 − 5/6)/2 = ±8.3 points, 1 s/job, 100 tok / 0.5 s;
     // alpha 50.0%, CI [0, 1] → ±50.0, mean wall 5 s; script has no graded job → "—" and goes last.
+    // Over repetitions (tasks fixed; see csv_exact): beta [5/6, 1] → ±8.3, alpha [1/3, 2/3] → ±16.7.
     // Footer: 18 graded + 2 failed = 20 of 27 jobs.
     let (r, o) = fixture();
     let expected = "\
-| Model  |     Size | Score |  ±95% |   Time | tg tok/s |  Cost | Workers    |
-| ------ | -------: | ----: | ----: | -----: | -------: | ----: | ---------- |
-| beta   |   1.8 GB | 94.4% |  ±8.3 | 1.00 s |    200.0 | $0.00 | 2 (w2, w3) |
-| alpha  |    98 MB | 50.0% | ±50.0 | 5.00 s |    200.0 | $0.00 | 1 (w1)     |
-| script | scripted |     — |     — |      — |        — | $0.00 | —          |
+| Model  |     Size | Score | ±95% tasks | ±95% reps |   Time | tg tok/s |  Cost | Workers    |
+| ------ | -------: | ----: | ---------: | --------: | -----: | -------: | ----: | ---------- |
+| beta   |   1.8 GB | 94.4% |       ±8.3 |      ±8.3 | 1.00 s |    200.0 | $0.00 | 2 (w2, w3) |
+| alpha  |    98 MB | 50.0% |      ±50.0 |     ±16.7 | 5.00 s |    200.0 | $0.00 | 1 (w1)     |
+| script | scripted |     — |          — |         — |      — |        — | $0.00 | —          |
 run r1 · suite smoke v1.0 · 3 reps · 20/27 jobs · 2 failed
 ";
     assert_eq!(render(&r, &o, Format::Table), expected);
@@ -102,7 +103,7 @@ fn remote_models_show_remote_size_and_their_hand_computed_cost() {
     let table = render(&r, &outs, Format::Table);
     let row = table.lines().find(|l| l.starts_with("| cloud")).unwrap();
     let cells: Vec<&str> = row.split('|').map(str::trim).collect();
-    assert_eq!(cells[7], "—", "{table}");
+    assert_eq!(cells[8], "—", "{table}");
 }
 
 #[test]
@@ -186,18 +187,23 @@ fn csv_exact() {
     // alpha's walls are 1..9 s in task order, so t1 = mean(1,2,3) = 2, t2 = 5, t3 = 8;
     // beta t3 = 2.5/3 = 0.8333…; script has no graded job, so its score and timings are empty, and
     // its failed jobs (t1 rep 0, t2 rep 0 in the fixture) are counted, not missing.
+    // The intervals, by hand (every resample of three has a 1/27 = 3.7 % chance of being all one
+    // value, more than the 2.5 % tail, so the 95 % ends are the extreme means): over repetitions
+    // alpha t2 {1, ½, 0} → [0, 1] and t1/t3 constant; beta t3 {1, 1, ½} → [½, 1]. The model's
+    // over tasks: alpha's task scores {1, ½, 0} → [0, 1]; beta's {1, 1, 5/6} → [5/6, 1]. Over
+    // repetitions, tasks fixed: alpha (1 + {0..1} + 0)/3 → [1/3, 2/3]; beta (2 + {½..1})/3 → [5/6, 1].
     let (r, o) = fixture();
     let expected = "\
-model,task,category,n,pass,partial,fail,score,mean_seconds,gen_tokens_per_second,failed_jobs,grade_disagreements,implausible_timings,model_cost_usd
-alpha,t1,edit,3,3,0,0,1,2,200,0,0,0,0
-alpha,t2,edit,3,1,1,1,0.5,5,200,0,0,0,0
-alpha,t3,fix,3,0,0,3,0,8,200,0,0,0,0
-beta,t1,edit,3,3,0,0,1,1,200,0,0,0,0
-beta,t2,edit,3,3,0,0,1,1,200,0,0,0,0
-beta,t3,fix,3,2,1,0,0.8333333333333334,1,200,0,0,0,0
-script,t1,edit,0,0,0,0,,,,1,0,0,0
-script,t2,edit,0,0,0,0,,,,1,0,0,0
-script,t3,fix,0,0,0,0,,,,0,0,0,0
+model,task,category,n,pass,partial,fail,score,mean_seconds,gen_tokens_per_second,failed_jobs,grade_disagreements,implausible_timings,model_cost_usd,score_ci95_repetitions_lo,score_ci95_repetitions_hi,model_score_ci95_tasks_lo,model_score_ci95_tasks_hi,model_score_ci95_repetitions_lo,model_score_ci95_repetitions_hi
+alpha,t1,edit,3,3,0,0,1,2,200,0,0,0,0,1,1,0,1,0.3333333333333333,0.6666666666666666
+alpha,t2,edit,3,1,1,1,0.5,5,200,0,0,0,0,0,1,0,1,0.3333333333333333,0.6666666666666666
+alpha,t3,fix,3,0,0,3,0,8,200,0,0,0,0,0,0,0,1,0.3333333333333333,0.6666666666666666
+beta,t1,edit,3,3,0,0,1,1,200,0,0,0,0,1,1,0.8333333333333334,1,0.8333333333333334,1
+beta,t2,edit,3,3,0,0,1,1,200,0,0,0,0,1,1,0.8333333333333334,1,0.8333333333333334,1
+beta,t3,fix,3,2,1,0,0.8333333333333334,1,200,0,0,0,0,0.5,1,0.8333333333333334,1,0.8333333333333334,1
+script,t1,edit,0,0,0,0,,,,1,0,0,0,,,,,,
+script,t2,edit,0,0,0,0,,,,1,0,0,0,,,,,,
+script,t3,fix,0,0,0,0,,,,0,0,0,0,,,,,,
 ";
     assert_eq!(render(&r, &o, Format::Csv), expected);
 }
@@ -210,7 +216,7 @@ fn csv_quotes_awkward_names() {
     let outs = [outcome("a,\"b\"\nc", "t1", 0, Verdict::Pass)];
     let csv = render(&aggregate(&i, &outs), &outs, Format::Csv);
     assert!(
-        csv.contains("\n\"a,\"\"b\"\"\nc\",t1,\"x,y\",1,1,0,0,1,1,200,0,0,0,0\n"),
+        csv.contains("\n\"a,\"\"b\"\"\nc\",t1,\"x,y\",1,1,0,0,1,1,200,0,0,0,0,1,1,1,1,1,1\n"),
         "{csv}"
     );
 }
@@ -400,7 +406,7 @@ fn csv_neutralises_formulas_and_keeps_one_header() {
     let csv = render(&aggregate(&i, &outs), &outs, Format::Csv);
     assert_eq!(csv.matches("model,task,").count(), 1, "one header row");
     assert!(
-        csv.contains("\n'=cmd|' /C calc'!A0,'@t1,edit,1,1,0,0,1,1,200,0,0,0,0\n"),
+        csv.contains("\n'=cmd|' /C calc'!A0,'@t1,edit,1,1,0,0,1,1,200,0,0,0,0,1,1,1,1,1,1\n"),
         "{csv}"
     );
     // no record starts with a formula character

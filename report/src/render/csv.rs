@@ -20,8 +20,13 @@ use crate::report::Report;
 /// `grade_disagreements` (results whose worker's verdict differed from the coordinator's),
 /// `implausible_timings` (results whose timings were left out of `mean_seconds` and the speed) and
 /// `model_cost_usd` (last: the model's cost over the whole run, repeated on each of its rows: 0 for
-/// local models, empty when unknown, a remote model without a price).
-const HEADER: &str = "model,task,category,n,pass,partial,fail,score,mean_seconds,gen_tokens_per_second,failed_jobs,grade_disagreements,implausible_timings,model_cost_usd\n";
+/// local models, empty when unknown, a remote model without a price). Then the two 95 % intervals,
+/// as fractions like `score`, empty where the cell has no graded job: the cell's own interval
+/// over repetitions (`score_ci95_repetitions_lo/hi`: the tasks's repetitions resampled), and the
+/// model's two, repeated on each of its rows like its cost: over tasks (`model_score_ci95_tasks`:
+/// how the score would move on other tasks like these) and over repetitions with the task set
+/// fixed (`model_score_ci95_repetitions`: the sampling noise more repetitions shrink).
+const HEADER: &str = "model,task,category,n,pass,partial,fail,score,mean_seconds,gen_tokens_per_second,failed_jobs,grade_disagreements,implausible_timings,model_cost_usd,score_ci95_repetitions_lo,score_ci95_repetitions_hi,model_score_ci95_tasks_lo,model_score_ci95_tasks_hi,model_score_ci95_repetitions_lo,model_score_ci95_repetitions_hi\n";
 
 pub(crate) fn render(report: &Report) -> String {
     let mut out = String::from(HEADER);
@@ -46,6 +51,12 @@ pub(crate) fn render(report: &Report) -> String {
                 t.grade_disagreements.to_string(),
                 t.implausible_timings.to_string(),
                 number(m.cost_usd),
+                interval_end(t.score_ci95_repetitions[0], t.n),
+                interval_end(t.score_ci95_repetitions[1], t.n),
+                interval_end(m.score_ci95[0], m.n),
+                interval_end(m.score_ci95[1], m.n),
+                interval_end(m.score_ci95_repetitions[0], m.n),
+                interval_end(m.score_ci95_repetitions[1], m.n),
             ];
             out.push_str(&fields.join(","));
             out.push('\n');
@@ -69,6 +80,16 @@ pub(crate) fn quote(s: &str) -> String {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
         s.to_string()
+    }
+}
+
+/// One end of a score interval, empty where nothing was graded (the interval is then [0, 0],
+/// which is no interval at all).
+fn interval_end(x: f64, graded: u64) -> String {
+    if graded == 0 {
+        String::new()
+    } else {
+        number(Some(x))
     }
 }
 

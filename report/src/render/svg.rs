@@ -40,10 +40,21 @@ pub(crate) fn nice_step(max: f64, ticks: f64) -> f64 {
     step * mag
 }
 
-/// Short number for an axis label: no trailing zeros.
-fn tick_label(x: f64) -> String {
-    let s = format!("{x:.2}");
-    s.trim_end_matches('0').trim_end_matches('.').to_string()
+/// Short number for an axis label with as many decimals as the tick step needs (so that steps
+/// of 0.002 s read 0, 0.002, 0.004, not 0, 0, 0, 0.01), without trailing zeros.
+fn tick_label(x: f64, step: f64) -> String {
+    let decimals = if step.is_finite() && step > 0.0 {
+        // 1e-3 → 3; a 1, 2 or 5 × 10^k step needs exactly -k decimals (rounded against 0.999…)
+        (-(step.log10() + 1e-9).floor()).clamp(0.0, 9.0) as usize
+    } else {
+        2
+    };
+    let s = format!("{x:.decimals$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
 }
 
 /// A point of the scatter.
@@ -157,7 +168,7 @@ pub(crate) fn scatter(models: &[&ModelReport]) -> String {
             PAD_T + plot_h,
             x(t),
             PAD_T + plot_h + 16.0,
-            tick_label(t)
+            tick_label(t, step)
         );
         t += step;
     }
@@ -329,8 +340,29 @@ mod tests {
         assert_eq!(nice_step(0.3, 5.0), 0.1);
         assert_eq!(nice_step(0.0, 5.0), 1.0);
         assert_eq!(nice_step(f64::NAN, 5.0), 1.0);
-        assert_eq!(tick_label(0.5), "0.5");
-        assert_eq!(tick_label(2.0), "2");
+        assert_eq!(tick_label(0.5, 0.5), "0.5");
+        assert_eq!(tick_label(2.0, 2.0), "2");
+        assert_eq!(tick_label(20.0, 10.0), "20");
+        assert_eq!(tick_label(0.006, 0.002), "0.006");
+        assert_eq!(tick_label(0.0, 0.002), "0");
+    }
+
+    #[test]
+    fn axis_ticks_are_distinct_at_every_scale() {
+        // The scatter's x axis once read "0, 0, 0, 0.01, 0.01" for sub-10 ms jobs (scripted
+        // models): labels were rounded to two decimals whatever the step.
+        for max in [
+            0.0007, 0.003, 0.009, 0.04, 0.3, 1.0, 7.5, 42.0, 950.0, 12_345.0,
+        ] {
+            let step = nice_step(max, 5.0);
+            let labels: Vec<String> = (0..8)
+                .map(|k| tick_label(f64::from(k) * step, step))
+                .collect();
+            let mut unique = labels.clone();
+            unique.dedup();
+            assert_eq!(unique, labels, "max {max}, step {step}: {labels:?}");
+            assert_eq!(labels[0], "0");
+        }
     }
 
     #[test]

@@ -16,11 +16,13 @@
 #   deploy/lab.sh down [--volumes|--all] stop and remove the lab's containers and network
 #                                        (--volumes: also its data; --all: also its images)
 #
-# Binaries: by default a portable release build (RUSTFLAGS without target-cpu=native, ggml's x86
-# extensions off: runs on any x86_64 CPU, see docs/build.md; BENCHFARM_LAB_CPU=x86-64-v3 targets
-# AVX2 machines and is much faster) in target/lab-portable. BENCHFARM_LAB_BINARIES=DIR packages
-# DIR/coordinator and DIR/worker instead (CI: the test build's own binaries, no third llama.cpp
-# compile).
+# Binaries: by default a portable release build with ggml's CPU backend as modules, one per x86
+# micro-architecture, shipped in the image and the best one for the host loaded at start (runs on
+# any x86_64 CPU and still uses its AVX2/AVX-512; target/lab-dynamic, docs/build.md).
+# BENCHFARM_LAB_BUILD=baseline builds the static portable one instead (one CPU backend compiled
+# for BENCHFARM_LAB_CPU, default x86-64: SSE2 speed; target/lab-portable).
+# BENCHFARM_LAB_BINARIES=DIR packages DIR/coordinator and DIR/worker instead (CI: the test
+# build's own binaries, no third llama.cpp compile).
 #
 # Base image: $BENCHFARM_BASE if set; else debian:bookworm-slim if this machine has it; else it is
 # pulled; if no registry answers, deploy/base-image.sh builds benchfarm-base:bookworm locally.
@@ -44,6 +46,8 @@ die() {
 }
 
 VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' "$REPO_ROOT/Cargo.toml" | head -1)
+# The directory the images were packaged from (set by images()).
+LAB_BINS=""
 PROJECT="${BENCHFARM_LAB_PROJECT:-benchfarm-lab}"
 TAG="${BENCHFARM_LAB_TAG:-$VERSION-lab}"
 export BENCHFARM_COORDINATOR_IMAGE="benchfarm/coordinator:$TAG"
@@ -80,6 +84,57 @@ binaries() {
         echo "$dir"
         return
     fi
+    case "${BENCHFARM_LAB_BUILD:-dynamic}" in
+    dynamic) dynamic_build ;;
+    baseline) baseline_build ;;
+    *) die "BENCHFARM_LAB_BUILD=${BENCHFARM_LAB_BUILD} is neither dynamic nor baseline" ;;
+    esac
+}
+
+# The users' default: ggml's runtime CPU dispatch (llama-cpp-2's dynamic-backends through the
+# worker's feature of that name): the binaries target any x86_64 (target-cpu=x86-64), and ggml's
+# CPU backend is built once per x86 micro-architecture as a module, of which the worker loads the
+# best one the host's CPU runs (engine/src/llama/backend_modules.rs). Staged as
+# target/lab-dynamic/image/{coordinator,worker,lib/,backends/}; the Dockerfile installs lib/ in
+# /usr/local/lib and backends/ where BENCHFARM_GGML_BACKENDS points.
+dynamic_build() {
+    local target="$REPO_ROOT/target/lab-dynamic"
+    local stage="$target/image" out="" dir module
+    log "portable build with ggml's CPU backend modules into $target (first time: ggml's CPU backend compiles once per x86 level, ~15 min on 2 cores)"
+    (cd "$REPO_ROOT" &&
+        RUSTFLAGS="-C target-cpu=x86-64" CARGO_TARGET_DIR="$target" \
+            cargo build --release --locked -p benchfarm-coordinator -p benchfarm-worker \
+            --features benchfarm-worker/dynamic-backends >&2)
+    # llama-cpp-sys-2's CMake output: the newest one that has the modules (another feature set
+    # may have left an older build directory beside it).
+    for dir in $(ls -dt "$target"/release/build/llama-cpp-sys-2-*/out 2>/dev/null); do
+        if compgen -G "$dir/backends/libggml-cpu-*.so" >/dev/null; then
+            out="$dir"
+            break
+        fi
+    done
+    [[ -n "$out" ]] || die "no ggml CPU backend modules under $target/release/build/llama-cpp-sys-2-*/out/backends"
+    rm -rf "$stage"
+    mkdir -p "$stage/lib" "$stage/backends"
+    cp "$target/release/coordinator" "$target/release/worker" "$stage/"
+    cp -a "$out"/lib/*.so* "$stage/lib/"
+    for module in "$out"/backends/libggml-cpu-*.so; do
+        # Sapphire Rapids' module is the one with AMX, whose kernels segfault on the first decode
+        # on some of those CPUs (llama.cpp#20824, .cargo/config.toml): without it ggml picks the
+        # next best module there (AVX-512 with VNNI and BF16).
+        [[ "$(basename "$module")" == libggml-cpu-sapphirerapids.so ]] && continue
+        cp "$module" "$stage/backends/"
+    done
+    # The release profile's line tables are most of these files' size; a container needs none.
+    find "$stage/lib" "$stage/backends" -type f -name '*.so*' -exec strip --strip-debug {} +
+    log "staged $(find "$stage/backends" -name '*.so' | wc -l) CPU backend modules in $stage/backends"
+    echo "$stage"
+}
+
+# The static portable build (BENCHFARM_LAB_BUILD=baseline): one CPU backend compiled in, at
+# target-cpu=$BENCHFARM_LAB_CPU (default x86-64: SSE2 only, so the image runs on any x86_64
+# CPU at that speed; x86-64-v3 targets AVX2 machines). Kept to compare with the dynamic build.
+baseline_build() {
     local cpu="${BENCHFARM_LAB_CPU:-x86-64}" target="$REPO_ROOT/target/lab-portable"
     log "portable build for target-cpu=$cpu into $target (first time: llama.cpp compiles, ~10 min on 2 cores)"
     # RUSTFLAGS replaces .cargo/config.toml's target-cpu=native (so llama-cpp-sys-2 configures
@@ -123,12 +178,19 @@ images() {
     context=$(mktemp -d "${TMPDIR:-/tmp}/benchfarm-lab-context.XXXXXX")
     # shellcheck disable=SC2064 # expand now: the path is fixed
     trap "rm -rf -- '$context'" RETURN
-    mkdir -p "$context/bin"
+    LAB_BINS="$bins"
+    mkdir -p "$context/bin" "$context/lib" "$context/backends"
     # Debug info is most of a debug binary's size and nothing a container needs.
     for bin in coordinator worker; do
         strip --strip-debug -o "$context/bin/$bin" "$bins/$bin" 2>/dev/null || cp "$bins/$bin" "$context/bin/$bin"
         chmod 0755 "$context/bin/$bin"
     done
+    # The dynamic build's shared libraries and CPU backend modules (a static build has neither:
+    # the Dockerfile then copies two empty directories).
+    if [[ -d "$bins/lib" && -d "$bins/backends" ]]; then
+        cp -a "$bins/lib/." "$context/lib/"
+        cp -a "$bins/backends/." "$context/backends/"
+    fi
     for target in coordinator worker; do
         local image="benchfarm/$target:$TAG"
         log "building $image from $base"
@@ -159,6 +221,8 @@ wait_healthy() {
 # The metrics and OTLP flags, where these binaries have them (the telemetry issue adds them).
 observability_args() {
     local bins="$1"
+    # A dynamic build's binaries find their libraries beside them, not in /usr/local/lib here.
+    [[ -d "$bins/lib" ]] && export LD_LIBRARY_PATH="$bins/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
     if "$bins/coordinator" serve --help 2>/dev/null | grep -q -- --metrics-listen; then
         export BENCHFARM_COORDINATOR_ARGS="--metrics-listen 0.0.0.0:9464 --otlp-endpoint http://otel-collector:4317"
     else
@@ -198,7 +262,7 @@ up() {
     images
     local services=(coordinator "${WORKERS[@]}") profiles=()
     if ((observability)); then
-        observability_args "${BENCHFARM_LAB_BINARIES:-$REPO_ROOT/target/lab-portable/release}"
+        observability_args "$LAB_BINS"
         [[ -d "$REPO_ROOT/dashboards/provisioning" ]] || die "no dashboards/ in this checkout"
         services+=("${OBSERVABILITY[@]}")
         profiles=(--profile observability)

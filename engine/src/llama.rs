@@ -9,6 +9,8 @@
 //!   created per request, sized to prompt + `max_tokens`, so jobs cannot leak state into each
 //!   other.
 
+#[cfg(feature = "dynamic-backends")]
+mod backend_modules;
 mod bench;
 mod logs;
 mod sysinfo;
@@ -56,7 +58,11 @@ fn backend() -> Result<&'static LlamaBackend, EngineError> {
     BACKEND
         .get_or_init(|| {
             send_logs_to_tracing(LogOptions::default());
-            LlamaBackend::init().map_err(|e| e.to_string())
+            let backend = LlamaBackend::init().map_err(|e| e.to_string())?;
+            // A dynamic-backends build has no CPU backend until its module is loaded.
+            #[cfg(feature = "dynamic-backends")]
+            backend_modules::load()?;
+            Ok(backend)
         })
         .as_ref()
         .map_err(|e| EngineError::Backend(e.clone()))

@@ -95,8 +95,8 @@ binaries() {
 # worker's feature of that name): the binaries target any x86_64 (target-cpu=x86-64), and ggml's
 # CPU backend is built once per x86 micro-architecture as a module, of which the worker loads the
 # best one the host's CPU runs (engine/src/llama/backend_modules.rs). Staged as
-# target/lab-dynamic/image/{coordinator,worker,lib/,backends/}; the Dockerfile installs lib/ in
-# /usr/local/lib and backends/ where BENCHFARM_GGML_BACKENDS points.
+# target/lab-dynamic/image/{coordinator,worker,lib/,backends/}; images() lays them out as the
+# image's /usr/local/lib and /usr/local/lib/benchfarm/backends (BENCHFARM_GGML_BACKENDS).
 dynamic_build() {
     local target="$REPO_ROOT/target/lab-dynamic"
     local stage="$target/image" out="" dir module
@@ -179,17 +179,17 @@ images() {
     # shellcheck disable=SC2064 # expand now: the path is fixed
     trap "rm -rf -- '$context'" RETURN
     LAB_BINS="$bins"
-    mkdir -p "$context/bin" "$context/lib" "$context/backends"
+    mkdir -p "$context/bin" "$context/lib/benchfarm/backends"
     # Debug info is most of a debug binary's size and nothing a container needs.
     for bin in coordinator worker; do
         strip --strip-debug -o "$context/bin/$bin" "$bins/$bin" 2>/dev/null || cp "$bins/$bin" "$context/bin/$bin"
         chmod 0755 "$context/bin/$bin"
     done
-    # The dynamic build's shared libraries and CPU backend modules (a static build has neither:
-    # the Dockerfile then copies two empty directories).
+    # The dynamic build's shared libraries and CPU backend modules, laid out as the image's
+    # /usr/local/lib (a static build has neither: the Dockerfile then copies the empty tree).
     if [[ -d "$bins/lib" && -d "$bins/backends" ]]; then
         cp -a "$bins/lib/." "$context/lib/"
-        cp -a "$bins/backends/." "$context/backends/"
+        cp -a "$bins/backends/." "$context/lib/benchfarm/backends/"
     fi
     for target in coordinator worker; do
         local image="benchfarm/$target:$TAG"

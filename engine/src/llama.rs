@@ -58,11 +58,13 @@ fn backend() -> Result<&'static LlamaBackend, EngineError> {
     BACKEND
         .get_or_init(|| {
             send_logs_to_tracing(LogOptions::default());
-            let backend = LlamaBackend::init().map_err(|e| e.to_string())?;
-            // A dynamic-backends build has no CPU backend until its module is loaded.
+            // A dynamic-backends build has no CPU backend until its module is loaded, and it
+            // must be loaded first: llama_backend_init() loads every module it finds on its
+            // own search path (the build directory, the executable's, the cwd) when none is
+            // registered yet, and a second CPU backend would then sit beside ours.
             #[cfg(feature = "dynamic-backends")]
             backend_modules::load()?;
-            Ok(backend)
+            LlamaBackend::init().map_err(|e| e.to_string())
         })
         .as_ref()
         .map_err(|e| EngineError::Backend(e.clone()))

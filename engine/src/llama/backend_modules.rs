@@ -5,9 +5,9 @@
 //! CPU backend in and needs none of this.
 //!
 //! The modules are looked for in, first to last: `$BENCHFARM_GGML_BACKENDS`; `backends/` next to
-//! the executable (how deploy/lab.sh lays out an image); the directory llama-cpp-sys-2 built them
-//! into (a binary run from its own target directory). A build that finds no CPU module fails
-//! with the directory it looked in, rather than running with no backend.
+//! the executable; the directory llama-cpp-sys-2 built them into (a binary run from its own
+//! target directory). A build that does not get exactly one CPU backend from there fails with
+//! the directory it looked in, rather than running with none or with one it did not choose.
 
 use std::path::{Path, PathBuf};
 
@@ -27,8 +27,8 @@ fn modules_dir() -> Option<PathBuf> {
     beside.or_else(|| llama_cpp_sys_2::BACKENDS_DIR.map(PathBuf::from))
 }
 
-/// Loads ggml's backend modules once per process (called right after the backend's init) and
-/// checks that a CPU device came with them.
+/// Loads ggml's backend modules once per process (called before the backend's init, which would
+/// otherwise load modules from its own search path) and checks that a CPU device came with them.
 pub(crate) fn load() -> Result<(), String> {
     let dir = modules_dir().ok_or_else(|| {
         format!("no directory of ggml backend modules: set {BACKENDS_ENV} to one holding libggml-cpu-*.so")
@@ -52,9 +52,13 @@ fn load_from(dir: &Path) -> Result<(), String> {
     }
     llama_cpp_2::llama_backend::load_backends_from_path(dir);
     let devices = llama_cpp_2::list_llama_ggml_backend_devices();
-    if !devices.iter().any(|d| d.backend == "CPU") {
+    let cpus = devices.iter().filter(|d| d.backend == "CPU").count();
+    if cpus != 1 {
+        // None: nothing this CPU can run in `dir`. More than one: modules were loaded before
+        // (`load` is called once per process, so only by someone else), and timings would
+        // depend on which of them ggml picks.
         return Err(format!(
-            "no ggml CPU backend loaded from {}: expected a libggml-cpu-*.so this CPU can run there",
+            "{cpus} ggml CPU backends after loading {}: expected exactly one, from a libggml-cpu-*.so this CPU can run there",
             dir.display()
         ));
     }

@@ -40,23 +40,19 @@ pub(crate) fn render(report: &Report) -> String {
                 t.pass.to_string(),
                 t.partial.to_string(),
                 t.fail.to_string(),
-                if t.n == 0 {
-                    String::new()
-                } else {
-                    number(Some(t.score))
-                },
+                graded(t.score, t.n),
                 number(t.timing.mean_seconds),
                 number(t.timing.gen_tokens_per_second),
                 t.errors.to_string(),
                 t.grade_disagreements.to_string(),
                 t.implausible_timings.to_string(),
                 number(m.cost_usd),
-                interval_end(t.score_ci95_repetitions[0], t.n),
-                interval_end(t.score_ci95_repetitions[1], t.n),
-                interval_end(m.score_ci95[0], m.n),
-                interval_end(m.score_ci95[1], m.n),
-                interval_end(m.score_ci95_repetitions[0], m.n),
-                interval_end(m.score_ci95_repetitions[1], m.n),
+                graded(t.score_ci95_repetitions[0], t.n),
+                graded(t.score_ci95_repetitions[1], t.n),
+                graded(m.score_ci95[0], m.n),
+                graded(m.score_ci95[1], m.n),
+                graded(m.score_ci95_repetitions[0], m.n),
+                graded(m.score_ci95_repetitions[1], m.n),
             ];
             out.push_str(&fields.join(","));
             out.push('\n');
@@ -83,9 +79,9 @@ pub(crate) fn quote(s: &str) -> String {
     }
 }
 
-/// One end of a score interval, empty where nothing was graded (the interval is then [0, 0],
-/// which is no interval at all).
-fn interval_end(x: f64, graded: u64) -> String {
+/// A score or one end of its interval, empty where nothing was graded (the score is then no
+/// score and the interval [0, 0] no interval at all).
+fn graded(x: f64, graded: u64) -> String {
     if graded == 0 {
         String::new()
     } else {

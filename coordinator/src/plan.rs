@@ -16,7 +16,9 @@
 //! remote = { url = "https://api.example.com/v1", model = "provider/model-id",
 //!            api_key_env = "PROVIDER_API_KEY", price_per_mtok = { input = 3.0, output = 15.0 } }
 //! ```
-//! Optional: `placement = "spread" | "every-worker" | "per-class"` and
+//! Optional: `throughput = ["pp512", "tg128", "pg512,128"]` (llama-bench tests run as jobs beside
+//! the suite's tasks, `repetitions` times per local model; with no `suite`, instead of them),
+//! `placement = "spread" | "every-worker" | "per-class"` and
 //! `require = { labels = { site = "lab" }, min_ram_gb = 4, arch = "aarch64" }` (which workers may run
 //! the jobs), and `label` (a name to find the run by; default: the plan's path).
 //! Paths are relative to the plan file. The client reads the suite and every model file (hashing GGUF
@@ -47,7 +49,11 @@ pub struct PlanError {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PlanFile {
-    suite: Spanned<String>,
+    #[serde(default)]
+    suite: Option<Spanned<String>>,
+    /// llama-bench tests run beside the suite's tasks: `["pp512", "tg128", "pg512,128"]`.
+    #[serde(default)]
+    throughput: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default = "one")]
     repetitions: Spanned<u32>,
     #[serde(default)]
@@ -97,7 +103,8 @@ struct ModelEntry {
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub request: pb::SubmitRunRequest,
-    pub suite: benchfarm_suite::Suite,
+    /// `None` for a plan of throughput tests alone.
+    pub suite: Option<benchfarm_suite::Suite>,
 }
 
 /// Reads and resolves the plan at `path`.
@@ -177,38 +184,33 @@ pub fn resolve(text: &str, file: &str, base: &Path) -> Result<Plan, PlanError> {
         }
     };
 
-    let suite_ref = plan.suite.get_ref();
-    let (suite, suite_toml) = match benchfarm_suite::builtin_source(suite_ref) {
-        Some(source) => {
-            let suite = benchfarm_suite::Suite::parse(source, &format!("builtin:{suite_ref}"))
-                .map_err(|e| at(plan.suite.span(), "suite", e.to_string()))?;
-            (suite, source.to_string())
-        }
-        None => {
-            let suite_path = base.join(suite_ref);
-            if !suite_path.is_file() {
-                let names = benchfarm_suite::builtin_names().join(", ");
+    let mut throughput = Vec::new();
+    if let Some(entries) = &plan.throughput {
+        for (i, entry) in entries.get_ref().iter().enumerate() {
+            benchfarm_domain::ThroughputTest::parse(entry.get_ref())
+                .map_err(|e| at(entry.span(), &format!("throughput[{i}]"), e.to_string()))?;
+            if throughput.contains(entry.get_ref()) {
                 return Err(at(
-                    plan.suite.span(),
-                    "suite",
-                    format!(
-                        "{suite_ref:?} is neither a built-in suite ({names}) nor a file ({})",
-                        suite_path.display()
-                    ),
+                    entry.span(),
+                    &format!("throughput[{i}]"),
+                    format!("{:?} is listed twice", entry.get_ref()),
                 ));
             }
-            let suite_text = std::fs::read_to_string(&suite_path).map_err(|e| {
-                at(
-                    plan.suite.span(),
-                    "suite",
-                    format!("cannot read {}: {e}", suite_path.display()),
-                )
-            })?;
-            // The suite's own errors already name its file, line and column.
-            let suite =
-                benchfarm_suite::Suite::parse(&suite_text, &suite_path.display().to_string())
-                    .map_err(|e| at(plan.suite.span(), "suite", format!("invalid suite:\n{e}")))?;
-            (suite, suite_text)
+            throughput.push(entry.get_ref().clone());
+        }
+    }
+    let (suite, suite_toml) = match &plan.suite {
+        Some(suite_spanned) => {
+            let (suite, text) = load_suite(suite_spanned, base, &at)?;
+            (Some(suite), text)
+        }
+        None if !throughput.is_empty() => (None, String::new()),
+        None => {
+            return Err(at(
+                0..0,
+                "suite",
+                "a plan needs a `suite` (a built-in suite name or a suite file), or `throughput` tests, or both".into(),
+            ));
         }
     };
 
@@ -276,8 +278,51 @@ pub fn resolve(text: &str, file: &str, base: &Path) -> Result<Plan, PlanError> {
             placement,
             require,
             strict: false,
+            throughput,
         },
         suite,
+    })
+}
+
+/// The plan's suite: a built-in name, or a file relative to the plan; its text is what is sent.
+fn load_suite(
+    suite: &Spanned<String>,
+    base: &Path,
+    at: &dyn Fn(Range<usize>, &str, String) -> PlanError,
+) -> Result<(benchfarm_suite::Suite, String), PlanError> {
+    let suite_ref = suite.get_ref();
+    Ok(match benchfarm_suite::builtin_source(suite_ref) {
+        Some(source) => {
+            let parsed = benchfarm_suite::Suite::parse(source, &format!("builtin:{suite_ref}"))
+                .map_err(|e| at(suite.span(), "suite", e.to_string()))?;
+            (parsed, source.to_string())
+        }
+        None => {
+            let suite_path = base.join(suite_ref);
+            if !suite_path.is_file() {
+                let names = benchfarm_suite::builtin_names().join(", ");
+                return Err(at(
+                    suite.span(),
+                    "suite",
+                    format!(
+                        "{suite_ref:?} is neither a built-in suite ({names}) nor a file ({})",
+                        suite_path.display()
+                    ),
+                ));
+            }
+            let suite_text = std::fs::read_to_string(&suite_path).map_err(|e| {
+                at(
+                    suite.span(),
+                    "suite",
+                    format!("cannot read {}: {e}", suite_path.display()),
+                )
+            })?;
+            // The suite's own errors already name its file, line and column.
+            let parsed =
+                benchfarm_suite::Suite::parse(&suite_text, &suite_path.display().to_string())
+                    .map_err(|e| at(suite.span(), "suite", format!("invalid suite:\n{e}")))?;
+            (parsed, suite_text)
+        }
     })
 }
 

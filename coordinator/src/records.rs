@@ -4,6 +4,7 @@
 //! a later schema can add fields with `#[serde(default)]`) and the scheduler works on. Wire types from
 //! `benchfarm-proto` are converted to and from these at the gRPC edge only.
 
+pub use benchfarm_domain::ThroughputTest;
 use benchfarm_suite::Grade;
 use serde::{Deserialize, Serialize};
 
@@ -176,6 +177,10 @@ pub struct RunRecord {
     pub suite_toml: String,
     pub models: Vec<RunModel>,
     pub tasks: Vec<RunTask>,
+    /// Throughput tests (the plan's `throughput = [...]`) run beside the tasks, each
+    /// `repetitions` times per local model: ungraded jobs whose results are measurements.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub throughput: Vec<ThroughputTest>,
     pub repetitions: u32,
     pub seed: u64,
     #[serde(default)]
@@ -251,6 +256,20 @@ impl AttemptEnd {
 }
 
 impl RunRecord {
+    /// What one job asks the engine to produce, in tokens: its task's limit, or for a throughput
+    /// job its warm-up and timed run (the generation twice, over; the prompt, processed in
+    /// batches, counted at a tenth) — what the job's time limit is derived from.
+    pub fn job_tokens(&self, job: &JobRecord) -> u32 {
+        match job.throughput {
+            Some(t) => t
+                .n_gen
+                .saturating_mul(2)
+                .saturating_add(t.n_prompt.div_ceil(5))
+                .max(1),
+            None => self.max_tokens_of(&job.task_id),
+        }
+    }
+
     /// The token limit of one of the run's tasks (the suite default for an unknown id).
     pub fn max_tokens_of(&self, task_id: &str) -> u32 {
         self.tasks
@@ -291,7 +310,11 @@ pub struct JobRecord {
     pub run_id: String,
     pub index: u32,
     pub model_index: u32,
+    /// The suite task, or for a throughput job the test's name (`pp512`).
     pub task_id: String,
+    /// Set for a throughput job: the llama-bench test it runs instead of a task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throughput: Option<ThroughputTest>,
     pub repetition: u32,
     pub seed: u64,
     /// The worker or class this job must run on, for `every-worker` and `per-class` runs.
@@ -308,24 +331,8 @@ impl JobRecord {
     }
 }
 
-/// Measured timings of one job, as the worker reported them.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Timings {
-    pub load_ms: f64,
-    pub cold: bool,
-    pub prompt_tokens: u32,
-    pub prompt_ms: f64,
-    pub ttft_ms: f64,
-    pub gen_tokens: u32,
-    pub gen_ms: f64,
-    pub wall_ms: f64,
-    /// Tokens decoded one at a time in generation and the time in llama_decode for them: the
-    /// decode speed llama-bench reports (docs/timings.md). 0 from older workers.
-    #[serde(default)]
-    pub decode_tokens: u32,
-    #[serde(default)]
-    pub decode_ms: f64,
-}
+/// Measured timings of one job, as the worker reported them (defined once, in the domain crate).
+pub use benchfarm_domain::Timings;
 
 /// The answer of one attempt, its grade and its timings. Keyed by (job, attempt) so a re-sent result
 /// is recognised and stored once.
@@ -375,6 +382,20 @@ pub struct ResultRecord {
     /// How a remote model's answer was obtained; `None` for local models.
     #[serde(default)]
     pub remote: Option<RemoteCall>,
+    /// A throughput job's measurement; its `answer` is empty and its `grade` means nothing (no
+    /// report, score or regrade reads the grade of such a result).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throughput: Option<ThroughputMeasurement>,
+}
+
+/// What one throughput job measured (llama-bench's procedure; see `benchfarm_engine::bench`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThroughputMeasurement {
+    /// Each timed run, in nanoseconds.
+    pub samples_ns: Vec<u64>,
+    pub model_type: String,
+    pub model_n_params: u64,
+    pub backends: String,
 }
 
 /// The HTTP side of one remote job, as the worker that called the endpoint reported it.

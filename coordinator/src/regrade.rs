@@ -36,6 +36,10 @@ pub fn regrade(
         let Some(job) = by_id.get(result.job_id.as_str()) else {
             continue;
         };
+        // A throughput job's result is a measurement: there is nothing to grade.
+        if job.throughput.is_some() {
+            continue;
+        }
         let model = run
             .models
             .get(job.model_index as usize)

@@ -7,9 +7,10 @@
 
 use std::collections::HashMap;
 
+use benchfarm_report::throughput::ThroughputSample;
 use benchfarm_report::{
     CheckOutcome, FailedAttempt, FailedJob, Format, GradeEntry, ModelInfo, Outcome, Price,
-    RemoteOutcome, RunInfo, TaskInfo, Verdict,
+    RemoteOutcome, RunInfo, TaskInfo,
 };
 
 use crate::job::JobState;
@@ -23,6 +24,9 @@ pub struct Inputs {
     pub info: RunInfo,
     pub outcomes: Vec<Outcome>,
     pub failures: Vec<FailedAttempt>,
+    /// The counted measurements of the run's throughput jobs (never among `outcomes`: they
+    /// have no answer and no grade).
+    pub throughput: Vec<ThroughputSample>,
 }
 
 /// The report inputs of a run, read from the store.
@@ -53,14 +57,6 @@ fn price_of(model: &RunModel) -> Option<Price> {
         })
 }
 
-fn verdict(v: benchfarm_suite::Verdict) -> Verdict {
-    match v {
-        benchfarm_suite::Verdict::Pass => Verdict::Pass,
-        benchfarm_suite::Verdict::Partial => Verdict::Partial,
-        benchfarm_suite::Verdict::Fail => Verdict::Fail,
-    }
-}
-
 /// Pure mapping of records to report inputs.
 pub fn inputs(
     run: &RunRecord,
@@ -88,17 +84,46 @@ pub fn inputs(
             .map(|t| t.category.clone())
             .unwrap_or_default()
     };
+    let throughput = results
+        .iter()
+        .filter(|r| r.counted)
+        .filter_map(|r| {
+            let job = by_id.get(r.job_id.as_str())?;
+            let test = job.throughput?;
+            let m = r.throughput.as_ref()?;
+            let model = model_of(job);
+            Some(ThroughputSample {
+                job_id: r.job_id.clone(),
+                attempt: r.attempt,
+                repetition: job.repetition,
+                model: model_name(job),
+                model_size: model.map_or(0, |m| m.size_bytes),
+                model_n_params: m.model_n_params,
+                hardware_class: r.hardware_class.clone(),
+                worker: r.worker_name.clone(),
+                backend: m.backends.clone(),
+                threads: r.threads,
+                test,
+                samples_ns: m.samples_ns.clone(),
+                build_features: r.build_features.clone(),
+            })
+        })
+        .collect();
     let outcomes = results
         .iter()
         .filter_map(|r| {
             let job = by_id.get(r.job_id.as_str())?;
+            // A throughput job's result is a measurement (above), not a graded outcome.
+            if job.throughput.is_some() {
+                return None;
+            }
             let model = model_of(job);
             let worker = workers.get(r.worker_id.as_str());
             Some(Outcome {
                 model: model_name(job),
                 task_id: job.task_id.clone(),
                 repetition: job.repetition,
-                verdict: verdict(r.grade.verdict),
+                verdict: r.grade.verdict,
                 worker_id: r.worker_id.clone(),
                 worker_name: r.worker_name.clone(),
                 hardware_class: r.hardware_class.clone(),
@@ -153,14 +178,14 @@ pub fn inputs(
                     .grade_history
                     .iter()
                     .map(|g| GradeEntry {
-                        verdict: verdict(g.grade.verdict),
+                        verdict: g.grade.verdict,
                         score: g.grade.score,
                         at_unix_ms: u64::try_from(g.regraded_unix_ms).unwrap_or(0),
                         suite_version: g.suite_version.clone(),
                     })
                     .collect(),
                 truncated: r.truncated,
-                worker_verdict: r.worker_grade.as_ref().map(|g| verdict(g.verdict)),
+                worker_verdict: r.worker_grade.as_ref().map(|g| g.verdict),
                 answer_truncated_from: r.answer_truncated_from,
                 trace_id: r.trace_id.clone(),
                 cost_usd: model.and_then(|m| {
@@ -288,13 +313,17 @@ pub fn inputs(
         info,
         outcomes,
         failures,
+        throughput,
     }
 }
 
 /// The run's report in `format`. Blocking (store reads, rendering): call it off the runtime.
 pub fn render(store: &Store, run: &RunRecord, format: Format) -> Result<String, StoreError> {
     let inputs = load(store, run)?;
-    let report = benchfarm_report::aggregate(&inputs.info, &inputs.outcomes);
+    let report = benchfarm_report::throughput::with_throughput(
+        benchfarm_report::aggregate(&inputs.info, &inputs.outcomes),
+        &inputs.throughput,
+    );
     Ok(benchfarm_report::render_run(
         &report,
         &inputs.outcomes,

@@ -1,4 +1,5 @@
-//! A submitted run expanded into jobs: model × task × repetition, each with its own seed.
+//! A submitted run expanded into jobs: model × (task or throughput test) × repetition, each with
+//! its own seed.
 //!
 //! Pure: the caller gives the id and the clock. The job seed depends on (run seed, task, repetition)
 //! and not on the model, so every model answers a repetition under the same seed: a fair comparison,
@@ -40,7 +41,8 @@ pub fn expand(run: &RunRecord) -> Vec<JobRecord> {
     expand_pinned(run, &vec![vec![None]; run.models.len()])
 }
 
-/// Every job of `run`, in the order models × tasks × repetitions × pins, where `pins[m]` lists the
+/// Every job of `run`, in the order models × (tasks, then throughput tests) × repetitions × pins
+/// (throughput tests for local models only), where `pins[m]` lists the
 /// targets of model `m` (`[None]` for spread; one worker or class each for the other placements).
 /// The order matters: the scheduler takes jobs in this order, so one model's jobs are grouped and a
 /// worker keeps its model loaded.
@@ -57,8 +59,35 @@ pub fn expand_pinned(run: &RunRecord, pins: &[Vec<Option<Pin>>]) -> Vec<JobRecor
                         index,
                         model_index: model_index as u32,
                         task_id: task.id.clone(),
+                        throughput: None,
                         repetition,
                         seed: job_seed(run.seed, &task.id, repetition),
+                        pin: pin.clone(),
+                        state: JobState::Queued,
+                        attempts: Vec::new(),
+                    });
+                }
+            }
+        }
+        // A remote model runs on somebody else's machine: there is no llama.cpp to measure.
+        let local = run
+            .models
+            .get(model_index)
+            .is_some_and(|m| m.remote().is_none());
+        for test in run.throughput.iter().filter(|_| local) {
+            let name = test.name();
+            for repetition in 0..run.repetitions {
+                for pin in model_pins {
+                    let index = jobs.len() as u32;
+                    jobs.push(JobRecord {
+                        id: job_id(&run.id, index),
+                        run_id: run.id.clone(),
+                        index,
+                        model_index: model_index as u32,
+                        task_id: name.clone(),
+                        throughput: Some(*test),
+                        repetition,
+                        seed: job_seed(run.seed, &name, repetition),
                         pin: pin.clone(),
                         state: JobState::Queued,
                         attempts: Vec::new(),
@@ -73,7 +102,7 @@ pub fn expand_pinned(run: &RunRecord, pins: &[Vec<Option<Pin>>]) -> Vec<JobRecor
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::records::{ModelKind, RunModel, RunState, RunTask};
+    use crate::records::{ModelKind, RunModel, RunState, RunTask, ThroughputTest};
 
     fn run(models: usize, tasks: usize, reps: u32) -> RunRecord {
         RunRecord {
@@ -100,6 +129,7 @@ mod tests {
                     max_tokens: 64,
                 })
                 .collect(),
+            throughput: Vec::new(),
             repetitions: reps,
             seed: 42,
             placement: Default::default(),
@@ -151,6 +181,56 @@ mod tests {
                 .iter()
                 .all(|j| j.model_index == 1 && j.pin == Some(Pin::Class("x".into())))
         );
+    }
+
+    #[test]
+    fn throughput_tests_follow_the_tasks_of_each_local_model_only() {
+        let mut r = run(2, 2, 2);
+        r.throughput = vec![
+            ThroughputTest {
+                n_prompt: 16,
+                n_gen: 0,
+            },
+            ThroughputTest {
+                n_prompt: 0,
+                n_gen: 8,
+            },
+        ];
+        // The second model is remote: no llama.cpp of ours to measure.
+        r.models[1].kind = ModelKind::Remote(crate::records::RemoteSpec {
+            url: "http://127.0.0.1:1/v1".into(),
+            model: "m".into(),
+            api_key_env: None,
+            price_per_mtok: None,
+            max_concurrency: 1,
+            timeout_ms: 1000,
+            retries: 0,
+        });
+        let pins = vec![
+            vec![Some(Pin::Worker("a".into())), Some(Pin::Worker("b".into()))],
+            vec![None],
+        ];
+        let jobs = expand_pinned(&r, &pins);
+        // Model 0: (2 tasks + 2 tests) × 2 reps × 2 workers; model 1: 2 tasks × 2 reps.
+        assert_eq!(jobs.len(), 16 + 4);
+        let measured: Vec<&JobRecord> = jobs.iter().filter(|j| j.throughput.is_some()).collect();
+        assert_eq!(measured.len(), 8);
+        assert!(measured.iter().all(|j| j.model_index == 0));
+        // After the model's tasks, named as llama-bench names the test, each on both workers.
+        assert!(jobs[..8].iter().all(|j| j.throughput.is_none()));
+        assert_eq!(
+            measured
+                .iter()
+                .map(|j| j.task_id.as_str())
+                .collect::<Vec<_>>(),
+            ["pp16", "pp16", "pp16", "pp16", "tg8", "tg8", "tg8", "tg8"]
+        );
+        assert_eq!(
+            (measured[2].repetition, measured[2].pin.clone()),
+            (1, Some(Pin::Worker("a".into())))
+        );
+        assert_eq!(jobs[8].index, 8);
+        assert_eq!(jobs[8].seed, job_seed(42, "pp16", 0));
     }
 
     #[test]

@@ -147,6 +147,7 @@ fn write_seeds() {
             arch: "x86_64".into(),
         }),
         strict: true,
+        throughput: vec!["pp16".into(), "tg8".into()],
     };
     write("proto_submit", "seed-valid", submit.encode_to_vec());
     let key = || pb::JobKey {

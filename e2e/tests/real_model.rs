@@ -43,6 +43,42 @@ async fn default_model_end_to_end_is_deterministic_and_timed() {
         runs.push(run.run_id);
     }
     let report = report_json(&mut client, &runs[0]).await;
+    // Throughput tests alone (no suite), on every worker: llama-bench's procedure in the farm.
+    let bench_plan = format!(
+        "throughput = [\"pp16\", \"tg8\"]\nplacement = \"every-worker\"\n[[models]]\npath = \"{}\"\nname = \"SmolLM2-135M\"\n",
+        models.join("SmolLM2-135M-Instruct.Q4_1.gguf").display()
+    );
+    let bench_run = client
+        .submit_run(plan(dir.path(), &bench_plan))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(bench_run.jobs, 4, "2 tests x 2 workers");
+    let status = wait_run(&mut client, &bench_run.run_id, Duration::from_secs(300)).await;
+    assert_eq!(
+        (status.state.as_str(), status.jobs_done),
+        ("finished", 4),
+        "{status:?}"
+    );
+    let bench_report = report_json(&mut client, &bench_run.run_id).await;
+    let rows = bench_report["throughput"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "one class, one model, two tests: {rows:?}");
+    for row in rows {
+        assert_eq!(row["repetitions"], 2, "one per worker: {row}");
+        assert!(row["avg_ts"].as_f64().unwrap() > 0.0, "{row}");
+        assert!(
+            row["model_n_params"].as_u64().unwrap() > 100_000_000,
+            "{row}"
+        );
+        assert!(
+            !row["build_features"].as_array().unwrap().is_empty(),
+            "{row}"
+        );
+        assert_eq!(
+            (row["backend"].as_str(), row["threads"].as_u64()),
+            (Some("CPU"), Some(1))
+        );
+    }
     w1.leave().await;
     w2.leave().await;
     server.shutdown().await.unwrap();

@@ -4,7 +4,7 @@
 //! its procedure (run by [`crate::LlamaEngine::bench`]: a warm-up run, a fresh KV cache per
 //! repetition, random tokens rather than a templated prompt, the prompt in `n_batch` chunks for
 //! `pp`, one token per decode for `tg`) and prints its records with llama-bench's own field names
-//! so that tools reading llama-bench output read ours. Here: the test list ([`BenchTest`]), the
+//! so that tools reading llama-bench output read ours. Here: the test list ([`ThroughputTest`]), the
 //! statistics over repetitions ([`BenchRecord`]), the token source and the timestamp; the output
 //! formats are in [`format`]. All of it is pure and unit-tested.
 
@@ -12,44 +12,25 @@ pub mod format;
 
 use serde::Serialize;
 
-/// One test: `pp512` (`n_prompt` 512), `tg128` (`n_gen` 128) or `pp512+tg128` (both in one run).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BenchTest {
-    pub n_prompt: u32,
-    pub n_gen: u32,
-}
-
-impl BenchTest {
-    /// llama-bench's name for the test.
-    pub fn name(&self) -> String {
-        match (self.n_prompt, self.n_gen) {
-            (p, 0) => format!("pp{p}"),
-            (0, g) => format!("tg{g}"),
-            (p, g) => format!("pp{p}+tg{g}"),
-        }
-    }
-
-    /// Tokens a repetition processes: what t/s counts.
-    pub fn n_tokens(&self) -> u32 {
-        self.n_prompt + self.n_gen
-    }
-}
+/// One test: `pp512` (`n_prompt` 512), `tg128` (`n_gen` 128) or `pp512+tg128` (both in one run);
+/// the same type a plan's `throughput = [...]` names, defined once in `benchfarm-domain`.
+pub use benchfarm_domain::ThroughputTest;
 
 /// The tests llama-bench runs for `-p`, `-n` and `--pg`, in its order: every `pp` test, every
 /// `tg` test, then every combined one. A size of 0 means "no such test" (`-n 0`: prompts only).
-pub fn plan_tests(prompts: &[u32], gens: &[u32], pairs: &[(u32, u32)]) -> Vec<BenchTest> {
-    let pp = prompts.iter().filter(|&&p| p > 0).map(|&p| BenchTest {
+pub fn plan_tests(prompts: &[u32], gens: &[u32], pairs: &[(u32, u32)]) -> Vec<ThroughputTest> {
+    let pp = prompts.iter().filter(|&&p| p > 0).map(|&p| ThroughputTest {
         n_prompt: p,
         n_gen: 0,
     });
-    let tg = gens.iter().filter(|&&g| g > 0).map(|&g| BenchTest {
+    let tg = gens.iter().filter(|&&g| g > 0).map(|&g| ThroughputTest {
         n_prompt: 0,
         n_gen: g,
     });
     let pg = pairs
         .iter()
         .filter(|(p, g)| p + g > 0)
-        .map(|&(n_prompt, n_gen)| BenchTest { n_prompt, n_gen });
+        .map(|&(n_prompt, n_gen)| ThroughputTest { n_prompt, n_gen });
     pp.chain(tg).chain(pg).collect()
 }
 
@@ -102,7 +83,7 @@ impl BenchRecord {
     /// The record of `test` from its repetitions' durations in nanoseconds.
     pub fn new(
         ctx: &BenchContext,
-        test: BenchTest,
+        test: ThroughputTest,
         n_threads: u32,
         test_time: String,
         samples_ns: Vec<u64>,
@@ -142,8 +123,8 @@ impl BenchRecord {
         }
     }
 
-    pub fn test(&self) -> BenchTest {
-        BenchTest {
+    pub fn test(&self) -> ThroughputTest {
+        ThroughputTest {
             n_prompt: self.n_prompt,
             n_gen: self.n_gen,
         }
@@ -226,7 +207,7 @@ mod tests {
     #[test]
     fn tests_are_planned_and_named_like_llama_bench() {
         let tests = plan_tests(&[512, 0], &[128], &[(512, 128)]);
-        let names: Vec<String> = tests.iter().map(BenchTest::name).collect();
+        let names: Vec<String> = tests.iter().map(ThroughputTest::name).collect();
         assert_eq!(names, ["pp512", "tg128", "pp512+tg128"]);
         assert_eq!(tests[2].n_tokens(), 640);
         assert!(plan_tests(&[0], &[0], &[]).is_empty());
@@ -247,7 +228,7 @@ mod tests {
             model_filename: "m.gguf".into(),
             ..BenchContext::default()
         };
-        let test = BenchTest {
+        let test = ThroughputTest {
             n_prompt: 0,
             n_gen: 100,
         };

@@ -22,12 +22,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
+pub use benchfarm_domain::ThroughputTest;
 use benchfarm_modelfile::ScriptedModel;
 use serde::{Deserialize, Serialize};
 
 pub use benchfarm_modelfile;
 pub use llama::{BenchOptions, LlamaEngine, builtin_template_for};
-pub use scripted::{MAX_SYNTHETIC_MS, ScriptedEngine, estimate_tokens, test_features};
+pub use scripted::{
+    MAX_SYNTHETIC_MS, ScriptedEngine, estimate_tokens, test_features, throughput_ms,
+};
 
 /// Something that can run one generation at a time.
 pub trait Engine: Send {
@@ -68,6 +71,11 @@ pub struct GenerateRequest {
     /// Set to stop the generation early; it then ends with [`StopReason::Cancelled`].
     #[serde(skip)]
     pub cancel: Arc<AtomicBool>,
+    /// A throughput job: run this llama-bench test on the model instead of a generation (no chat
+    /// template, no prompt, no sampling: the `system`, `prompt`, `max_tokens` and `temperature`
+    /// fields are ignored). The answer is the [`Generation::throughput`] measurement.
+    #[serde(default)]
+    pub throughput: Option<ThroughputTest>,
 }
 
 /// Why a generation ended.
@@ -94,66 +102,26 @@ pub struct Generation {
     /// cross-check [`Timings`]; `None` from engines that are not llama.cpp.
     #[serde(default)]
     pub llama_perf: Option<LlamaPerf>,
+    /// What a throughput job measured (`None` for a generation).
+    #[serde(default)]
+    pub throughput: Option<ThroughputMeasurement>,
 }
 
-/// Where the time went, in milliseconds, measured with a monotonic clock. Each figure is defined
-/// in docs/timings.md; in short:
+/// One throughput job's measurement: llama-bench's procedure for one test (a warm-up run, then
+/// timed runs on a fresh KV cache), as [`crate::bench`] describes it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Timings {
-    /// Model load time; 0 when the model was already loaded (a warm job).
-    pub load_ms: f64,
-    /// Whether this job loaded the model.
-    pub cold: bool,
-    pub prompt_tokens: u32,
-    /// Time in `llama_decode` for the prompt (llama.cpp's `t_p_eval_ms`).
-    pub prompt_ms: f64,
-    /// From the request reaching a loaded model (chat template, tokenizing and context creation
-    /// included; model load excluded) to the first token sampled.
-    pub ttft_ms: f64,
-    /// Generated tokens (the end-of-generation token is not counted: it is not output).
-    pub gen_tokens: u32,
-    /// Wall time of the generation loop, from the end of prompt evaluation to the last token
-    /// (sampling, detokenizing and decoding included): `gen_tokens / gen_ms` is the end-to-end
-    /// generation speed.
-    pub gen_ms: f64,
-    /// The whole `generate` call, load included.
-    pub wall_ms: f64,
-    /// Tokens run through `llama_decode` one at a time during generation (llama.cpp's `n_eval`):
-    /// every generated token but the last when `max_tokens` ended the generation, all of them
-    /// when an end-of-generation token did. The first generated token is sampled from the
-    /// prompt's logits, so it costs no generation decode.
-    #[serde(default)]
-    pub decode_tokens: u32,
-    /// Time in `llama_decode` for those tokens (llama.cpp's `t_eval_ms`): `decode_tokens /
-    /// decode_ms` is the decode speed, the figure llama-bench's `tg` tests report.
-    #[serde(default)]
-    pub decode_ms: f64,
+pub struct ThroughputMeasurement {
+    /// Each timed run, in nanoseconds (llama-bench's `samples_ns`).
+    pub samples_ns: Vec<u64>,
+    /// llama-bench's `model_type` ("llama 135M Q4_1"); empty for a scripted model.
+    pub model_type: String,
+    /// Parameters (0: unknown, e.g. a scripted model).
+    pub model_n_params: u64,
+    /// llama-bench's `backends` ("CPU", or the non-CPU backends).
+    pub backends: String,
 }
 
-impl Timings {
-    /// End-to-end generation speed (tokens generated over the generation loop's wall time); 0
-    /// when no generation time was measured.
-    pub fn gen_tokens_per_second(&self) -> f64 {
-        rate(self.gen_tokens, self.gen_ms)
-    }
-    /// Decode speed (tokens decoded over time in `llama_decode` for them), llama-bench's `tg`
-    /// figure; 0 when nothing was decoded.
-    pub fn decode_tokens_per_second(&self) -> f64 {
-        rate(self.decode_tokens, self.decode_ms)
-    }
-    /// Prompt evaluation speed; 0 when no prompt time was measured.
-    pub fn prompt_tokens_per_second(&self) -> f64 {
-        rate(self.prompt_tokens, self.prompt_ms)
-    }
-}
-
-fn rate(tokens: u32, ms: f64) -> f64 {
-    if ms > 0.0 {
-        f64::from(tokens) / (ms / 1000.0)
-    } else {
-        0.0
-    }
-}
+pub use benchfarm_domain::Timings;
 
 /// Why a generation failed. Messages name the model file and, for llama.cpp failures, include
 /// llama.cpp's own last warning/error lines.
@@ -268,28 +236,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rates_are_zero_without_time() {
-        let t = Timings {
-            gen_tokens: 10,
-            gen_ms: 0.0,
-            prompt_tokens: 5,
-            prompt_ms: 0.0,
-            ..Timings::default()
-        };
-        assert_eq!(t.gen_tokens_per_second(), 0.0);
-        assert_eq!(t.prompt_tokens_per_second(), 0.0);
-        let t = Timings {
-            gen_tokens: 10,
-            gen_ms: 500.0,
-            prompt_tokens: 30,
-            prompt_ms: 100.0,
-            ..t
-        };
-        assert_eq!(t.gen_tokens_per_second(), 20.0);
-        assert_eq!(t.prompt_tokens_per_second(), 300.0);
-    }
-
-    #[test]
     fn request_round_trips_through_json_without_the_cancel_flag() {
         let model = ScriptedModel::parse("name = \"m\"\n[answers]\nt = [\"a\"]", "m").unwrap();
         let req = GenerateRequest {
@@ -304,6 +250,7 @@ mod tests {
             seed: 1,
             threads: 1,
             cancel: Arc::new(AtomicBool::new(true)),
+            throughput: None,
         };
         let json = serde_json::to_string(&req).unwrap();
         let back: GenerateRequest = serde_json::from_str(&json).unwrap();
@@ -329,6 +276,7 @@ mod tests {
             seed: 0,
             threads: 1,
             cancel: Arc::default(),
+            throughput: None,
         };
         let g = engines.generate(&req).unwrap();
         assert_eq!(g.text, "hello");

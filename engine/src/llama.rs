@@ -347,7 +347,10 @@ impl LlamaEngine {
 impl Engine for LlamaEngine {
     fn generate(&mut self, req: &GenerateRequest) -> Result<Generation, EngineError> {
         let logs = LlamaLogs::default();
-        logs.run(|| self.generate_inner(req, &logs))
+        logs.run(|| match req.throughput {
+            Some(test) => self.throughput_job(req, test, &logs),
+            None => self.generate_inner(req, &logs),
+        })
     }
 }
 
@@ -363,6 +366,7 @@ fn generation(
         chat_template,
         stop,
         llama_perf: None,
+        throughput: None,
     }
 }
 

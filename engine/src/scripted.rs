@@ -17,7 +17,10 @@ use std::time::{Duration, Instant};
 use benchfarm_modelfile::ScriptedModel;
 use benchfarm_modelfile::scripted::FaultKind;
 
-use crate::{Engine, EngineError, GenerateRequest, Generation, ModelSource, StopReason, Timings};
+use crate::{
+    Engine, EngineError, GenerateRequest, Generation, ModelSource, StopReason,
+    ThroughputMeasurement, ThroughputTest, Timings,
+};
 
 /// How often a sleeping scripted job looks at its cancel flag.
 const CANCEL_POLL: Duration = Duration::from_millis(5);
@@ -68,6 +71,13 @@ pub fn test_features(
             used.join(", ")
         )
     })
+}
+
+/// The synthetic time of one run of throughput test `test` on a scripted model: the prompt at the
+/// scripted prompt speed, the generation at its `tokens_per_second`.
+pub fn throughput_ms(model: &ScriptedModel, test: ThroughputTest) -> f64 {
+    f64::from(test.n_prompt) / PROMPT_TOKENS_PER_MS
+        + f64::from(test.n_gen) / model.tokens_per_second() * 1000.0
 }
 
 /// A deterministic token-count estimate for text: one token per 4 bytes, rounded up.
@@ -144,6 +154,10 @@ impl Engine for ScriptedEngine {
             }
         }
 
+        if let Some(test) = req.throughput {
+            return Ok(synthetic_throughput(model, test, req, start, load_ms, cold));
+        }
+
         let answer = model.answer(&req.task_id, req.repetition);
         let prompt_tokens =
             estimate_tokens(&req.system).saturating_add(estimate_tokens(&req.prompt));
@@ -196,11 +210,56 @@ impl Engine for ScriptedEngine {
             chat_template: "scripted".into(),
             stop: StopReason::Eos,
             llama_perf: None,
+            throughput: None,
         })
     }
 }
 
 /// A generation stopped by its cancel flag, with the load (if any) and `timings` so far.
+/// A throughput job on a scripted model: it sleeps for the test's synthetic time and reports it
+/// as the one timed run (a cancelled job reports what it had slept).
+fn synthetic_throughput(
+    model: &ScriptedModel,
+    test: ThroughputTest,
+    req: &GenerateRequest,
+    start: Instant,
+    load_ms: f64,
+    cold: bool,
+) -> Generation {
+    let busy_ms = throughput_ms(model, test);
+    let run_start = Instant::now();
+    let finished = sleep_unless_cancelled(Duration::from_secs_f64(busy_ms / 1000.0), &req.cancel);
+    let ran_ms = if finished {
+        busy_ms
+    } else {
+        run_start.elapsed().as_secs_f64() * 1000.0
+    };
+    Generation {
+        text: String::new(),
+        timings: Timings {
+            load_ms,
+            cold,
+            prompt_tokens: test.n_prompt,
+            gen_tokens: test.n_gen,
+            wall_ms: start.elapsed().as_secs_f64() * 1000.0,
+            ..Timings::default()
+        },
+        chat_template: "scripted".into(),
+        stop: if finished {
+            StopReason::MaxTokens
+        } else {
+            StopReason::Cancelled
+        },
+        llama_perf: None,
+        throughput: Some(ThroughputMeasurement {
+            samples_ns: vec![(ran_ms * 1e6).round() as u64],
+            model_type: String::new(),
+            model_n_params: 0,
+            backends: "CPU".into(),
+        }),
+    }
+}
+
 fn cancelled(start: Instant, load_ms: f64, timings: Timings) -> Generation {
     Generation {
         text: String::new(),
@@ -213,6 +272,7 @@ fn cancelled(start: Instant, load_ms: f64, timings: Timings) -> Generation {
         chat_template: "scripted".into(),
         stop: StopReason::Cancelled,
         llama_perf: None,
+        throughput: None,
     }
 }
 
@@ -280,6 +340,7 @@ mod tests {
             seed: 0,
             threads: 1,
             cancel: Arc::default(),
+            throughput: None,
         }
     }
 
@@ -505,5 +566,27 @@ kind = "kill"
     fn prefix_respects_char_boundaries() {
         assert_eq!(prefix_of_tokens("ééééé", 1), "éé");
         assert_eq!(prefix_of_tokens("abc", 9), "abc");
+    }
+
+    #[test]
+    fn a_throughput_job_sleeps_its_synthetic_time_and_reports_it() {
+        let model = ScriptedModel::parse("name = \"m\"\ntokens_per_second = 400.0\n", "m").unwrap();
+        let mut req = request("name = \"m\"\ntokens_per_second = 400.0\n", "t", 0);
+        req.throughput = Some(ThroughputTest {
+            n_prompt: 16,
+            n_gen: 8,
+        });
+        // 16 prompt tokens at 10 per ms and 8 generated at 400 per second: 1.6 + 20 ms.
+        assert!((throughput_ms(&model, req.throughput.unwrap()) - 21.6).abs() < 1e-9);
+        let g = ScriptedEngine::new().generate(&req).unwrap();
+        let m = g.throughput.expect("a measurement");
+        assert_eq!(m.samples_ns, [21_600_000]);
+        assert!(g.text.is_empty());
+        assert_eq!((g.timings.prompt_tokens, g.timings.gen_tokens), (16, 8));
+        assert!(
+            g.timings.wall_ms >= 21.0,
+            "it really took the time: {:?}",
+            g.timings
+        );
     }
 }

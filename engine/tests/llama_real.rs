@@ -54,6 +54,7 @@ fn request(path: &Path, prompt: &str) -> GenerateRequest {
         seed: 7,
         threads: 1,
         cancel: Arc::new(AtomicBool::new(false)),
+        throughput: None,
     }
 }
 
@@ -238,4 +239,49 @@ fn the_build_has_amx_off() {
         "llama.cpp was compiled with AMX ({}); see .cargo/config.toml [env]",
         info.system_info
     );
+}
+
+/// A throughput job (a plan's `throughput = ["pp16", "tg8"]`) on the real model: one timed run
+/// after llama-bench's warm-up, no text, and its figure in line with `worker bench`'s procedure.
+#[test]
+fn a_throughput_job_measures_one_timed_run() {
+    let Some(model) = test_model() else {
+        return;
+    };
+    let mut engine = LlamaEngine::new().unwrap();
+    for (test, tokens) in [
+        (
+            benchfarm_engine::ThroughputTest {
+                n_prompt: 16,
+                n_gen: 0,
+            },
+            16,
+        ),
+        (
+            benchfarm_engine::ThroughputTest {
+                n_prompt: 0,
+                n_gen: 8,
+            },
+            8,
+        ),
+    ] {
+        let mut req = request(&model, "ignored");
+        req.throughput = Some(test);
+        let g = engine.generate(&req).unwrap();
+        let m = g.throughput.expect("a measurement");
+        eprintln!("{test}: {m:?} {:?}", g.timings);
+        assert_eq!(m.samples_ns.len(), 1, "{m:?}");
+        assert!(m.samples_ns[0] > 0);
+        assert!(g.text.is_empty());
+        assert!(m.model_n_params > 100_000_000, "{m:?}");
+        assert!(m.model_type.starts_with("llama"), "{m:?}");
+        assert_eq!(m.backends, "CPU");
+        assert_eq!(g.timings.prompt_tokens + g.timings.gen_tokens, tokens);
+        // The timed run is part of the job's wall time (with the warm-up and, first, the load).
+        assert!(
+            m.samples_ns[0] as f64 / 1e6 < g.timings.wall_ms,
+            "{m:?} {:?}",
+            g.timings
+        );
+    }
 }

@@ -47,6 +47,7 @@ fn request(path: &Path, prompt: &str, max_tokens: u32) -> GenerateRequest {
         seed: 7,
         threads: 1,
         cancel: Arc::new(AtomicBool::new(false)),
+        throughput: None,
     }
 }
 

@@ -139,6 +139,8 @@ pub fn aggregate(info: &RunInfo, outcomes: &[Outcome]) -> Report {
         grade_disagreements,
         implausible_timings,
         cost_usd,
+        jobs_measured: 0,
+        throughput: Vec::new(),
     }
 }
 

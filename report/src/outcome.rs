@@ -6,31 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
-/// How the grader judged one job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Verdict {
-    Pass,
-    Partial,
-    Fail,
-}
-
-impl Verdict {
-    /// The job's score in half-points (pass 2, partial 1, fail 0); integers keep the bootstrap
-    /// arithmetic exact, so identical scores compare equal instead of differing in the last bit.
-    pub fn half_points(self) -> u64 {
-        match self {
-            Verdict::Pass => 2,
-            Verdict::Partial => 1,
-            Verdict::Fail => 0,
-        }
-    }
-
-    /// The job's score as defined by the farm: 1, ½ or 0.
-    pub fn score(self) -> f64 {
-        self.half_points() as f64 / 2.0
-    }
-}
+/// How the grader judged one job (the one type the suite grades with).
+pub use benchfarm_domain::Verdict;
 
 /// One graded attempt: a job's answer, its grade and everything needed to reproduce and audit it.
 /// A job attempt that ended without an answer is not an `Outcome` but a [`FailedAttempt`]; a job

@@ -22,7 +22,8 @@ pub struct Report {
     pub repetitions: u32,
     pub state: String,
     pub jobs_total: u64,
-    /// Jobs that have ended, graded or failed: `jobs_graded + jobs_failed`.
+    /// Jobs that have ended, graded, measured (throughput) or failed: `jobs_graded + jobs_measured
+    /// + jobs_failed`.
     pub jobs_done: u64,
     /// Jobs with a verdict (the outcomes given to `aggregate`).
     pub jobs_graded: u64,
@@ -50,6 +51,12 @@ pub struct Report {
     /// Counted results whose timings cannot be true, and why; their timings are in no aggregate.
     #[serde(default)]
     pub implausible_timings: Vec<ImplausibleTiming>,
+    /// Throughput jobs with a counted measurement (they are in `jobs_done`, not in
+    /// `jobs_graded`), and their llama-bench-shaped rows: see [`crate::throughput`].
+    #[serde(default)]
+    pub jobs_measured: u64,
+    #[serde(default)]
+    pub throughput: Vec<crate::throughput::ThroughputRow>,
 }
 
 /// One result whose timings were not believed.

@@ -9,99 +9,9 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The largest `N` of a `pp<N>` test: well past any small model's context, far below a size that
-/// would make one job run for hours on a board.
-pub const MAX_PROMPT_TOKENS: u32 = 16_384;
-/// The largest `N` of a `tg<N>` test: tokens decoded one at a time, so it bounds the job's time.
-pub const MAX_GEN_TOKENS: u32 = 4_096;
-
-/// One llama-bench test: `pp512` (prompt processing, `n_prompt` 512), `tg128` (text generation,
-/// `n_gen` 128) or `pp512+tg128` (both in one repetition; `pg512,128` in a plan, as llama-bench's
-/// `-pg 512,128`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct ThroughputTest {
-    pub n_prompt: u32,
-    pub n_gen: u32,
-}
-
-/// Why a throughput entry was refused; the plan reader adds the field it came from.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ThroughputTestError {
-    #[error(
-        "{0:?} is not a throughput test; expected pp<N> (e.g. \"pp512\"), tg<N> (e.g. \"tg128\") or pg<P>,<G> (e.g. \"pg512,128\")"
-    )]
-    Syntax(String),
-    #[error("{entry:?}: {what} must be 1 to {max} tokens")]
-    OutOfRange {
-        entry: String,
-        what: &'static str,
-        max: u32,
-    },
-}
-
-impl ThroughputTest {
-    /// Parses a plan entry: `pp<N>`, `tg<N>` or `pg<P>,<G>`, N within the limits above.
-    pub fn parse(entry: &str) -> Result<Self, ThroughputTestError> {
-        let syntax = || ThroughputTestError::Syntax(entry.to_string());
-        let number = |digits: &str| -> Result<u32, ThroughputTestError> {
-            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(syntax());
-            }
-            // Too many digits for u32 is out of range, not a syntax error.
-            Ok(digits.parse::<u32>().unwrap_or(u32::MAX))
-        };
-        let range = |n: u32, what: &'static str, max: u32| {
-            if n == 0 || n > max {
-                Err(ThroughputTestError::OutOfRange {
-                    entry: entry.to_string(),
-                    what,
-                    max,
-                })
-            } else {
-                Ok(n)
-            }
-        };
-        let (kind, rest) = entry.split_at_checked(2).ok_or_else(syntax)?;
-        match kind {
-            "pp" => Ok(Self {
-                n_prompt: range(number(rest)?, "the prompt", MAX_PROMPT_TOKENS)?,
-                n_gen: 0,
-            }),
-            "tg" => Ok(Self {
-                n_prompt: 0,
-                n_gen: range(number(rest)?, "the generation", MAX_GEN_TOKENS)?,
-            }),
-            "pg" => {
-                let (p, g) = rest.split_once(',').ok_or_else(syntax)?;
-                Ok(Self {
-                    n_prompt: range(number(p.trim())?, "the prompt", MAX_PROMPT_TOKENS)?,
-                    n_gen: range(number(g.trim())?, "the generation", MAX_GEN_TOKENS)?,
-                })
-            }
-            _ => Err(syntax()),
-        }
-    }
-
-    /// llama-bench's name for the test, as its table's `test` column shows it.
-    pub fn name(&self) -> String {
-        match (self.n_prompt, self.n_gen) {
-            (p, 0) => format!("pp{p}"),
-            (0, g) => format!("tg{g}"),
-            (p, g) => format!("pp{p}+tg{g}"),
-        }
-    }
-
-    /// Tokens one repetition processes: what t/s counts (llama-bench's `n_prompt + n_gen`).
-    pub fn n_tokens(&self) -> u32 {
-        self.n_prompt + self.n_gen
-    }
-}
-
-impl std::fmt::Display for ThroughputTest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.name())
-    }
-}
+pub use benchfarm_domain::{
+    MAX_GEN_TOKENS, MAX_PROMPT_TOKENS, ThroughputTest, ThroughputTestError,
+};
 
 /// One counted throughput result: one repetition of one test, on one worker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -157,6 +67,10 @@ pub struct ThroughputRow {
     pub repetitions: u32,
     /// t/s of each repetition, in job order.
     pub samples_ts: Vec<f64>,
+    /// The worker (its name) that measured each of `samples_ts`, in the same order: which
+    /// machine of the class gave which figure.
+    #[serde(default)]
+    pub workers: Vec<String>,
     /// Mean and sample standard deviation (n − 1, 0 for one repetition) of `samples_ts`.
     pub avg_ts: f64,
     pub stddev_ts: f64,
@@ -195,6 +109,7 @@ pub fn aggregate_throughput(samples: &[ThroughputSample]) -> Vec<ThroughputRow> 
                     n_gen: s.test.n_gen,
                     repetitions: 0,
                     samples_ts: Vec::new(),
+                    workers: Vec::new(),
                     avg_ts: 0.0,
                     stddev_ts: 0.0,
                     build_features: Vec::new(),
@@ -203,6 +118,7 @@ pub fn aggregate_throughput(samples: &[ThroughputSample]) -> Vec<ThroughputRow> 
             }
         };
         row.samples_ts.push(ts);
+        row.workers.push(s.worker.clone());
         for f in &s.build_features {
             if !row.build_features.contains(f) {
                 row.build_features.push(f.clone());
@@ -215,6 +131,15 @@ pub fn aggregate_throughput(samples: &[ThroughputSample]) -> Vec<ThroughputRow> 
         row.stddev_ts = sample_stddev(&row.samples_ts);
     }
     rows
+}
+
+/// `report` with the run's throughput `samples` (its counted throughput results): their rows,
+/// and those jobs counted as done (a throughput job is measured, never graded).
+pub fn with_throughput(mut report: crate::Report, samples: &[ThroughputSample]) -> crate::Report {
+    report.jobs_measured = samples.len() as u64;
+    report.jobs_done = report.jobs_done.saturating_add(report.jobs_measured);
+    report.throughput = aggregate_throughput(samples);
+    report
 }
 
 fn mean(v: &[f64]) -> Option<f64> {
@@ -233,46 +158,6 @@ fn sample_stddev(v: &[f64]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_llama_bench_names() {
-        assert_eq!(
-            ThroughputTest::parse("pp512").unwrap(),
-            ThroughputTest {
-                n_prompt: 512,
-                n_gen: 0
-            }
-        );
-        assert_eq!(ThroughputTest::parse("tg128").unwrap().name(), "tg128");
-        let pg = ThroughputTest::parse("pg512,128").unwrap();
-        assert_eq!((pg.name().as_str(), pg.n_tokens()), ("pp512+tg128", 640));
-    }
-
-    #[test]
-    fn refuses_bad_entries() {
-        for bad in [
-            "", "pp", "p512", "tg-1", "tg1.5", "pp 16", "xx16", "pg512", "pg,8", "é",
-        ] {
-            assert!(
-                matches!(
-                    ThroughputTest::parse(bad),
-                    Err(ThroughputTestError::Syntax(_))
-                ),
-                "{bad:?}"
-            );
-        }
-        for bad in ["pp0", "tg0", "pp16385", "tg4097", "tg99999999999", "pg0,8"] {
-            assert!(
-                matches!(
-                    ThroughputTest::parse(bad),
-                    Err(ThroughputTestError::OutOfRange { .. })
-                ),
-                "{bad:?}"
-            );
-        }
-        assert!(ThroughputTest::parse("pp16384").is_ok());
-        assert!(ThroughputTest::parse("tg4096").is_ok());
-    }
 
     fn sample(class: &str, test: &str, ns: &[u64]) -> ThroughputSample {
         ThroughputSample {

@@ -8,58 +8,8 @@ use crate::check::Check;
 use crate::suite::Task;
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::str::FromStr;
 
-/// The grade of one answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Verdict {
-    Pass,
-    Partial,
-    Fail,
-}
-
-impl Verdict {
-    pub const ALL: [Verdict; 3] = [Verdict::Pass, Verdict::Partial, Verdict::Fail];
-
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Verdict::Pass => "pass",
-            Verdict::Partial => "partial",
-            Verdict::Fail => "fail",
-        }
-    }
-
-    /// pass = 1.0, partial = 0.5, fail = 0.0.
-    pub fn score(&self) -> f64 {
-        match self {
-            Verdict::Pass => 1.0,
-            Verdict::Partial => 0.5,
-            Verdict::Fail => 0.0,
-        }
-    }
-}
-
-impl fmt::Display for Verdict {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A verdict name other than "pass", "partial" or "fail".
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown grade `{0}` (expected \"pass\", \"partial\" or \"fail\")")]
-pub struct ParseVerdictError(pub String);
-
-impl FromStr for Verdict {
-    type Err = ParseVerdictError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Verdict::ALL
-            .into_iter()
-            .find(|v| v.as_str() == s)
-            .ok_or_else(|| ParseVerdictError(s.to_owned()))
-    }
-}
+pub use benchfarm_domain::{ParseVerdictError, Verdict};
 
 /// How a task turns its checks into a verdict.
 #[derive(Debug, Clone, PartialEq)]

@@ -215,6 +215,7 @@ pub(crate) mod tests {
             seed: 0,
             threads: 1,
             cancel: Arc::default(),
+            throughput: None,
         }
     }
 

@@ -21,6 +21,7 @@ pub mod credentials;
 pub mod fit;
 pub mod host;
 pub mod identity;
+pub mod memory;
 pub mod options;
 pub mod outbox;
 pub mod remote;
@@ -129,6 +130,7 @@ pub async fn join_with(
         info!(remotes = %options.remotes.join(","), key_envs = %remote_key_envs.join(","),
               "remote models this worker may call");
     }
+    let hello_ram = hardware.ram_available_bytes;
     let hello = pb::Hello {
         worker_id,
         name,
@@ -176,7 +178,9 @@ pub async fn join_with(
         config.state_dir.join(status::FILE_NAME),
         &config.coordinator,
     );
+    let memory = memory::MemoryGauge::start(hello_ram, options.max_ram_bytes);
     client::Session::new(config.coordinator.clone(), hello, runner, events_rx, outbox)
+        .with_memory_gauge(memory)
         .with_credentials(config.credentials.clone())
         .with_cache(cache, local)
         .with_status_file(status)

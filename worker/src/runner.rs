@@ -13,11 +13,11 @@
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
 
-use benchfarm_engine::{Engine, Engines, GenerateRequest, ModelSource, StopReason};
+use benchfarm_engine::{Engine, Engines, GenerateRequest, ModelSource, StopReason, ThroughputTest};
 
 use crate::options::{EngineMode, WorkerOptions};
 use crate::remote::{RemoteCaller, RemoteRequest};
@@ -109,6 +109,8 @@ pub struct Runner {
     jobs: std::sync::mpsc::Sender<Job>,
     /// Set when the worker drains: slots finish what they run and give back what waits.
     stop_starting: Arc<AtomicBool>,
+    /// Per slot, the size of the model its engine holds (0: none), for the heartbeat's RAM.
+    held_bytes: Arc<Vec<AtomicU64>>,
 }
 
 impl Runner {
@@ -127,6 +129,8 @@ impl Runner {
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
         let stop_starting = Arc::new(AtomicBool::new(false));
+        let held_bytes: Arc<Vec<AtomicU64>> =
+            Arc::new((0..slots.max(1)).map(|_| AtomicU64::new(0)).collect());
         let context = Arc::new(Context {
             models,
             threads,
@@ -143,6 +147,7 @@ impl Runner {
             let events = events.clone();
             let mode = engine.clone();
             let stop_starting = Arc::clone(&stop_starting);
+            let held_bytes = Arc::clone(&held_bytes);
             std::thread::Builder::new()
                 .name(format!("slot-{slot}"))
                 .spawn(move || {
@@ -198,6 +203,10 @@ impl Runner {
                             _ => Some(model.as_str()),
                         };
                         crate::telemetry::slot_holds(&mut held, holds);
+                        let size = job.assignment.model.as_ref().map_or(0, |m| m.size_bytes);
+                        if let Some(bytes) = held_bytes.get(slot as usize) {
+                            bytes.store(if holds.is_some() { size } else { 0 }, Ordering::Relaxed);
+                        }
                         if events
                             .blocking_send(RunnerEvent::Finished(job.key.clone(), outcome))
                             .is_err()
@@ -210,7 +219,16 @@ impl Runner {
         Ok(Runner {
             jobs: tx,
             stop_starting,
+            held_bytes,
         })
+    }
+
+    /// Bytes of the models the slots' engines hold now (a job of another model frees them).
+    pub fn held_bytes(&self) -> u64 {
+        self.held_bytes
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .fold(0, u64::saturating_add)
     }
 
     /// From now on, jobs still waiting for a slot are given back instead of started
@@ -251,18 +269,32 @@ fn execute(
     engine: &mut dyn Engine,
 ) -> Result<Box<pb::JobResult>, Failure> {
     let a = &job.assignment;
-    let suite = cached(&context.suites, &a.suite_toml, |text| {
-        Suite::parse(
-            text,
-            &format!("suite {} v{}", a.suite_name, a.suite_version),
-        )
-        .map_err(|e| e.to_string())
-    })?;
-    let task = suite
-        .task(&a.task_id)
-        .ok_or_else(|| format!("suite {} has no task {:?}", suite.name, a.task_id))?;
     let model_ref = a.model.as_ref().ok_or("assignment without a model")?;
+    // A throughput job runs a llama-bench test, not a suite task: no suite, prompt or grade.
+    let throughput = a.throughput.map(|t| ThroughputTest {
+        n_prompt: t.n_prompt,
+        n_gen: t.n_gen,
+    });
+    let suite;
+    let task = match throughput {
+        Some(_) => None,
+        None => {
+            suite = cached(&context.suites, &a.suite_toml, |text| {
+                Suite::parse(
+                    text,
+                    &format!("suite {} v{}", a.suite_name, a.suite_version),
+                )
+                .map_err(|e| e.to_string())
+            })?;
+            Some(
+                suite
+                    .task(&a.task_id)
+                    .ok_or_else(|| format!("suite {} has no task {:?}", suite.name, a.task_id))?,
+            )
+        }
+    };
     if let Some(pb::model_ref::Source::Remote(spec)) = &model_ref.source {
+        let task = task.ok_or("a remote model runs no throughput test")?;
         return execute_remote(job, context, task, model_ref, spec).map_err(Failure::from);
     }
     let model = match &model_ref.source {
@@ -275,8 +307,7 @@ fn execute(
             // Faults, delays and long synthetic times are test features: a production worker
             // refuses them, as a failure of the job and not of the worker.
             if !context.allow_scripted_faults
-                && let Some(reason) =
-                    benchfarm_engine::test_features(&model, &a.task_id, a.repetition, &task.prompt)
+                && let Some(reason) = scripted_test_features(&model, a, task, throughput)
             {
                 return Err(Failure {
                     reason,
@@ -318,13 +349,14 @@ fn execute(
         task_id: a.task_id.clone(),
         repetition: a.repetition,
         attempt: job.key.attempt,
-        system: task.system.clone(),
-        prompt: task.prompt.clone(),
-        max_tokens: task.max_tokens,
-        temperature: task.temperature,
+        system: task.map(|t| t.system.clone()).unwrap_or_default(),
+        prompt: task.map(|t| t.prompt.clone()).unwrap_or_default(),
+        max_tokens: task.map_or(1, |t| t.max_tokens),
+        temperature: task.map_or(0.0, |t| t.temperature),
         seed: a.seed,
         threads: context.threads,
         cancel: Arc::clone(&job.cancel),
+        throughput,
     };
     debug!(job = %a.task_id, model = %model_ref.name, "generating");
     let started = SystemTime::now();
@@ -348,15 +380,33 @@ fn execute(
     };
     let t = &generation.timings;
     crate::telemetry::engine_phases(&a.trace_parent, &model_ref.name, started, ended, t);
-    let grade = graded(a, task, &generation.text);
-    crate::telemetry::job_ran(&model_ref.name, t);
+    let (grade, measurement) = match (task, generation.throughput.as_ref()) {
+        (Some(task), _) => {
+            let grade = graded(a, task, &generation.text);
+            crate::telemetry::job_ran(&model_ref.name, t);
+            info!(task = %a.task_id, model = %model_ref.name, rep = a.repetition, verdict = %grade.verdict,
+                  gen_tokens = t.gen_tokens, wall_ms = t.wall_ms as u64, "job graded");
+            (Some(crate::convert::grade_to_wire(&grade)), None)
+        }
+        (None, Some(m)) => {
+            info!(test = %a.task_id, model = %model_ref.name, rep = a.repetition,
+                  samples_ns = ?m.samples_ns, "throughput test measured");
+            let measurement = pb::ThroughputMeasurement {
+                samples_ns: m.samples_ns.clone(),
+                model_type: m.model_type.clone(),
+                model_n_params: m.model_n_params,
+                backends: m.backends.clone(),
+            };
+            (None, Some(measurement))
+        }
+        (None, None) => return Err("the engine ran no throughput test".into()),
+    };
     let remote = None;
-    info!(task = %a.task_id, model = %model_ref.name, rep = a.repetition, verdict = %grade.verdict,
-          gen_tokens = t.gen_tokens, wall_ms = t.wall_ms as u64, "job graded");
     Ok(Box::new(pb::JobResult {
         key: Some(job.key.clone()),
         answer: generation.text,
-        grade: Some(crate::convert::grade_to_wire(&grade)),
+        grade,
+        throughput: measurement,
         timings: Some(pb::Timings {
             load_ms: t.load_ms,
             cold: t.cold,
@@ -383,6 +433,48 @@ fn execute(
         truncated: false,
         remote,
     }))
+}
+
+/// Which of the scripted engine's test features a job of `model` would use (see
+/// [`benchfarm_engine::test_features`]); a throughput job's synthetic time is its test's.
+fn scripted_test_features(
+    model: &ScriptedModel,
+    a: &pb::JobAssignment,
+    task: Option<&benchfarm_suite::Task>,
+    throughput: Option<ThroughputTest>,
+) -> Option<String> {
+    match (task, throughput) {
+        (Some(task), _) => {
+            benchfarm_engine::test_features(model, &a.task_id, a.repetition, &task.prompt)
+        }
+        (None, Some(test)) => {
+            let mut used = Vec::new();
+            if !model.faults().is_empty() {
+                used.push(format!("{} [[faults]]", model.faults().len()));
+            }
+            if model.delay_ms() > 0 {
+                used.push(format!("delay_ms = {}", model.delay_ms()));
+            }
+            if model.load_ms() > 0 {
+                used.push(format!("load_ms = {}", model.load_ms()));
+            }
+            let ms = benchfarm_engine::throughput_ms(model, test);
+            if ms > benchfarm_engine::MAX_SYNTHETIC_MS {
+                used.push(format!(
+                    "a synthetic time of {ms:.0} ms for {test}, over the {:.0} ms cap",
+                    benchfarm_engine::MAX_SYNTHETIC_MS
+                ));
+            }
+            (!used.is_empty()).then(|| {
+                format!(
+                    "refused: scripted model {:?} uses test features ({}); this worker runs them only when started with --allow-scripted-faults",
+                    model.name(),
+                    used.join(", ")
+                )
+            })
+        }
+        (None, None) => None,
+    }
 }
 
 /// Runs a remote model's job: one streamed completion from its endpoint, graded here like a
@@ -437,6 +529,7 @@ fn execute_remote(
         build_features: Vec::new(),
         cpu_features: Vec::new(),
         remote: Some(answer.call),
+        throughput: None,
         // Set by the client when the result must be cut to the coordinator's message limit.
         truncated: false,
     }))

@@ -45,6 +45,7 @@ fn request(task: &str, attempt: u32) -> GenerateRequest {
         seed: 0,
         threads: 1,
         cancel: Arc::new(AtomicBool::new(false)),
+        throughput: None,
     }
 }
 

@@ -26,6 +26,8 @@ pub fn progress_line(event: &pb::RunEvent) -> Option<String> {
         Ok(pb::Verdict::Pass) => "pass",
         Ok(pb::Verdict::Partial) => "partial",
         Ok(pb::Verdict::Fail) => "fail",
+        // A done job without a verdict is a throughput job: measured, not graded.
+        _ if event.job_state == "done" => "measured",
         _ => "",
     };
     match event.job_state.as_str() {

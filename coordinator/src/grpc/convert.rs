@@ -9,8 +9,8 @@ use tonic::Status;
 
 use crate::hardware_class::hardware_class;
 use crate::records::{
-    Hardware, ModelKind, Price, RemoteCall, RemoteSpec, RunModel, Timings, WorkerModel,
-    WorkerRecord,
+    Hardware, ModelKind, Price, RemoteCall, RemoteSpec, RunModel, ThroughputMeasurement, Timings,
+    WorkerModel, WorkerRecord,
 };
 use crate::scheduler::{IncomingResult, Joining, RunProgress, WorkerSummary};
 
@@ -405,10 +405,17 @@ pub fn incoming_result(r: pb::JobResult) -> Result<IncomingResult, Status> {
     let key = r
         .key
         .ok_or_else(|| Status::invalid_argument("result.key: missing"))?;
-    let grade = grade_from_wire(
-        r.grade
-            .ok_or_else(|| Status::invalid_argument("result.grade: missing"))?,
-    )?;
+    // A throughput job's result is a measurement, not an answer: it has no grade.
+    let grade = match (r.grade, &r.throughput) {
+        (Some(g), _) => grade_from_wire(g)?,
+        (None, Some(_)) => benchfarm_suite::Grade {
+            verdict: benchfarm_suite::Verdict::Fail,
+            score: 0.0,
+            extracted: String::new(),
+            checks: Vec::new(),
+        },
+        (None, None) => return Err(Status::invalid_argument("result.grade: missing")),
+    };
     let t = r.timings.unwrap_or_default();
     Ok(IncomingResult {
         job_id: key.job_id,
@@ -435,6 +442,12 @@ pub fn incoming_result(r: pb::JobResult) -> Result<IncomingResult, Status> {
         build_features: r.build_features,
         cpu_features: r.cpu_features,
         truncated: r.truncated,
+        throughput: r.throughput.map(|m| ThroughputMeasurement {
+            samples_ns: m.samples_ns,
+            model_type: m.model_type,
+            model_n_params: m.model_n_params,
+            backends: m.backends,
+        }),
         remote: r.remote.map(|c| RemoteCall {
             endpoint: c.endpoint,
             http_status: c.http_status,

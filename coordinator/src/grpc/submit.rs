@@ -53,9 +53,17 @@ pub fn run_record(
     id: String,
     now: UnixMs,
 ) -> Result<RunRecord, Status> {
-    let suite =
-        benchfarm_suite::Suite::parse_with_limits(&req.suite_toml, "suite_toml", limits.suite)
-            .map_err(|e| invalid(e.to_string()))?;
+    let throughput = throughput_tests(&req.throughput)?;
+    // No suite is a run of throughput tests alone.
+    let suite = if req.suite_toml.is_empty() && !throughput.is_empty() {
+        None
+    } else {
+        Some(
+            benchfarm_suite::Suite::parse_with_limits(&req.suite_toml, "suite_toml", limits.suite)
+                .map_err(|e| invalid(e.to_string()))?,
+        )
+    };
+    let suite_tasks = suite.as_ref().map_or(&[][..], |s| &s.tasks[..]);
     if req.models.is_empty() {
         return Err(invalid("models: a run needs at least one model"));
     }
@@ -127,7 +135,7 @@ pub fn run_record(
             dup.name
         )));
     }
-    for task in &suite.tasks {
+    for task in suite_tasks {
         let field = format!("suite_toml: tasks[{}].max_tokens", task.id);
         if task.max_tokens > limits.max_tokens {
             return Err(invalid(format!(
@@ -153,6 +161,17 @@ pub fn run_record(
         )
         .map_err(invalid)?;
     }
+    for test in &throughput {
+        if let Some((i, context)) = contexts
+            .iter()
+            .find(|(_, c)| *c > 0 && u64::from(test.n_tokens()) > *c)
+        {
+            return Err(invalid(format!(
+                "throughput: {test} needs a context of {} tokens, over models[{i}]'s context length of {context} tokens",
+                test.n_tokens()
+            )));
+        }
+    }
     let require = convert::requirements(req.require)?;
     check_labels("require.labels", require.labels.iter(), limits).map_err(invalid)?;
     if let Some(arch) = &require.arch {
@@ -162,12 +181,14 @@ pub fn run_record(
         id,
         created_unix_ms: now,
         label: req.label,
-        suite_name: suite.name.clone(),
-        suite_version: suite.version.clone(),
+        suite_name: suite.as_ref().map(|s| s.name.clone()).unwrap_or_default(),
+        suite_version: suite
+            .as_ref()
+            .map(|s| s.version.clone())
+            .unwrap_or_default(),
         suite_toml: req.suite_toml,
         models,
-        tasks: suite
-            .tasks
+        tasks: suite_tasks
             .iter()
             .map(|t| RunTask {
                 id: t.id.clone(),
@@ -175,6 +196,7 @@ pub fn run_record(
                 max_tokens: t.max_tokens,
             })
             .collect(),
+        throughput,
         repetitions: req.repetitions,
         seed: req.seed,
         placement,
@@ -187,6 +209,31 @@ pub fn run_record(
         // Set by the caller, which opens the run's span.
         trace_parent: String::new(),
     })
+}
+
+/// The most throughput tests one run may ask for.
+pub const MAX_THROUGHPUT_TESTS: usize = 64;
+
+/// `throughput[i]` parsed (llama-bench's names, within the token limits), duplicates refused.
+fn throughput_tests(entries: &[String]) -> Result<Vec<benchfarm_domain::ThroughputTest>, Status> {
+    if entries.len() > MAX_THROUGHPUT_TESTS {
+        return Err(invalid(format!(
+            "throughput: {} tests, over the limit of {MAX_THROUGHPUT_TESTS}",
+            entries.len()
+        )));
+    }
+    let mut tests = Vec::with_capacity(entries.len());
+    for (i, entry) in entries.iter().enumerate() {
+        let test = benchfarm_domain::ThroughputTest::parse(entry)
+            .map_err(|e| invalid(format!("throughput[{i}]: {e}")))?;
+        if tests.contains(&test) {
+            return Err(invalid(format!(
+                "throughput[{i}]: {test} is asked for twice"
+            )));
+        }
+        tests.push(test);
+    }
+    Ok(tests)
 }
 
 #[cfg(test)]
@@ -272,5 +319,69 @@ mod tests {
         );
         small.context_length = 0; // unknown: only the absolute cap applies
         assert!(run_record(request(vec![small]), &Limits::DEFAULT, "r".into(), 0).is_ok());
+    }
+
+    #[test]
+    fn throughput_tests_are_parsed_beside_the_suite_or_instead_of_it() {
+        let mut req = request(vec![scripted("name = \"m\"")]);
+        req.throughput = vec!["pp16".into(), "tg8".into(), "pg4,2".into()];
+        let run = run_record(req.clone(), &Limits::DEFAULT, "r".into(), 0).expect("valid");
+        assert_eq!(
+            run.throughput.iter().map(|t| t.name()).collect::<Vec<_>>(),
+            ["pp16", "tg8", "pp4+tg2"]
+        );
+        assert_eq!((run.tasks.len(), run.suite_name.as_str()), (1, "s"));
+        // No suite: a run of throughput tests alone.
+        req.suite_toml.clear();
+        let run = run_record(req.clone(), &Limits::DEFAULT, "r".into(), 0).expect("valid");
+        assert!(run.tasks.is_empty() && run.suite_name.is_empty());
+        assert_eq!(run.throughput.len(), 3);
+        // ... but a run needs one or the other.
+        req.throughput.clear();
+        assert!(refused(req, &Limits::DEFAULT).starts_with("suite_toml:"));
+    }
+
+    #[test]
+    fn bad_throughput_tests_are_refused_naming_the_entry() {
+        let with = |tests: &[&str], model: pb::ModelRef| {
+            let mut req = request(vec![model]);
+            req.throughput = tests.iter().map(|t| t.to_string()).collect();
+            refused(req, &Limits::DEFAULT)
+        };
+        let m = || scripted("name = \"m\"");
+        assert!(
+            with(&["pp16", "tg"], m())
+                .starts_with("throughput[1]: \"tg\" is not a throughput test")
+        );
+        assert_eq!(
+            with(&["tg0"], m()),
+            "throughput[0]: \"tg0\": the generation must be 1 to 4096 tokens"
+        );
+        assert_eq!(
+            with(&["tg8", "tg8"], m()),
+            "throughput[1]: tg8 is asked for twice"
+        );
+        let many: Vec<String> = (1..=65).map(|n| format!("tg{n}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        assert_eq!(
+            with(&many, m()),
+            "throughput: 65 tests, over the limit of 64"
+        );
+        let small = pb::ModelRef {
+            name: "g".into(),
+            sha256: "a".repeat(64),
+            source: Some(pb::model_ref::Source::Gguf(pb::GgufModel {
+                file_name: "g.gguf".into(),
+            })),
+            context_length: 1024,
+            ..pb::ModelRef::default()
+        };
+        let mut req = request(vec![small]);
+        req.suite_toml.clear();
+        req.throughput = vec!["pp512".into(), "pg1024,128".into()];
+        assert_eq!(
+            refused(req, &Limits::DEFAULT),
+            "throughput: pp1024+tg128 needs a context of 1152 tokens, over models[0]'s context length of 1024 tokens"
+        );
     }
 }

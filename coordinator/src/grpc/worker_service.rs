@@ -273,6 +273,7 @@ pub fn to_event(message: WorkerMessage, worker_id: &str) -> Option<WorkerEvent> 
                 unacknowledged: convert::keys(h.unacknowledged),
                 draining: h.draining,
                 cache,
+                ram_available_bytes: (h.ram_available_bytes > 0).then_some(h.ram_available_bytes),
             }
         }
         In::Started(s) => {
@@ -282,7 +283,6 @@ pub fn to_event(message: WorkerMessage, worker_id: &str) -> Option<WorkerEvent> 
                 attempt: key.attempt,
             }
         }
-        In::Progress(_) => return None,
         In::Result(r) => {
             let key = r.key.clone();
             match convert::incoming_result(r) {

@@ -29,7 +29,10 @@ fn resolves_builtin_suite_and_scripted_model() {
         plan.request.models[0].sha256,
         benchfarm_modelfile::sha256_bytes(ORACLE.as_bytes())
     );
-    assert_eq!(plan.suite.name, "agent-coding");
+    assert_eq!(
+        plan.suite.as_ref().map(|s| s.name.as_str()),
+        Some("agent-coding")
+    );
     assert_eq!(
         plan.request.suite_toml,
         benchfarm_suite::builtin_source("agent-coding").unwrap()
@@ -186,4 +189,41 @@ remote = { url = "https://api.example.com/v1", model = "provider/model-id", api_
     let both = "suite = \"agent-coding\"\n[[models]]\nscripted = \"o.toml\"\nremote = { url = \"https://h/v1\", model = \"m\" }\n";
     let err = resolve(both, "plan.toml", dir.path()).unwrap_err();
     assert_eq!(err.field, "models[0]", "{err}");
+}
+
+#[test]
+fn throughput_tests_go_beside_the_suite_or_instead_of_it() {
+    let dir = dir_with(&[("oracle.toml", ORACLE)]);
+    let text = "suite = \"agent-coding\"\nthroughput = [\"pp512\", \"tg128\", \"pg512,128\"]\n[[models]]\nscripted = \"oracle.toml\"\n";
+    let plan = resolve(text, "plan.toml", dir.path()).unwrap();
+    assert_eq!(plan.request.throughput, ["pp512", "tg128", "pg512,128"]);
+    assert!(plan.suite.is_some());
+    // Without a suite: throughput tests alone, and no suite text is sent.
+    let text = "throughput = [\"tg8\"]\n[[models]]\nscripted = \"oracle.toml\"\n";
+    let plan = resolve(text, "plan.toml", dir.path()).unwrap();
+    assert!(plan.suite.is_none() && plan.request.suite_toml.is_empty());
+    // Neither: refused, naming the suite.
+    let err = resolve(
+        "[[models]]\nscripted = \"oracle.toml\"\n",
+        "plan.toml",
+        dir.path(),
+    )
+    .unwrap_err();
+    assert_eq!(err.field, "suite", "{err}");
+}
+
+#[test]
+fn a_bad_throughput_entry_names_its_line_column_and_index() {
+    let dir = dir_with(&[("oracle.toml", ORACLE)]);
+    let text = "suite = \"agent-coding\"\nthroughput = [\"pp16\",\n  \"tg99999\"]\n[[models]]\nscripted = \"oracle.toml\"\n";
+    let err = resolve(text, "plan.toml", dir.path()).unwrap_err();
+    assert_eq!((err.line, err.column), (3, 3), "{err}");
+    assert_eq!(err.field, "throughput[1]");
+    assert!(err.message.contains("1 to 4096 tokens"), "{err}");
+    let text = "suite = \"agent-coding\"\nthroughput = [\"tg8\", \"tg8\"]\n[[models]]\nscripted = \"oracle.toml\"\n";
+    let err = resolve(text, "plan.toml", dir.path()).unwrap_err();
+    assert_eq!(
+        (err.field.as_str(), err.message.as_str()),
+        ("throughput[1]", "\"tg8\" is listed twice")
+    );
 }

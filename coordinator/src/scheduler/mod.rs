@@ -166,6 +166,8 @@ pub struct IncomingResult {
     pub truncated: bool,
     /// The HTTP side of a remote model's answer.
     pub remote: Option<crate::records::RemoteCall>,
+    /// A throughput job's measurement (its `grade` is then a placeholder nobody reads).
+    pub throughput: Option<crate::records::ThroughputMeasurement>,
 }
 
 /// Something a connected worker said.
@@ -180,6 +182,9 @@ pub enum WorkerEvent {
         draining: bool,
         /// Its model cache now (`None` from a worker that sends none).
         cache: Option<CacheReport>,
+        /// RAM a job could use now (free memory plus what its engines' models hold); `None`
+        /// from a worker that does not say, whose hello's figure then stands.
+        ram_available_bytes: Option<u64>,
     },
     Started {
         job_id: String,

@@ -273,6 +273,7 @@ mod tests {
                 category: "c".into(),
                 max_tokens: 64,
             }],
+            throughput: Vec::new(),
             repetitions: 2,
             seed: 0,
             placement: Default::default(),

@@ -26,6 +26,7 @@ fn run(id: &str) -> RunRecord {
             category: "c".into(),
             max_tokens: 64,
         }],
+        throughput: Vec::new(),
         repetitions: 2,
         seed: 1,
         placement: Default::default(),
@@ -68,6 +69,7 @@ fn result(job_id: &str, attempt: u32) -> ResultRecord {
         truncated: false,
         trace_id: String::new(),
         remote: None,
+        throughput: None,
     }
 }
 

@@ -175,7 +175,7 @@ fn csv(records: &[BenchRecord]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{BenchContext, BenchTest};
+    use super::super::{BenchContext, ThroughputTest};
     use super::*;
 
     fn record(n_prompt: u32, n_gen: u32, samples_ns: Vec<u64>) -> BenchRecord {
@@ -191,7 +191,7 @@ mod tests {
             n_ubatch: 512,
             build_features: vec!["AVX2".into(), "OPENMP".into()],
         };
-        let test = BenchTest { n_prompt, n_gen };
+        let test = ThroughputTest { n_prompt, n_gen };
         BenchRecord::new(&ctx, test, 2, "2026-12-01T21:40:00Z".into(), samples_ns)
     }
 

@@ -18,14 +18,19 @@ use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::token::LlamaToken;
 
-use super::{LLAMA_CPP_SYS_2_VERSION, LlamaEngine, LlamaLogs, sysinfo};
-use crate::EngineError;
-use crate::bench::{BenchContext, BenchRecord, BenchTest, TokenSource, iso8601_utc};
+use super::{
+    LLAMA_CPP_SYS_2_VERSION, LlamaEngine, LlamaLogs, effective_threads, ms_since, sysinfo,
+};
+use crate::bench::{BenchContext, BenchRecord, ThroughputTest, TokenSource, iso8601_utc};
+use crate::{
+    EngineError, GenerateRequest, Generation, ModelSource, StopReason, ThroughputMeasurement,
+    Timings,
+};
 
 /// What to run: llama-bench's `-p/-n/--pg`, `-t`, `-r`, `-b`, `-ub`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BenchOptions {
-    pub tests: Vec<BenchTest>,
+    pub tests: Vec<ThroughputTest>,
     /// One run of every test per thread count.
     pub threads: Vec<u32>,
     pub repetitions: u32,
@@ -68,6 +73,60 @@ impl LlamaEngine {
                 }
             }
             Ok(records)
+        })
+    }
+
+    /// A farm's throughput job: `test` once, llama-bench's way (a warm-up run, then one timed
+    /// run on a fresh KV cache), on the request's model and threads. A job is one repetition: the
+    /// plan's `repetitions` make the others, on whichever workers the placement picks.
+    pub(super) fn throughput_job(
+        &mut self,
+        req: &GenerateRequest,
+        test: ThroughputTest,
+        logs: &LlamaLogs,
+    ) -> Result<Generation, EngineError> {
+        let start = Instant::now();
+        let ModelSource::Gguf { path, sha256 } = &req.model else {
+            return Err(EngineError::InvalidRequest(
+                "the llama.cpp engine only runs GGUF models".into(),
+            ));
+        };
+        if test.n_tokens() == 0 {
+            return Err(EngineError::InvalidRequest(
+                "a throughput test needs a prompt or a generation".into(),
+            ));
+        }
+        let load_ms = self.ensure_loaded(path, sha256, logs)?;
+        let threads = u32::try_from(effective_threads(req.threads)).unwrap_or(1);
+        let opts = BenchOptions {
+            tests: vec![test],
+            threads: vec![threads],
+            repetitions: 1,
+            // llama-bench's defaults, as `worker bench` uses them.
+            n_batch: 2048,
+            n_ubatch: 512,
+        };
+        let bench = self.bench_context(path, &opts);
+        let record = self.bench_one(&bench, test, threads, &opts, logs)?;
+        Ok(Generation {
+            text: String::new(),
+            timings: Timings {
+                load_ms: load_ms.unwrap_or(0.0),
+                cold: load_ms.is_some(),
+                prompt_tokens: test.n_prompt,
+                gen_tokens: test.n_gen,
+                wall_ms: ms_since(start),
+                ..Timings::default()
+            },
+            chat_template: String::new(),
+            stop: StopReason::MaxTokens,
+            llama_perf: None,
+            throughput: Some(ThroughputMeasurement {
+                samples_ns: record.samples_ns,
+                model_type: bench.model_type,
+                model_n_params: bench.model_n_params,
+                backends: bench.backends,
+            }),
         })
     }
 
@@ -123,7 +182,7 @@ impl LlamaEngine {
     fn bench_one(
         &self,
         bench: &BenchContext,
-        test: BenchTest,
+        test: ThroughputTest,
         threads: u32,
         opts: &BenchOptions,
         logs: &LlamaLogs,

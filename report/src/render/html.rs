@@ -115,6 +115,7 @@ pub(crate) fn render(report: &Report, outcomes: &[Outcome], failures: &[FailedAt
     let hw: Vec<_> = report.hardware.iter().collect();
     s.push_str(&svg::speed_bars(&hw));
     s.push_str("<p class=\"muted\">Generated tokens per second, Σ tokens / Σ generation seconds.</p>\n</section>\n");
+    crate::render::throughput::html(&mut s, &report.throughput);
     drilldown(&mut s, report, outcomes, failures);
     implausible(&mut s, report);
     failed(&mut s, report, failures);

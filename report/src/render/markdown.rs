@@ -36,6 +36,14 @@ pub(crate) fn render(report: &Report) -> String {
     out.push_str(&task_cells(report));
     out.push_str("\n## Per model, task and hardware\n\n");
     out.push_str(&hardware_task_cells(report));
+    if !report.throughput.is_empty() {
+        out.push_str("\n## Throughput (llama-bench tests)\n\n");
+        out.push_str(&crate::render::throughput::table(&report.throughput));
+        out.push_str(
+            "\nt/s: mean ± sample standard deviation over the repetitions of each test, \
+             llama-bench's procedure on each worker's own build.\n",
+        );
+    }
     out.push_str("\n## Timings\n\n");
     out.push_str(&timings_table(report));
     if !report.implausible_timings.is_empty() {

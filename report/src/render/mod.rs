@@ -16,6 +16,7 @@ mod jsonl;
 mod markdown;
 mod svg;
 mod table;
+mod throughput;
 
 pub use answers::{AnswerFilter, render_answers};
 pub use compare::{CompareFormat, UnknownCompareFormat, render_comparison};

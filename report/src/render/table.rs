@@ -162,6 +162,10 @@ pub(crate) fn render(report: &Report) -> String {
     let mut out = summary(report);
     out.push_str(&footer(report));
     out.push('\n');
+    if !report.throughput.is_empty() {
+        out.push_str("\nthroughput (llama-bench tests: mean ± stddev t/s over repetitions)\n");
+        out.push_str(&crate::render::throughput::table(&report.throughput));
+    }
     out
 }
 

@@ -34,6 +34,7 @@ use tracing::{Instrument as _, debug, info, warn};
 
 use crate::cache::{Lease, ModelCache};
 use crate::credentials::Credentials;
+use crate::memory::MemoryGauge;
 use crate::outbox::Outbox;
 use crate::runner::{Job, Runner, RunnerEvent};
 use crate::status::StatusFile;
@@ -90,6 +91,9 @@ pub struct Session {
     fetched_rx: mpsc::Receiver<(pb::JobKey, Result<Lease, String>)>,
     /// `STATE/status.json`, for `worker status` (none in tests that do not ask for it).
     status: Option<StatusFile>,
+    /// The RAM a job could use now, for heartbeats; `None`: heartbeats report none and the
+    /// hello's figure stands.
+    memory: Option<MemoryGauge>,
 }
 
 impl std::fmt::Debug for Session {
@@ -159,7 +163,14 @@ impl Session {
             fetched_tx,
             fetched_rx,
             status: None,
+            memory: None,
         }
+    }
+
+    /// This session reporting the RAM a job could use in every heartbeat.
+    pub fn with_memory_gauge(mut self, memory: MemoryGauge) -> Session {
+        self.memory = Some(memory);
+        self
     }
 
     /// This session reporting its connection state in `status` (see `status.rs`).
@@ -180,14 +191,12 @@ impl Session {
     fn heartbeat(&self, draining: bool) -> Up {
         Up::Heartbeat(pb::Heartbeat {
             running: self.running.keys().map(|(j, a)| key(j, *a)).collect(),
-            free_slots: if draining {
-                0
-            } else {
-                self.hello.slots.saturating_sub(self.running.len() as u32)
-            },
             draining,
             unacknowledged: self.outbox.keys(),
-            ram_available_bytes: 0,
+            ram_available_bytes: self
+                .memory
+                .as_ref()
+                .map_or(0, |m| m.for_a_job(self.runner.held_bytes())),
             cache: self.cache.as_ref().map(ModelCache::report),
         })
     }

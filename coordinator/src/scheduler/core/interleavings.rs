@@ -27,9 +27,11 @@ type Key = (String, u32);
 
 #[derive(Debug, Clone)]
 enum Op {
+    /// A run of `tasks` tasks (and with `throughput`, one throughput test beside them).
     Submit {
         tasks: usize,
         reps: u32,
+        throughput: bool,
     },
     Join(usize),
     Heartbeat(usize),
@@ -56,7 +58,8 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     let w = 0..WORKERS;
     prop_oneof![
-        1 => (1..3usize, 1..3u32).prop_map(|(tasks, reps)| Op::Submit { tasks, reps }),
+        1 => (1..3usize, 1..3u32, any::<bool>())
+            .prop_map(|(tasks, reps, throughput)| Op::Submit { tasks, reps, throughput }),
         2 => w.clone().prop_map(Op::Join),
         3 => w.clone().prop_map(Op::Heartbeat),
         6 => w.clone().prop_map(Op::Deliver),
@@ -190,9 +193,21 @@ impl Farm {
 
     fn apply(&mut self, op: &Op) {
         match *op {
-            Op::Submit { tasks, reps } => {
+            Op::Submit {
+                tasks,
+                reps,
+                throughput,
+            } => {
                 let id = format!("r{}", self.runs.len());
-                self.bed.submit(&id, tasks, reps);
+                let tests = if throughput {
+                    vec![crate::records::ThroughputTest {
+                        n_prompt: 0,
+                        n_gen: 8,
+                    }]
+                } else {
+                    Vec::new()
+                };
+                self.bed.submit_with_throughput(&id, tasks, reps, tests);
                 self.runs.push(id);
             }
             Op::Join(w) => self.join(w),
@@ -396,7 +411,11 @@ proptest! {
         ops in prop::collection::vec(op(), 1..80)
     ) {
         let mut farm = Farm::new();
-        farm.apply(&Op::Submit { tasks: 2, reps: 2 });
+        farm.apply(&Op::Submit {
+            tasks: 2,
+            reps: 2,
+            throughput: true,
+        });
         for op in &ops {
             farm.apply(op);
             farm.check();

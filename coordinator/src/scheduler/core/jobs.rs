@@ -93,6 +93,18 @@ impl Scheduler {
             )),
             None => None,
         };
+        // A throughput job is measured, not graded: its result keeps the placeholder grade.
+        let measured = self
+            .jobs
+            .get(&incoming.job_id)
+            .is_some_and(|j| j.throughput.is_some());
+        if measured && incoming.throughput.is_none() {
+            // Nothing to store: the job's deadline takes it back and runs it again.
+            warn!(job = %incoming.job_id, attempt = incoming.attempt, worker = %worker_id,
+                  "result of a throughput job without a measurement ignored");
+            self.acks.push((worker_id.to_string(), key));
+            return Ok(());
+        }
         let counted = matches!(next, Some((Ok(_), _)));
         let mut incoming = incoming;
         // The coordinator's grade is the one stored: the connection graded the answer already
@@ -101,6 +113,7 @@ impl Scheduler {
             crate::grading::truncate_answer(&mut incoming.answer, self.config.limits.answer_bytes);
         let answer_truncated_from = incoming.answer_truncated_from.or(truncated);
         let coordinator_grade = match incoming.coordinator_grade.take() {
+            _ if measured => None,
             Some(grade) if truncated.is_none() => Some(grade),
             _ if next.is_some() => self.graders.grade(&incoming.job_id, &incoming.answer),
             _ => None,
@@ -148,6 +161,7 @@ impl Scheduler {
             truncated: incoming.truncated,
             trace_id,
             remote: incoming.remote,
+            throughput: incoming.throughput,
         };
         let fresh = match &next {
             Some(_) => self.store.insert_result(&record)?,
@@ -177,8 +191,10 @@ impl Scheduler {
                 .runs
                 .get(&job.run_id)
                 .and_then(|r| r.models.get(job.model_index as usize))
-                // A remote job's speed is the endpoint's, not the worker's.
+                // A remote job's speed is the endpoint's, not the worker's; a throughput job's
+                // timings are no generation's.
                 && model.remote().is_none()
+                && !measured
             {
                 let model = model.sha256.clone();
                 self.learn(worker_id, &model, &record.timings);
@@ -189,7 +205,7 @@ impl Scheduler {
                 w.record.last_seen_unix_ms = now;
                 self.store.put_worker(&w.record)?;
             }
-            self.emit(&job, Some(record.grade.verdict));
+            self.emit(&job, (!measured).then_some(record.grade.verdict));
             self.finish_if_complete(&job.run_id)?;
         } else {
             debug!(job = %record.job_id, attempt = record.attempt, fresh, "result not counted");
@@ -399,7 +415,7 @@ impl Scheduler {
         else {
             return Ok(());
         };
-        let max_tokens = run.max_tokens_of(&job.task_id);
+        let max_tokens = run.job_tokens(job);
         let timeout = match model.remote() {
             Some(remote) => self.remote_job_timeout(remote),
             None => self.job_timeout(worker_id, max_tokens, model.size_bytes),
@@ -440,13 +456,22 @@ impl Scheduler {
             key: Some(key.clone()),
             run_id: run.id.clone(),
             model: Some(crate::grpc::convert::model_ref(model)),
-            suite_toml: run.suite_toml.clone(),
+            // A throughput job needs no suite: it runs a llama-bench test, not a task.
+            suite_toml: if job.throughput.is_some() {
+                String::new()
+            } else {
+                run.suite_toml.clone()
+            },
             suite_name: run.suite_name.clone(),
             suite_version: run.suite_version.clone(),
             task_id: job.task_id.clone(),
             repetition: job.repetition,
             seed: job.seed,
             timeout_ms,
+            throughput: job.throughput.map(|t| pb::ThroughputTest {
+                n_prompt: t.n_prompt,
+                n_gen: t.n_gen,
+            }),
             trace_parent: trace_parent.clone(),
         });
         let sha256 = model.sha256.clone();

@@ -28,13 +28,15 @@ impl Scheduler {
     ) -> Result<u32, SchedulerError> {
         // Refused before anything is expanded: the count is checked arithmetic on what the
         // client sent, and the expansion happens only under the limit.
-        let per_model = u64::from(run.repetitions).saturating_mul(run.tasks.len() as u64);
+        // Throughput tests are jobs too (remote models run none: this bounds them from above).
+        let units = (run.tasks.len() as u64).saturating_add(run.throughput.len() as u64);
+        let per_model = u64::from(run.repetitions).saturating_mul(units);
         let limit = u64::from(self.config.max_jobs_per_run);
         if per_model.saturating_mul(run.models.len() as u64) > limit {
             return Err(SchedulerError::Invalid(format!(
                 "the run expands to {} models x {} tasks x {} repetitions, over the limit of {limit} jobs per run (--max-jobs-per-run)",
                 run.models.len(),
-                run.tasks.len(),
+                units,
                 run.repetitions
             )));
         }
@@ -279,6 +281,11 @@ impl Scheduler {
             .store
             .run(run_id)?
             .ok_or_else(|| SchedulerError::NoSuchRun(run_id.to_string()))?;
+        if run.suite_toml.is_empty() {
+            return Err(SchedulerError::Refused(format!(
+                "run {run_id} has no suite: its jobs are throughput tests, which are not graded"
+            )));
+        }
         let (suite, text) = match suite {
             Some(given) => given,
             None => {

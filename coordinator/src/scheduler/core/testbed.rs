@@ -87,6 +87,17 @@ impl Bed {
         running: &[(String, u32)],
         unacknowledged: &[(String, u32)],
     ) -> FakeWorker {
+        self.join_as(worker_record(id, slots), running, unacknowledged)
+    }
+
+    /// [`Bed::join`] with a worker record of the test's own (its models, its RAM).
+    pub fn join_as(
+        &mut self,
+        record: WorkerRecord,
+        running: &[(String, u32)],
+        unacknowledged: &[(String, u32)],
+    ) -> FakeWorker {
+        let id = record.id.clone();
         let conn = self.next_conn;
         self.next_conn += 1;
         let (outbox, inbox) = mpsc::channel(64);
@@ -94,7 +105,7 @@ impl Bed {
         let (reply, _welcome) = oneshot::channel();
         self.step(vec![Command::Join {
             worker: Box::new(Joining {
-                record: worker_record(id, slots),
+                record,
                 running: running.to_vec(),
                 unacknowledged: unacknowledged.to_vec(),
                 cache: crate::scheduler::CacheReport::default(),
@@ -105,7 +116,7 @@ impl Bed {
             reply,
         }]);
         FakeWorker {
-            id: id.to_string(),
+            id,
             conn,
             inbox,
             seen,
@@ -115,9 +126,22 @@ impl Bed {
 
     /// Submits a run of one scripted model, `tasks` tasks × `repetitions`; returns its id.
     pub fn submit(&mut self, id: &str, tasks: usize, repetitions: u32) -> String {
+        self.submit_with_throughput(id, tasks, repetitions, Vec::new())
+    }
+
+    /// [`Bed::submit`] with `throughput` tests beside the tasks (their jobs after the tasks').
+    pub fn submit_with_throughput(
+        &mut self,
+        id: &str,
+        tasks: usize,
+        repetitions: u32,
+        throughput: Vec<crate::records::ThroughputTest>,
+    ) -> String {
+        let mut run = run_record(id, tasks, repetitions, self.clock.now());
+        run.throughput = throughput;
         let (reply, mut rx) = oneshot::channel();
         self.step(vec![Command::Submit {
-            run: Box::new(run_record(id, tasks, repetitions, self.clock.now())),
+            run: Box::new(run),
             strict: false,
             reply,
         }]);
@@ -275,10 +299,14 @@ impl FakeWorker {
             unacknowledged: unacknowledged.to_vec(),
             draining: false,
             cache: None,
+            ram_available_bytes: None,
         })
     }
 }
 
+/// A fake worker's answer to any job: an answer and a measurement (it does not look at the
+/// job's kind; the core keeps the grade of a task's answer and the measurement of a throughput
+/// job's).
 pub fn result(key: &(String, u32)) -> IncomingResult {
     IncomingResult {
         job_id: key.0.clone(),
@@ -305,6 +333,12 @@ pub fn result(key: &(String, u32)) -> IncomingResult {
         cpu_features: Vec::new(),
         truncated: false,
         remote: None,
+        throughput: Some(crate::records::ThroughputMeasurement {
+            samples_ns: vec![1_000_000],
+            model_type: String::new(),
+            model_n_params: 0,
+            backends: "CPU".into(),
+        }),
     }
 }
 
@@ -371,6 +405,7 @@ pub fn run_record(id: &str, tasks: usize, repetitions: u32, now: UnixMs) -> RunR
                 max_tokens: 64,
             })
             .collect(),
+        throughput: Vec::new(),
         repetitions,
         seed: 1,
         placement: Placement::Spread,

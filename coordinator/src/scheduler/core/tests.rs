@@ -7,7 +7,7 @@ use benchfarm_proto::v1::coordinator_message::Kind;
 use super::testbed::*;
 use crate::job::JobState;
 use crate::records::*;
-use crate::scheduler::{Command, SchedulerError};
+use crate::scheduler::{Command, SchedulerError, WorkerEvent};
 use crate::store::kv::Tree;
 
 /// Finding 1. A result sent but not yet acknowledged when the coordinator died is not in the
@@ -429,4 +429,61 @@ fn a_finished_run_stores_its_counts() {
     let counts = run.counts.expect("counts stored");
     assert_eq!((counts.done, counts.failed, counts.live()), (4, 0, 0));
     assert!(matches!(w1.drain().last(), None | Some(Kind::Ack(_))));
+}
+
+/// Dead protocol parts (issue 9): the heartbeat's `ram_available_bytes` was never filled, so
+/// placement checked memory against the hello's figure for as long as a worker stayed connected.
+/// Now the latest heartbeat's figure is the one placement uses, both ways.
+#[test]
+fn placement_uses_the_ram_of_the_latest_heartbeat() {
+    let mut bed = Bed::new();
+    let sha = "ab".repeat(32);
+    let mut record = worker_record("w1", 1);
+    record.models.push(WorkerModel {
+        sha256: sha.clone(),
+        name: "g".into(),
+        size_bytes: 1 << 30,
+        file_name: "g.gguf".into(),
+    });
+    let mut w = bed.join_as(record, &[], &[]);
+    // The machine filled up after the hello: 100 MB left for a 1 GiB model.
+    let filled = WorkerEvent::Heartbeat {
+        running: vec![],
+        unacknowledged: vec![],
+        draining: false,
+        cache: None,
+        ram_available_bytes: Some(100_000_000),
+    };
+    bed.step(vec![w.says(filled)]);
+    let mut run = run_record("r1", 1, 1, bed.clock.now());
+    run.models[0].sha256 = sha;
+    run.models[0].size_bytes = 1 << 30;
+    run.models[0].kind = ModelKind::Gguf {
+        file_name: "g.gguf".into(),
+    };
+    let (reply, mut rx) = tokio::sync::oneshot::channel();
+    bed.step(vec![Command::Submit {
+        run: Box::new(run),
+        strict: false,
+        reply,
+    }]);
+    assert!(rx.try_recv().expect("answered").is_ok());
+    bed.step(vec![]);
+    assert!(
+        !w.drain().iter().any(|k| matches!(k, Kind::Assign(_))),
+        "a job was placed on a worker without the memory for it"
+    );
+    // Memory freed: the next heartbeat says so, and the job goes out.
+    let freed = WorkerEvent::Heartbeat {
+        running: vec![],
+        unacknowledged: vec![],
+        draining: false,
+        cache: None,
+        ram_available_bytes: Some(4 << 30),
+    };
+    bed.step(vec![w.says(freed)]);
+    assert!(
+        w.drain().iter().any(|k| matches!(k, Kind::Assign(_))),
+        "the job waits although the worker has the memory now"
+    );
 }

@@ -110,7 +110,7 @@ impl Scheduler {
     pub(super) fn pending_job(&self, job: &JobRecord) -> Option<PendingJob> {
         let run = self.runs.get(&job.run_id)?;
         let model = run.models.get(job.model_index as usize)?;
-        let max_tokens = run.max_tokens_of(&job.task_id);
+        let max_tokens = run.job_tokens(job);
         Some(PendingJob {
             job_id: job.id.clone(),
             pin: job.pin.clone(),

@@ -132,7 +132,14 @@ impl Scheduler {
                 running,
                 unacknowledged,
                 cache,
+                ram_available_bytes,
             } => {
+                // Placement checks memory against the latest figure, not the hello's: a worker
+                // whose machine filled up (or freed) since it joined is placed as it is now.
+                if let Some(ram) = ram_available_bytes {
+                    let hw = &mut worker.record.hardware;
+                    hw.ram_available_bytes = ram.min(hw.ram_total_bytes);
+                }
                 if draining && !worker.draining {
                     info!(worker = %worker_id, "worker draining");
                 }

@@ -1,0 +1,16 @@
+//! benchfarm-domain: the small pure types both binaries share, so that none is defined twice and
+//! the coordinator needs no llama.cpp to speak of them.
+//!
+//! - [`ThroughputTest`]: llama-bench's `pp512` / `tg128` / `pp512+tg128`, as plans, jobs, the
+//!   engine, `worker bench` and reports name it.
+//! - [`Timings`]: what one job measured, as the engine produces it, the worker sends it and the
+//!   coordinator stores it (docs/timings.md defines every field).
+//! - [`Verdict`]: pass, partial or fail, as the suite grades, the store keeps and the report counts.
+
+mod throughput;
+mod timings;
+mod verdict;
+
+pub use throughput::{MAX_GEN_TOKENS, MAX_PROMPT_TOKENS, ThroughputTest, ThroughputTestError};
+pub use timings::Timings;
+pub use verdict::{ParseVerdictError, Verdict};

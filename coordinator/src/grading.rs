@@ -47,7 +47,9 @@ impl Graders {
                 return;
             }
         };
-        let mut task_of_job = vec![u32::MAX; jobs.len()];
+        // By job index: sized by the largest index, as adaptive runs add jobs after the first.
+        let slots = jobs.iter().map(|j| j.index as usize + 1).max().unwrap_or(0);
+        let mut task_of_job = vec![u32::MAX; slots.max(jobs.len())];
         for job in jobs.iter().filter(|j| j.throughput.is_none()) {
             let task = suite.tasks.iter().position(|t| t.id == job.task_id);
             if let (Some(slot), Some(task)) = (task_of_job.get_mut(job.index as usize), task) {
@@ -137,6 +139,9 @@ pass = [{ contains = "no" }]
                 .to_vec(),
             throughput: Vec::new(),
             repetitions: 2,
+            adaptive: None,
+            model_repetitions: Vec::new(),
+            stop_reasons: Vec::new(),
             seed: 0,
             placement: Placement::Spread,
             require: Requirements::default(),

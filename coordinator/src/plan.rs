@@ -16,6 +16,9 @@
 //! remote = { url = "https://api.example.com/v1", model = "provider/model-id",
 //!            api_key_env = "PROVIDER_API_KEY", price_per_mtok = { input = 3.0, output = 15.0 } }
 //! ```
+//! `repetitions` may be adaptive: `{ min = 3, max = 15, target_ci = 0.05, target_rsd = 0.035 }`
+//! (after `min`, one more repetition of a model's tasks at a time until its targets hold, its
+//! answers prove deterministic or `max` is reached; docs/report-formats.md).
 //! Optional: `throughput = ["pp512", "tg128", "pg512,128"]` (llama-bench tests run as jobs beside
 //! the suite's tasks, `repetitions` times per local model; with no `suite`, instead of them),
 //! `placement = "spread" | "every-worker" | "per-class"` and
@@ -55,7 +58,7 @@ struct PlanFile {
     #[serde(default)]
     throughput: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default = "one")]
-    repetitions: Spanned<u32>,
+    repetitions: Spanned<RepetitionsEntry>,
     #[serde(default)]
     seed: u64,
     #[serde(default)]
@@ -79,8 +82,59 @@ struct RequireEntry {
     arch: Option<String>,
 }
 
-fn one() -> Spanned<u32> {
-    Spanned::new(0..0, 1)
+fn one() -> Spanned<RepetitionsEntry> {
+    Spanned::new(0..0, RepetitionsEntry::Fixed(1))
+}
+
+/// `repetitions = 3`, or adaptive: `repetitions = { min = 3, max = 15, target_ci = 0.05,
+/// target_rsd = 0.035 }` (targets optional).
+#[derive(Debug)]
+enum RepetitionsEntry {
+    Fixed(u32),
+    Adaptive(AdaptiveEntry),
+}
+
+impl<'de> Deserialize<'de> for RepetitionsEntry {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Entry;
+        impl<'de> serde::de::Visitor<'de> for Entry {
+            type Value = RepetitionsEntry;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(
+                    "a number of repetitions (3) or an adaptive rule ({ min = 3, max = 15, target_ci = 0.05 })",
+                )
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                u32::try_from(v).map(RepetitionsEntry::Fixed).map_err(|_| {
+                    E::invalid_value(serde::de::Unexpected::Signed(v), &"0 to 4294967295")
+                })
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                u32::try_from(v).map(RepetitionsEntry::Fixed).map_err(|_| {
+                    E::invalid_value(serde::de::Unexpected::Unsigned(v), &"0 to 4294967295")
+                })
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                AdaptiveEntry::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(RepetitionsEntry::Adaptive)
+            }
+        }
+        d.deserialize_any(Entry)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdaptiveEntry {
+    min: u32,
+    max: u32,
+    #[serde(default)]
+    target_ci: Option<f64>,
+    #[serde(default)]
+    target_rsd: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -137,12 +191,32 @@ pub fn resolve(text: &str, file: &str, base: &Path) -> Result<Plan, PlanError> {
         let field = field_of(e.message(), text, span.start);
         at(span, &field, e.message().to_string())
     })?;
-    if *plan.repetitions.get_ref() == 0 {
-        return Err(at(
-            plan.repetitions.span(),
-            "repetitions",
-            "must be at least 1".into(),
-        ));
+    let reps_at = |message: String| at(plan.repetitions.span(), "repetitions", message);
+    let (repetitions, adaptive) = match plan.repetitions.get_ref() {
+        RepetitionsEntry::Fixed(n) => (*n, None),
+        RepetitionsEntry::Adaptive(a) => {
+            if a.max < a.min {
+                return Err(reps_at(format!(
+                    "max ({}) must be at least min ({})",
+                    a.max, a.min
+                )));
+            }
+            let target = |name: &str, v: Option<f64>, most: f64| match v {
+                Some(v) if !v.is_finite() || v <= 0.0 || v > most => Err(reps_at(format!(
+                    "{name} must be above 0 and at most {most}, got {v}"
+                ))),
+                v => Ok(v.unwrap_or(0.0)),
+            };
+            let adaptive = pb::AdaptiveRepetitions {
+                max: a.max,
+                target_ci: target("target_ci", a.target_ci, 1.0)?,
+                target_rsd: target("target_rsd", a.target_rsd, 10.0)?,
+            };
+            (a.min, Some(adaptive))
+        }
+    };
+    if repetitions == 0 {
+        return Err(reps_at("must be at least 1".into()));
     }
     if plan.models.get_ref().is_empty() {
         return Err(at(
@@ -272,7 +346,8 @@ pub fn resolve(text: &str, file: &str, base: &Path) -> Result<Plan, PlanError> {
         request: pb::SubmitRunRequest {
             suite_toml,
             models,
-            repetitions: *plan.repetitions.get_ref(),
+            repetitions,
+            adaptive,
             seed: plan.seed,
             label: plan.label.unwrap_or_else(|| file.to_string()),
             placement,

@@ -5,6 +5,7 @@
 //! `benchfarm-proto` are converted to and from these at the gRPC edge only.
 
 pub use benchfarm_domain::ThroughputTest;
+pub use benchfarm_report::adaptive::{AdaptiveRule, StopReason};
 use benchfarm_suite::Grade;
 use serde::{Deserialize, Serialize};
 
@@ -181,7 +182,19 @@ pub struct RunRecord {
     /// `repetitions` times per local model: ungraded jobs whose results are measurements.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub throughput: Vec<ThroughputTest>,
+    /// The repetitions every model starts with (with `adaptive`, its minimum).
     pub repetitions: u32,
+    /// `repetitions = { min, max, target_ci, target_rsd }`: after the minimum, a model gets one
+    /// more repetition of all its tasks at a time until the rule stops it. `None`: fixed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adaptive: Option<AdaptiveRule>,
+    /// Per model (plan order), the repetitions scheduled so far, when that differs from
+    /// `repetitions` (adaptive runs; missing entries are `repetitions`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub model_repetitions: Vec<u32>,
+    /// Per model, why an adaptive run stopped giving it repetitions (`None`: not yet).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stop_reasons: Vec<Option<StopReason>>,
     pub seed: u64,
     #[serde(default)]
     pub placement: Placement,
@@ -256,6 +269,14 @@ impl AttemptEnd {
 }
 
 impl RunRecord {
+    /// The repetitions model `model` has been given so far.
+    pub fn repetitions_of(&self, model: usize) -> u32 {
+        self.model_repetitions
+            .get(model)
+            .copied()
+            .unwrap_or(self.repetitions)
+    }
+
     /// What one job asks the engine to produce, in tokens: its task's limit, or for a throughput
     /// job its warm-up and timed run (the generation twice, over; the prompt, processed in
     /// batches, counted at a tenth) — what the job's time limit is derived from.

@@ -320,14 +320,24 @@ pub fn inputs(
 /// The run's report in `format`. Blocking (store reads, rendering): call it off the runtime.
 pub fn render(store: &Store, run: &RunRecord, format: Format) -> Result<String, StoreError> {
     let inputs = load(store, run)?;
-    let report = benchfarm_report::throughput::with_throughput(
+    let mut report = benchfarm_report::throughput::with_throughput(
         benchfarm_report::aggregate(&inputs.info, &inputs.outcomes),
         &inputs.throughput,
     );
+    with_stop_reasons(&mut report, run);
     Ok(benchfarm_report::render_run(
         &report,
         &inputs.outcomes,
         &inputs.failures,
         format,
     ))
+}
+
+/// Why each model of an adaptive run stopped getting repetitions, onto its report row.
+pub fn with_stop_reasons(report: &mut benchfarm_report::Report, run: &RunRecord) {
+    for (model, reason) in run.models.iter().zip(&run.stop_reasons) {
+        if let Some(m) = report.models.iter_mut().find(|m| m.name == model.name) {
+            m.stop_reason = *reason;
+        }
+    }
 }

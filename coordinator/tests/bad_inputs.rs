@@ -295,7 +295,10 @@ fn rows() -> Vec<Row> {
     let long = "x".repeat(65);
     vec![
         // Plan files.
-        row("plan: empty", Input::Plan(b"".to_vec()), Error("plan", "suite")),
+        // `suite` is optional beside `throughput`, so an empty plan is first missing its models.
+        row("plan: empty", Input::Plan(b"".to_vec()), Error("plan", "models")),
+        row("plan: neither suite nor throughput", Input::Plan(b"[[models]]\nscripted = \"m.toml\"\n".to_vec()), Error("plan", "suite")),
+        row("plan: bad throughput test", Input::Plan(b"suite = \"s.toml\"\nthroughput = [\"tg8\", \"pp\"]\n[[models]]\nscripted = \"m.toml\"\n".to_vec()), Error("plan", "throughput[1]")),
         row("plan: truncated", Input::Plan(b"suite = \"s.to".to_vec()), Error("plan", "suite")),
         row("plan: wrong type", Input::Plan(b"suite = \"s.toml\"\nrepetitions = \"three\"\n[[models]]\nscripted = \"m.toml\"\n".to_vec()), Error("plan", "repetitions")),
         row("plan: unknown field", Input::Plan(b"suite = \"s.toml\"\nrepetitons = 3\n[[models]]\nscripted = \"m.toml\"\n".to_vec()), Error("plan", "repetitons")),
@@ -341,6 +344,8 @@ fn rows() -> Vec<Row> {
         // gRPC: SubmitRun.
         row("submit: empty", submit(|r| *r = pb::SubmitRunRequest::default()), Error("InvalidArgument", "suite_toml")),
         row("submit: no models", submit(|r| r.models.clear()), Error("InvalidArgument", "models")),
+        row("submit: bad throughput test", submit(|r| r.throughput = vec!["tg0".into()]), Error("InvalidArgument", "throughput[0]")),
+        row("submit: throughput test too long", submit(|r| r.throughput = vec!["pp99999".into()]), Error("InvalidArgument", "throughput[0]")),
         row("submit: zero repetitions", submit(|r| r.repetitions = 0), Error("InvalidArgument", "repetitions")),
         row("submit: absurd repetitions", submit(|r| r.repetitions = u32::MAX), Error("InvalidArgument", "the run expands")),
         row("submit: unknown placement", submit(|r| r.placement = "all".into()), Error("InvalidArgument", "placement")),

@@ -148,6 +148,11 @@ fn write_seeds() {
         }),
         strict: true,
         throughput: vec!["pp16".into(), "tg8".into()],
+        adaptive: Some(pb::AdaptiveRepetitions {
+            max: 6,
+            target_ci: 0.05,
+            target_rsd: 0.035,
+        }),
     };
     write("proto_submit", "seed-valid", submit.encode_to_vec());
     let key = || pb::JobKey {

@@ -71,6 +71,8 @@ async fn the_live_page_fills_in_without_a_reload() {
 
     let run = client.submit_run(request).await.unwrap().into_inner();
     let page_url = format!("{base}/runs/{}", run.run_id);
+    // The submit's answer names the page (what `submit --wait` prints).
+    assert_eq!(run.live_url, page_url);
     let (seen, rows, state) = tokio::task::spawn_blocking(move || {
         page.eval(&format!("location.href = {page_url:?}; 'going'"));
         let start = Instant::now();

@@ -41,6 +41,12 @@ pub async fn submit_with(
         .into_inner();
     println!("{}", response.run_id);
     eprintln!("submitted run {} ({} jobs)", response.run_id, response.jobs);
+    if !response.live_url.is_empty() {
+        eprintln!(
+            "live page: {}",
+            reachable_url(&response.live_url, &target.url)
+        );
+    }
     if !wait {
         return Ok(0);
     }
@@ -218,4 +224,51 @@ pub async fn regrade(target: &Target, run_id: &str, suite: Option<&str>) -> Resu
         println!("  {line}");
     }
     Ok(0)
+}
+
+/// `live` (a URL the coordinator built from its bind address) with an unspecified host (0.0.0.0,
+/// [::]) replaced by the host of `target` (the URL this client reached the coordinator at); any
+/// other URL as it is.
+pub fn reachable_url(live: &str, target: &str) -> String {
+    let Ok(uri) = live.parse::<http::Uri>() else {
+        return live.to_string();
+    };
+    let unspecified = uri
+        .host()
+        .map(|h| h.trim_start_matches('[').trim_end_matches(']'))
+        .and_then(|h| h.parse::<std::net::IpAddr>().ok())
+        .is_some_and(|ip| ip.is_unspecified());
+    let target_host = target
+        .parse::<http::Uri>()
+        .ok()
+        .and_then(|t| t.host().map(str::to_string));
+    match (unspecified, target_host, uri.port_u16()) {
+        (true, Some(host), Some(port)) => {
+            let path = uri.path_and_query().map_or("/", |p| p.as_str());
+            format!("http://{host}:{port}{path}")
+        }
+        _ => live.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reachable_url;
+
+    #[test]
+    fn an_unspecified_host_becomes_the_one_the_client_reached() {
+        assert_eq!(
+            reachable_url("http://0.0.0.0:8080/runs/r1", "http://farm.lan:50051"),
+            "http://farm.lan:8080/runs/r1"
+        );
+        assert_eq!(
+            reachable_url("http://[::]:8080/runs/r1", "https://10.0.0.5:50051"),
+            "http://10.0.0.5:8080/runs/r1"
+        );
+        assert_eq!(
+            reachable_url("http://127.0.0.1:8080/runs/r1", "http://farm.lan:50051"),
+            "http://127.0.0.1:8080/runs/r1"
+        );
+        assert_eq!(reachable_url("not a url", "http://x:1"), "not a url");
+    }
 }

@@ -26,6 +26,8 @@ pub struct FarmServiceImpl {
     /// Ends open watch streams when the server shuts down (they would otherwise hold it open).
     shutdown: broadcast::Sender<()>,
     gate: Gate,
+    /// Where the live page is served (`--http`), for the URL a submit answers with.
+    live_page: Option<std::net::SocketAddr>,
 }
 
 impl FarmServiceImpl {
@@ -40,7 +42,14 @@ impl FarmServiceImpl {
             store,
             shutdown,
             gate,
+            live_page: None,
         }
+    }
+
+    /// This service answering submits with the run's live page on `addr`.
+    pub fn with_live_page(mut self, addr: Option<std::net::SocketAddr>) -> Self {
+        self.live_page = addr;
+        self
     }
 
     fn stored_run(&self, run_id: &str) -> Result<RunRecord, Status> {
@@ -95,7 +104,15 @@ impl FarmService for FarmServiceImpl {
             .instrument(span.clone())
             .await??;
         span.record("jobs", i64::from(jobs));
-        Ok(Response::new(pb::SubmitRunResponse { run_id, jobs }))
+        let live_url = self
+            .live_page
+            .map(|addr| format!("http://{addr}/runs/{run_id}"))
+            .unwrap_or_default();
+        Ok(Response::new(pb::SubmitRunResponse {
+            run_id,
+            jobs,
+            live_url,
+        }))
     }
 
     async fn get_run(

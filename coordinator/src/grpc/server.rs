@@ -327,12 +327,10 @@ pub async fn start_with_clock(
                 .max_encoding_message_size(max.max(config.max_request_bytes)),
         )
         .add_service(
-            FarmServiceServer::new(FarmServiceImpl::new(
-                scheduler.clone(),
-                store,
-                shutdown.clone(),
-                gate,
-            ))
+            FarmServiceServer::new(
+                FarmServiceImpl::new(scheduler.clone(), store, shutdown.clone(), gate)
+                    .with_live_page(http.as_ref().map(|h| h.addr)),
+            )
             .max_decoding_message_size(config.max_request_bytes)
             // Reports of big runs are large; a client asks for them on purpose.
             .max_encoding_message_size(max.max(64 << 20)),

@@ -54,6 +54,7 @@ pub fn run_record(
     now: UnixMs,
 ) -> Result<RunRecord, Status> {
     let throughput = throughput_tests(&req.throughput)?;
+    let adaptive = adaptive_rule(req.repetitions, req.adaptive)?;
     // No suite is a run of throughput tests alone.
     let suite = if req.suite_toml.is_empty() && !throughput.is_empty() {
         None
@@ -198,6 +199,9 @@ pub fn run_record(
             .collect(),
         throughput,
         repetitions: req.repetitions,
+        adaptive,
+        model_repetitions: Vec::new(),
+        stop_reasons: Vec::new(),
         seed: req.seed,
         placement,
         require,
@@ -209,6 +213,39 @@ pub fn run_record(
         // Set by the caller, which opens the run's span.
         trace_parent: String::new(),
     })
+}
+
+/// The most repetitions an adaptive rule may grow a model to.
+pub const MAX_ADAPTIVE_REPETITIONS: u32 = 1_000;
+
+/// The adaptive rule of a submit, `repetitions` being its minimum; each bound checked.
+fn adaptive_rule(
+    min: u32,
+    adaptive: Option<pb::AdaptiveRepetitions>,
+) -> Result<Option<crate::records::AdaptiveRule>, Status> {
+    let Some(a) = adaptive else {
+        return Ok(None);
+    };
+    if a.max < min || a.max > MAX_ADAPTIVE_REPETITIONS {
+        return Err(invalid(format!(
+            "adaptive.max: {} must be from repetitions (the minimum, {min}) to {MAX_ADAPTIVE_REPETITIONS}",
+            a.max
+        )));
+    }
+    let target = |field: &str, v: f64, most: f64| -> Result<Option<f64>, Status> {
+        if !v.is_finite() || !(0.0..=most).contains(&v) {
+            return Err(invalid(format!(
+                "adaptive.{field}: {v} must be from 0 (no target) to {most}"
+            )));
+        }
+        Ok((v > 0.0).then_some(v))
+    };
+    Ok(Some(crate::records::AdaptiveRule {
+        min,
+        max: a.max,
+        target_ci: target("target_ci", a.target_ci, 1.0)?,
+        target_rsd: target("target_rsd", a.target_rsd, 10.0)?,
+    }))
 }
 
 /// The most throughput tests one run may ask for.

@@ -227,3 +227,58 @@ fn a_bad_throughput_entry_names_its_line_column_and_index() {
         ("throughput[1]", "\"tg8\" is listed twice")
     );
 }
+
+#[test]
+fn repetitions_may_be_adaptive_and_each_bound_is_checked() {
+    let dir = dir_with(&[("oracle.toml", ORACLE)]);
+    let plan = |reps: &str| {
+        resolve(
+            &format!(
+                "suite = \"agent-coding\"\nrepetitions = {reps}\n[[models]]\nscripted = \"oracle.toml\"\n"
+            ),
+            "plan.toml",
+            dir.path(),
+        )
+    };
+    let p = plan("{ min = 3, max = 15, target_ci = 0.05, target_rsd = 0.035 }").unwrap();
+    assert_eq!(p.request.repetitions, 3);
+    let a = p.request.adaptive.unwrap();
+    assert_eq!((a.max, a.target_ci, a.target_rsd), (15, 0.05, 0.035));
+    // Targets are optional (0 on the wire: none); a plain number is fixed repetitions.
+    let a = plan("{ min = 2, max = 4 }")
+        .unwrap()
+        .request
+        .adaptive
+        .unwrap();
+    assert_eq!((a.target_ci, a.target_rsd), (0.0, 0.0));
+    assert!(plan("5").unwrap().request.adaptive.is_none());
+    for (bad, says) in [
+        ("{ min = 4, max = 2 }", "max (2) must be at least min (4)"),
+        ("{ min = 0, max = 2 }", "must be at least 1"),
+        (
+            "{ min = 1, max = 2, target_ci = 0 }",
+            "target_ci must be above 0",
+        ),
+        (
+            "{ min = 1, max = 2, target_rsd = -1 }",
+            "target_rsd must be above 0",
+        ),
+        (
+            "\"three\"",
+            "a number of repetitions (3) or an adaptive rule",
+        ),
+        ("-1", "0 to 4294967295"),
+    ] {
+        let err = plan(bad).unwrap_err();
+        assert_eq!(err.field, "repetitions", "{bad}: {err}");
+        assert!(err.message.contains(says), "{bad}: {err}");
+        assert_eq!(err.line, 2, "{bad}: {err}");
+    }
+    // An unknown key inside the rule is named itself, at its column.
+    let err = plan("{ min = 1, max = 2, target = 1 }").unwrap_err();
+    assert_eq!((err.field.as_str(), err.line), ("target", 2), "{err}");
+    assert!(
+        err.message
+            .contains("expected one of `min`, `max`, `target_ci`, `target_rsd`")
+    );
+}

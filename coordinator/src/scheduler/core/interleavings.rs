@@ -27,11 +27,13 @@ type Key = (String, u32);
 
 #[derive(Debug, Clone)]
 enum Op {
-    /// A run of `tasks` tasks (and with `throughput`, one throughput test beside them).
+    /// A run of `tasks` tasks (and with `throughput`, one throughput test beside them; with
+    /// `adaptive`, a rule whose target is never met, so each model grows one repetition).
     Submit {
         tasks: usize,
         reps: u32,
         throughput: bool,
+        adaptive: bool,
     },
     Join(usize),
     Heartbeat(usize),
@@ -58,8 +60,9 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     let w = 0..WORKERS;
     prop_oneof![
-        1 => (1..3usize, 1..3u32, any::<bool>())
-            .prop_map(|(tasks, reps, throughput)| Op::Submit { tasks, reps, throughput }),
+        1 => (1..3usize, 1..3u32, any::<bool>(), any::<bool>()).prop_map(
+            |(tasks, reps, throughput, adaptive)| Op::Submit { tasks, reps, throughput, adaptive }
+        ),
         2 => w.clone().prop_map(Op::Join),
         3 => w.clone().prop_map(Op::Heartbeat),
         6 => w.clone().prop_map(Op::Deliver),
@@ -197,6 +200,7 @@ impl Farm {
                 tasks,
                 reps,
                 throughput,
+                adaptive,
             } => {
                 let id = format!("r{}", self.runs.len());
                 let tests = if throughput {
@@ -207,7 +211,17 @@ impl Farm {
                 } else {
                     Vec::new()
                 };
-                self.bed.submit_with_throughput(&id, tasks, reps, tests);
+                let mut run = run_record(&id, tasks, reps, self.bed.clock.now());
+                run.throughput = tests;
+                if adaptive {
+                    run.adaptive = Some(crate::records::AdaptiveRule {
+                        min: reps,
+                        max: reps + 1,
+                        target_ci: Some(1e-9),
+                        target_rsd: None,
+                    });
+                }
+                self.bed.submit_record(run);
                 self.runs.push(id);
             }
             Op::Join(w) => self.join(w),
@@ -391,7 +405,13 @@ impl Farm {
 
 fn answer(c: &FakeWorker, key: &(String, u32), ok: bool) -> Command {
     if ok {
-        c.result(key)
+        // Jobs with an odd index answer wrongly: verdicts vary across repetitions, so an
+        // adaptive run's interval never meets its target and each model grows to its maximum.
+        let mut r = result(key);
+        if key.0.ends_with(['1', '3', '5', '7', '9']) {
+            r.answer = format!("wrong for {}#{}", key.0, key.1);
+        }
+        c.says(WorkerEvent::Result(Box::new(r)))
     } else {
         c.says(WorkerEvent::Failed {
             job_id: key.0.clone(),
@@ -415,6 +435,7 @@ proptest! {
             tasks: 2,
             reps: 2,
             throughput: true,
+            adaptive: true,
         });
         for op in &ops {
             farm.apply(op);
@@ -425,6 +446,15 @@ proptest! {
         for run_id in &farm.runs {
             let run = store.run(run_id).expect("run").expect("stored");
             prop_assert!(run.state != RunState::Running);
+            // An adaptive run finishes only once each of its models has stopped, for a reason.
+            if run.adaptive.is_some() && run.state == RunState::Finished {
+                prop_assert!(
+                    run.stop_reasons.len() == run.models.len()
+                        && run.stop_reasons.iter().all(Option::is_some),
+                    "{:?}",
+                    run.stop_reasons
+                );
+            }
             for job in store.jobs_of_run(run_id).expect("jobs") {
                 prop_assert!(job.state.is_terminal(), "{:?}", job);
             }

@@ -206,7 +206,7 @@ impl Scheduler {
                 self.store.put_worker(&w.record)?;
             }
             self.emit(&job, (!measured).then_some(record.grade.verdict));
-            self.finish_if_complete(&job.run_id)?;
+            self.job_ended(&job.run_id, job.model_index)?;
         } else {
             debug!(job = %record.job_id, attempt = record.attempt, fresh, "result not counted");
         }
@@ -268,7 +268,7 @@ impl Scheduler {
                     },
                 );
                 self.emit(&job, None);
-                self.finish_if_complete(&job.run_id)?;
+                self.job_ended(&job.run_id, job.model_index)?;
             }
             Err(TransitionError::Stale { .. }) => {
                 debug!(job = %job_id, attempt, "failure of a superseded attempt ignored");

@@ -12,12 +12,15 @@
 //! tests drive [`Scheduler::step`] directly with fake workers that are plain channels
 //! (`testbed.rs`), and crash it at any point by dropping it and reopening its in-memory store.
 
+mod adaptive;
 mod index;
 mod jobs;
 mod runs;
 mod views;
 mod workers;
 
+#[cfg(test)]
+mod adaptive_tests;
 #[cfg(test)]
 mod grading_tests;
 #[cfg(test)]
@@ -199,7 +202,7 @@ impl Scheduler {
         }
         let run_ids: Vec<String> = s.runs.keys().cloned().collect();
         for run_id in run_ids {
-            s.finish_if_complete(&run_id)?;
+            s.settle_run(&run_id)?;
         }
         let skipped = s.store.skipped();
         if !skipped.is_empty() {

@@ -30,14 +30,18 @@ impl Scheduler {
         // client sent, and the expansion happens only under the limit.
         // Throughput tests are jobs too (remote models run none: this bounds them from above).
         let units = (run.tasks.len() as u64).saturating_add(run.throughput.len() as u64);
-        let per_model = u64::from(run.repetitions).saturating_mul(units);
+        // An adaptive run may grow to its maximum: that is what the limit bounds.
+        let most = run
+            .adaptive
+            .map_or(run.repetitions, |a| a.max.max(run.repetitions));
+        let per_model = u64::from(most).saturating_mul(units);
         let limit = u64::from(self.config.max_jobs_per_run);
         if per_model.saturating_mul(run.models.len() as u64) > limit {
             return Err(SchedulerError::Invalid(format!(
                 "the run expands to {} models x {} tasks x {} repetitions, over the limit of {limit} jobs per run (--max-jobs-per-run)",
                 run.models.len(),
                 units,
-                run.repetitions
+                most
             )));
         }
         let workers = self.worker_views();

@@ -139,6 +139,12 @@ impl Bed {
     ) -> String {
         let mut run = run_record(id, tasks, repetitions, self.clock.now());
         run.throughput = throughput;
+        self.submit_record(run)
+    }
+
+    /// Submits `run` as it is; returns its id.
+    pub fn submit_record(&mut self, run: RunRecord) -> String {
+        let id = run.id.clone();
         let (reply, mut rx) = oneshot::channel();
         self.step(vec![Command::Submit {
             run: Box::new(run),
@@ -148,7 +154,7 @@ impl Bed {
         rx.try_recv()
             .expect("submit answered")
             .expect("submit accepted");
-        id.to_string()
+        id
     }
 
     /// Asks the scheduler something and returns the answer.
@@ -407,6 +413,9 @@ pub fn run_record(id: &str, tasks: usize, repetitions: u32, now: UnixMs) -> RunR
             .collect(),
         throughput: Vec::new(),
         repetitions,
+        adaptive: None,
+        model_repetitions: Vec::new(),
+        stop_reasons: Vec::new(),
         seed: 1,
         placement: Placement::Spread,
         require: Requirements::default(),

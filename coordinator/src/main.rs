@@ -147,7 +147,13 @@ enum Verb {
         strict: bool,
     },
     /// Show all runs, or one run and why its queued jobs wait.
-    Status { run: Option<String> },
+    Status {
+        run: Option<String>,
+        /// Follow the run until it is over (progress bars on a terminal), then show it; exit 1
+        /// unless it finished.
+        #[arg(long, requires = "run")]
+        wait: bool,
+    },
     /// Show the workers that joined; drain or clear one.
     Workers {
         /// Send this worker (id or name) no new jobs; it finishes what it runs and leaves.
@@ -397,7 +403,9 @@ async fn main() -> Result<()> {
                     format,
                     strict,
                 } => cli::client::submit_with(url, &plan, wait, &format, strict).await?,
-                Verb::Status { run } => cli::client::status(url, run.as_deref()).await?,
+                Verb::Status { run, wait } => {
+                    cli::client::status(url, run.as_deref(), wait).await?
+                }
                 Verb::Workers { drain, clear } => {
                     cli::client::workers(url, drain.as_deref(), clear.as_deref()).await?
                 }

@@ -121,6 +121,12 @@ async fn throughput_tests_run_on_every_worker_once_and_fill_the_report() {
     let md = report_body(&mut client, &run.run_id, "md").await;
     assert!(md.contains("## Throughput (llama-bench tests)"), "{md}");
 
+    // `status RUN --wait` on a run that is over returns at once with its detail (exit 0:
+    // finished).
+    let (code, stdout, stderr) = farm.cli(&["status", &run.run_id, "--wait"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("finished"), "{stdout}");
+
     // In the store: exactly once, and every throughput job's counted result is a measurement
     // of one timed run, by the worker its pin names.
     let store = farm.stop_and_open_store();

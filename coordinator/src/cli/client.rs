@@ -65,9 +65,21 @@ pub async fn submit_with(
     Ok(if state == "finished" { 0 } else { 1 })
 }
 
-/// Follows a run until it is over, printing one line per finished job to stderr. Returns the final
-/// state. Reconnects the watch if the coordinator drops a lagging watcher.
+/// Follows a run until it is over, showing its progress ([`super::progress`]: bars per model on
+/// a terminal, else one line per finished job on stderr). Returns the final state. Reconnects the
+/// watch if the coordinator drops a lagging watcher.
 pub async fn watch(client: &mut FarmClient, run_id: &str) -> Result<String> {
+    let mut progress = super::progress::Progress::for_this_terminal();
+    let state = watch_with(client, run_id, &mut progress).await;
+    progress.finish();
+    state
+}
+
+async fn watch_with(
+    client: &mut FarmClient,
+    run_id: &str,
+    progress: &mut super::progress::Progress,
+) -> Result<String> {
     loop {
         let mut stream = client
             .watch_run(pb::WatchRunRequest {
@@ -79,9 +91,7 @@ pub async fn watch(client: &mut FarmClient, run_id: &str) -> Result<String> {
         loop {
             match stream.message().await {
                 Ok(Some(event)) => {
-                    if let Some(line) = print::progress_line(&event) {
-                        eprintln!("{line}");
-                    }
+                    progress.event(&event);
                     if let Some(status) = &event.status {
                         last_state.clone_from(&status.state);
                         if status.state != "running" {
@@ -107,9 +117,15 @@ pub async fn watch(client: &mut FarmClient, run_id: &str) -> Result<String> {
     }
 }
 
-/// `coordinator status [RUN]`.
-pub async fn status(target: &Target, run: Option<&str>) -> Result<i32> {
+/// `coordinator status [RUN] [--wait]`: with `--wait`, follows the run until it is over first (see
+/// [`watch`]) and exits 1 unless it finished.
+pub async fn status(target: &Target, run: Option<&str>, wait: bool) -> Result<i32> {
     let mut client = connect(target).await?;
+    let mut code = 0;
+    if let (Some(run_id), true) = (run, wait) {
+        let state = watch(&mut client, run_id).await?;
+        code = i32::from(state != "finished");
+    }
     let mut out = std::io::stdout().lock();
     match run {
         Some(run_id) => {
@@ -130,7 +146,7 @@ pub async fn status(target: &Target, run: Option<&str>) -> Result<i32> {
             write!(out, "{}", print::run_list(&runs))?;
         }
     }
-    Ok(0)
+    Ok(code)
 }
 
 /// `coordinator workers [--drain ID] [--clear ID]`.

@@ -8,5 +8,6 @@ pub mod connect;
 pub mod health;
 pub mod models;
 pub mod print;
+pub mod progress;
 pub mod suite_cmd;
 pub mod tokens;

@@ -476,6 +476,18 @@ impl From<RunProgress> for pb::RunStatus {
             waiting: p.waiting,
             label: p.label,
             created_unix_ms: p.created_unix_ms,
+            model_counts: p
+                .models
+                .iter()
+                .zip(&p.per_model)
+                .map(|(model, c)| pb::ModelCounts {
+                    model: model.clone(),
+                    total: c.queued + c.running + c.done + c.failed + c.cancelled,
+                    done: c.done,
+                    failed: c.failed,
+                    running: c.running,
+                })
+                .collect(),
             models: p.models,
             jobs_cancelled: p.cancelled,
         }

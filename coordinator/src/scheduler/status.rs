@@ -26,6 +26,8 @@ pub struct RunProgress {
     pub failed: u32,
     pub cancelled: u32,
     pub waiting: Vec<String>,
+    /// Per model (plan order), its jobs by state; empty when not counted (ended runs).
+    pub per_model: Vec<JobCounts>,
 }
 
 /// Counts `jobs` of `run` by state.
@@ -55,6 +57,7 @@ pub fn progress_of(run: &RunRecord, counts: &JobCounts) -> RunProgress {
         failed: counts.failed,
         cancelled: counts.cancelled,
         waiting: Vec::new(),
+        per_model: Vec::new(),
     }
 }
 

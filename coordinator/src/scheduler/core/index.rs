@@ -19,6 +19,8 @@ pub struct JobIndex {
     pub held: HashMap<String, BTreeSet<(String, u32)>>,
     /// Run id → its jobs by state.
     pub counts: HashMap<String, StateCounts>,
+    /// (run id, model index) → that model's jobs by state (for per-model progress).
+    pub model_counts: HashMap<(String, u32), StateCounts>,
 }
 
 impl JobIndex {
@@ -26,6 +28,11 @@ impl JobIndex {
         *self
             .counts
             .entry(job.run_id.clone())
+            .or_default()
+            .slot(&job.state) += 1;
+        *self
+            .model_counts
+            .entry((job.run_id.clone(), job.model_index))
             .or_default()
             .slot(&job.state) += 1;
         match job.state.holder() {
@@ -47,6 +54,13 @@ impl JobIndex {
             let slot = counts.slot(&job.state);
             *slot = slot.saturating_sub(1);
         }
+        if let Some(counts) = self
+            .model_counts
+            .get_mut(&(job.run_id.clone(), job.model_index))
+        {
+            let slot = counts.slot(&job.state);
+            *slot = slot.saturating_sub(1);
+        }
         match job.state.holder() {
             Some((worker, attempt)) => {
                 if let Some(held) = self.held.get_mut(worker) {
@@ -65,6 +79,15 @@ impl JobIndex {
     /// Forgets a run whose jobs are all gone from memory.
     pub fn forget_run(&mut self, run_id: &str) {
         self.counts.remove(run_id);
+        self.model_counts.retain(|(run, _), _| run != run_id);
+    }
+
+    /// Model `model` of `run_id`'s live jobs by state.
+    pub fn model_counts(&self, run_id: &str, model: u32) -> StateCounts {
+        self.model_counts
+            .get(&(run_id.to_string(), model))
+            .copied()
+            .unwrap_or_default()
     }
 
     /// The jobs `worker` holds, in id order.
@@ -92,14 +115,17 @@ impl JobIndex {
     #[cfg(test)]
     /// Equal to `other` up to runs with no jobs counted (a removed run's zero entry).
     pub fn same_as(&self, other: &JobIndex) -> bool {
-        let nonzero = |c: &HashMap<String, StateCounts>| -> HashMap<String, StateCounts> {
+        fn nonzero<K: Clone + Eq + std::hash::Hash>(
+            c: &HashMap<K, StateCounts>,
+        ) -> HashMap<K, StateCounts> {
             c.iter()
                 .filter(|(_, v)| **v != StateCounts::default())
                 .map(|(k, v)| (k.clone(), *v))
                 .collect()
-        };
+        }
         self.queued == other.queued
             && self.held == other.held
             && nonzero(&self.counts) == nonzero(&other.counts)
+            && nonzero(&self.model_counts) == nonzero(&other.model_counts)
     }
 }

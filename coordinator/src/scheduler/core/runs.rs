@@ -211,10 +211,17 @@ impl Scheduler {
 
     /// A live run's counts, without the reasons queued jobs wait (cheap: for events).
     pub(super) fn counted_progress(&self, run: &RunRecord) -> RunProgress {
-        progress_of(
+        let mut p = progress_of(
             run,
             &self.index.counts.get(&run.id).copied().unwrap_or_default(),
-        )
+        );
+        p.per_model = (0..run.models.len())
+            .map(|m| {
+                self.index
+                    .model_counts(&run.id, u32::try_from(m).unwrap_or(u32::MAX))
+            })
+            .collect();
+        p
     }
 
     /// A live run's counts and why its queued jobs wait (for `status RUN`).

@@ -43,6 +43,49 @@ async fn default_model_end_to_end_is_deterministic_and_timed() {
         runs.push(run.run_id);
     }
     let report = report_json(&mut client, &runs[0]).await;
+    // jsonl of a real-model run: every documented key on every line, and the ones only a real
+    // model fills (its digest and size, the llama.cpp build, the build's features, the
+    // model's own chat template, decode timings) filled.
+    let jsonl = report_body(&mut client, &runs[0], "jsonl").await;
+    let lines: Vec<serde_json::Value> = jsonl
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{jsonl}");
+    for line in &lines {
+        for key in
+            JSONL_KEYS
+                .iter()
+                .chain(&["hardware_tags", "decode_tokens", "decode_ms", "truncated"])
+        {
+            assert!(line.get(*key).is_some(), "jsonl line lacks {key}: {line}");
+        }
+        assert_eq!(
+            line["model_sha256"].as_str().map(str::len),
+            Some(64),
+            "{line}"
+        );
+        assert!(
+            line["model_size_bytes"].as_u64().unwrap() > 90_000_000,
+            "{line}"
+        );
+        assert!(
+            !line["llama_cpp_build"].as_str().unwrap().is_empty(),
+            "{line}"
+        );
+        assert!(
+            !line["hardware_tags"].as_array().unwrap().is_empty(),
+            "{line}"
+        );
+        assert_eq!(line["chat_template"], "model");
+        assert!(line["decode_tokens"].as_u64().unwrap() > 0, "{line}");
+        assert!(
+            matches!(line["stop"].as_str(), Some("eos" | "max_tokens")),
+            "{line}"
+        );
+        assert_eq!(line["threads"], 1);
+        assert!(!line["answer"].as_str().unwrap().is_empty());
+    }
     // Throughput tests alone (no suite), on every worker: llama-bench's procedure in the farm.
     let bench_plan = format!(
         "throughput = [\"pp16\", \"tg8\"]\nplacement = \"every-worker\"\n[[models]]\npath = \"{}\"\nname = \"SmolLM2-135M\"\n",

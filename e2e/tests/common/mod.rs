@@ -273,3 +273,43 @@ mod real_model;
 pub use real_model::*;
 pub mod browser;
 pub mod tls;
+
+/// Keys every jsonl line has (docs/jsonl.md): today's and the ones the results issue added.
+pub const JSONL_KEYS: &[&str] = &[
+    "schema",
+    "model",
+    "task_id",
+    "repetition",
+    "verdict",
+    "worker_id",
+    "worker_name",
+    "hardware_class",
+    "threads",
+    "wall_ms",
+    "load_ms",
+    "cold",
+    "prompt_tokens",
+    "prompt_ms",
+    "ttft_ms",
+    "gen_tokens",
+    "gen_ms",
+    "run",
+    "job",
+    "attempt",
+    "counted",
+    "model_sha256",
+    "model_size_bytes",
+    "category",
+    "answer",
+    "extracted",
+    "score",
+    "checks",
+    "llama_cpp_build",
+    "chat_template",
+    "stop",
+    "suite_name",
+    "suite_version",
+    "seed",
+    "temperature",
+    "grade_history",
+];

@@ -22,7 +22,8 @@ set -euo pipefail
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO_ROOT"
 
-SDIST_VERSION=0.3.36
+# shellcheck source=scripts/llama-sdist.sh
+source scripts/llama-sdist.sh
 ROUNDS=3
 REPS=5
 THREADS="1 2"
@@ -63,14 +64,11 @@ log "llama.cpp build: $LIB_DIR"
 log "  $(grep -E '^CMAKE_BUILD_TYPE:' "$CACHE")  $(grep -E '^GGML_NATIVE:' "$CACHE")"
 
 SRC=$(ls -d "$HOME"/.cargo/registry/src/*/llama-cpp-sys-2-0.1.161/llama.cpp | head -1)
-SDIST="$WORK/llama_cpp_python-$SDIST_VERSION.tar.gz"
-BENCH_SRC="$WORK/llama_cpp_python-$SDIST_VERSION/vendor/llama.cpp/tools/llama-bench"
+# The sdist vendors llama.cpp's tools/llama-bench (now checked against its pinned sha256 too).
+SDIST=$(llama_sdist "$WORK")
+BENCH_SRC="$WORK/$LLAMA_SDIST_VENDOR/tools/llama-bench"
 LLAMA_BENCH="$WORK/llama-bench-$(basename "$(dirname "$LIB_DIR")")"
-if [[ ! -f "$SDIST" ]]; then
-    log "downloading the llama-cpp-python $SDIST_VERSION sdist (vendors llama.cpp's tools/llama-bench)"
-    python3 -m pip download --quiet --no-deps --no-binary :all: "llama-cpp-python==$SDIST_VERSION" -d "$WORK"
-fi
-[[ -d "$BENCH_SRC" ]] || tar -xzf "$SDIST" -C "$WORK" "llama_cpp_python-$SDIST_VERSION/vendor/llama.cpp/tools/llama-bench"
+[[ -d "$BENCH_SRC" ]] || tar -xzf "$SDIST" -C "$WORK" "$LLAMA_SDIST_VENDOR/tools/llama-bench"
 if [[ ! -x "$LLAMA_BENCH" ]]; then
     # Compile flags as CMake's Release for ggml's tools; the library code is already compiled.
     native=$(grep -q '^GGML_NATIVE:BOOL=ON' "$CACHE" && echo -march=native || true)

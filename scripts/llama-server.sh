@@ -5,7 +5,7 @@
 #   scripts/llama-server.sh [--profile debug|release] [--lib-dir DIR]
 #
 # llama-cpp-sys-2 ships llama.cpp without tools/server's sources; the llama-cpp-python sdist on
-# PyPI vendors them (pinned by sha256 below, as scripts/fidelity-bench.sh does for llama-bench).
+# PyPI vendors them (fetched and checked by scripts/llama-sdist.sh, as for llama-bench and llama-simple).
 # Only the server's own sources come from the sdist, with the multimodal library they call (mtmd,
 # whose API moves with the server's; never used by the tests, so compiled unoptimised): the
 # library code — llama, ggml, the common library (chat templates, sampling, cpp-httplib) — is the
@@ -20,9 +20,9 @@ set -euo pipefail
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO_ROOT"
 
-SDIST_VERSION=0.3.36
-# Pinned so that a tampered or truncated download is refused.
-SDIST_SHA256=832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e
+# shellcheck source=scripts/llama-sdist.sh
+source scripts/llama-sdist.sh
+SDIST_VERSION=$LLAMA_SDIST_VERSION
 SYS_VERSION=0.1.161
 PROFILE=debug
 LIB_DIR=""
@@ -56,17 +56,9 @@ fi
 
 SRC=$(ls -d "$HOME"/.cargo/registry/src/*/llama-cpp-sys-2-$SYS_VERSION/llama.cpp | head -1)
 [[ -d "$SRC/tools/mtmd" ]] || { log "llama-cpp-sys-2 $SYS_VERSION sources not found under ~/.cargo/registry"; exit 1; }
-SDIST="$WORK/llama_cpp_python-$SDIST_VERSION.tar.gz"
-VENDOR="llama_cpp_python-$SDIST_VERSION/vendor/llama.cpp"
-if [[ ! -f "$SDIST" ]]; then
-    log "downloading the llama-cpp-python $SDIST_VERSION sdist (vendors llama.cpp's tools/server)"
-    python3 -m pip download --quiet --no-deps --no-binary :all: "llama-cpp-python==$SDIST_VERSION" -d "$WORK" >&2
-fi
-if [[ "$(sha256sum "$SDIST" | cut -d' ' -f1)" != "$SDIST_SHA256" ]]; then
-    rm -f -- "$SDIST"
-    log "$SDIST does not match its pinned sha256; deleted it, run again to download it afresh"
-    exit 1
-fi
+# The sdist vendors llama.cpp's tools/server (pinned by sha256 in scripts/llama-sdist.sh).
+SDIST=$(llama_sdist "$WORK")
+VENDOR="$LLAMA_SDIST_VENDOR"
 [[ -f "$WORK/$VENDOR/tools/server/server.cpp" && -f "$WORK/$VENDOR/tools/mtmd/mtmd.cpp" &&
     -f "$WORK/$VENDOR/tools/ui/ui.h.in" && -f "$WORK/$VENDOR/scripts/ui-assets.cmake" ]] ||
     tar -xzf "$SDIST" -C "$WORK" "$VENDOR/tools/server" "$VENDOR/tools/mtmd" "$VENDOR/tools/ui" \

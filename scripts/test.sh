@@ -8,9 +8,10 @@
 # headless Chromium, scripts/fetch-models.sh --gemma (both models), grpcurl into .tools/bin/grpcurl,
 # rotel (an OTLP receiver) into .tools/rotel, cargo fmt --check, cargo clippy -D warnings, cargo
 # build --all-targets (the e2e tests run the binaries), llama.cpp's llama-server for the
-# remote-model test (scripts/llama-server.sh, against the llama.cpp that build compiled), the lab's
-# base image (deploy/base-image.sh), cargo test --workspace (with GRPCURL, BENCHFARM_ROTEL and
-# BENCHFARM_LLAMA_SERVER set; includes the Docker Compose lab tests, ~10 min), 60 s of fuzzing
+# remote-model test (scripts/llama-server.sh, against the llama.cpp that build compiled),
+# llama.cpp's llama-simple for the greedy-equivalence test (scripts/llama-simple.sh, seconds), the
+# lab's base image (deploy/base-image.sh), cargo test --workspace (with GRPCURL, BENCHFARM_ROTEL,
+# BENCHFARM_LLAMA_SERVER and BENCHFARM_LLAMA_SIMPLE set; includes the Docker Compose lab tests, ~10 min), 60 s of fuzzing
 # (scripts/fuzz.sh). Stops at the first failing step with a non-zero exit code. From a clean clone
 # on 2 cores it takes about 35-40 min: most of it compiling llama.cpp (twice: once for clippy's
 # check build, once for the tests), the lab tests, llama-server (about 6 min) and the fuzz targets
@@ -206,6 +207,13 @@ build_llama_server() {
     export BENCHFARM_LLAMA_SERVER
 }
 step server build_llama_server
+# llama.cpp's own llama-simple, for e2e/tests/greedy_equivalence.rs: one example source linked to
+# the same libraries (seconds).
+build_llama_simple() {
+    BENCHFARM_LLAMA_SIMPLE="$(scripts/llama-simple.sh)" || return 1
+    export BENCHFARM_LLAMA_SIMPLE
+}
+step simple build_llama_simple
 # The lab's base image, once per CI run (the lab tests reuse it by tag; timed on its own here).
 step base deploy/base-image.sh
 step test cargo test --workspace

@@ -6,7 +6,7 @@
 //! and a rerun of the same plan reproduces every sampled answer.
 
 use crate::job::JobState;
-use crate::records::{JobRecord, Pin, RunRecord};
+use crate::records::{JobRecord, Pin, RunRecord, ThroughputTest};
 
 /// The id of job `index` of `run_id`: sorts by run and then by expansion order in the store.
 pub fn job_id(run_id: &str, index: u32) -> String {
@@ -36,6 +36,32 @@ fn splitmix64(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// Job `index` of `run`, queued: model `model_index`'s `task_id` (or throughput test), repetition
+/// `repetition`, bound to `pin`, with its seed.
+pub fn queued_job(
+    run: &RunRecord,
+    index: u32,
+    model_index: u32,
+    task_id: &str,
+    throughput: Option<ThroughputTest>,
+    repetition: u32,
+    pin: Option<Pin>,
+) -> JobRecord {
+    JobRecord {
+        id: job_id(&run.id, index),
+        run_id: run.id.clone(),
+        index,
+        model_index,
+        task_id: task_id.to_string(),
+        throughput,
+        repetition,
+        seed: job_seed(run.seed, task_id, repetition),
+        pin,
+        state: JobState::Queued,
+        attempts: Vec::new(),
+    }
+}
+
 /// Every job of a `spread` run: models × tasks × repetitions, unpinned.
 pub fn expand(run: &RunRecord) -> Vec<JobRecord> {
     expand_pinned(run, &vec![vec![None]; run.models.len()])
@@ -53,19 +79,15 @@ pub fn expand_pinned(run: &RunRecord, pins: &[Vec<Option<Pin>>]) -> Vec<JobRecor
             for repetition in 0..run.repetitions {
                 for pin in model_pins {
                     let index = jobs.len() as u32;
-                    jobs.push(JobRecord {
-                        id: job_id(&run.id, index),
-                        run_id: run.id.clone(),
+                    jobs.push(queued_job(
+                        run,
                         index,
-                        model_index: model_index as u32,
-                        task_id: task.id.clone(),
-                        throughput: None,
+                        model_index as u32,
+                        &task.id,
+                        None,
                         repetition,
-                        seed: job_seed(run.seed, &task.id, repetition),
-                        pin: pin.clone(),
-                        state: JobState::Queued,
-                        attempts: Vec::new(),
-                    });
+                        pin.clone(),
+                    ));
                 }
             }
         }
@@ -79,19 +101,15 @@ pub fn expand_pinned(run: &RunRecord, pins: &[Vec<Option<Pin>>]) -> Vec<JobRecor
             for repetition in 0..run.repetitions {
                 for pin in model_pins {
                     let index = jobs.len() as u32;
-                    jobs.push(JobRecord {
-                        id: job_id(&run.id, index),
-                        run_id: run.id.clone(),
+                    jobs.push(queued_job(
+                        run,
                         index,
-                        model_index: model_index as u32,
-                        task_id: name.clone(),
-                        throughput: Some(*test),
+                        model_index as u32,
+                        &name,
+                        Some(*test),
                         repetition,
-                        seed: job_seed(run.seed, &name, repetition),
-                        pin: pin.clone(),
-                        state: JobState::Queued,
-                        attempts: Vec::new(),
-                    });
+                        pin.clone(),
+                    ));
                 }
             }
         }

@@ -344,6 +344,30 @@ impl LlamaEngine {
     }
 }
 
+impl LlamaEngine {
+    /// The text a job's prompt becomes before tokenizing: `system` and `user` through the chat
+    /// template a job of the model at `path` would use (loading the model if it is not loaded).
+    /// For checks against llama.cpp's own tools, which take that text as their prompt.
+    pub fn chat_prompt(
+        &mut self,
+        path: &Path,
+        system: &str,
+        user: &str,
+    ) -> Result<String, EngineError> {
+        let logs = LlamaLogs::default();
+        logs.run(|| {
+            // The digest only guards model reuse; a job's own would load the file again.
+            self.ensure_loaded(path, "chat-prompt", &logs)?;
+            let Some(loaded) = self.loaded.as_ref() else {
+                return Err(EngineError::Llama("model vanished after loading".into()));
+            };
+            let prompt =
+                template::format_prompt(&loaded.model, loaded.info.architecture(), system, user)?;
+            Ok(prompt.text)
+        })
+    }
+}
+
 impl Engine for LlamaEngine {
     fn generate(&mut self, req: &GenerateRequest) -> Result<Generation, EngineError> {
         let logs = LlamaLogs::default();

@@ -15,9 +15,8 @@ use benchfarm_report::adaptive::{Decision, StopReason, assess};
 use tracing::info;
 
 use super::Scheduler;
-use crate::job::JobState;
 use crate::records::{JobRecord, Pin};
-use crate::run::{job_id, job_seed};
+use crate::run::queued_job;
 use crate::scheduler::SchedulerError;
 
 impl Scheduler {
@@ -135,19 +134,15 @@ impl Scheduler {
             .max(run.jobs_total);
         for task in &run.tasks {
             for pin in &pins {
-                added.push(JobRecord {
-                    id: job_id(run_id, index),
-                    run_id: run_id.to_string(),
+                added.push(queued_job(
+                    run,
                     index,
-                    model_index: model as u32,
-                    task_id: task.id.clone(),
-                    throughput: None,
+                    model as u32,
+                    &task.id,
+                    None,
                     repetition,
-                    seed: job_seed(run.seed, &task.id, repetition),
-                    pin: pin.clone(),
-                    state: JobState::Queued,
-                    attempts: Vec::new(),
-                });
+                    pin.clone(),
+                ));
                 index = index.saturating_add(1);
             }
         }

@@ -32,15 +32,7 @@ fn drive(
     let mut w = bed.join("w1", 2, &[], &[]);
     for _ in 0..200 {
         bed.step(vec![]);
-        let assigned: Vec<_> = w
-            .drain()
-            .into_iter()
-            .filter_map(|k| match k {
-                Kind::Assign(a) => Some(a),
-                _ => None,
-            })
-            .collect();
-        for a in assigned {
+        for a in assignments(&mut w) {
             let key = a.key.expect("key");
             let k = (key.job_id.clone(), key.attempt);
             let mut r = result(&k);
@@ -54,6 +46,17 @@ fn drive(
     let stored = bed.store().run(id).expect("run").expect("stored");
     let jobs = bed.store().jobs_of_run(id).expect("jobs");
     (stored, jobs)
+}
+
+/// The assignments waiting in `w`'s inbox.
+fn assignments(w: &mut FakeWorker) -> Vec<benchfarm_proto::v1::JobAssignment> {
+    w.drain()
+        .into_iter()
+        .filter_map(|k| match k {
+            Kind::Assign(a) => Some(a),
+            _ => None,
+        })
+        .collect()
 }
 
 fn adaptive_run(id: &str, tasks: usize, rule: AdaptiveRule, now: UnixMs) -> RunRecord {
@@ -170,15 +173,7 @@ fn a_crash_at_the_repetition_boundary_takes_the_same_decision_on_resume() {
     // Right on repetition 0, wrong on 1: the interval stays wide, so a third is added.
     for _ in 0..10 {
         bed.step(vec![]);
-        let assigned: Vec<_> = w
-            .drain()
-            .into_iter()
-            .filter_map(|k| match k {
-                Kind::Assign(a) => Some(a),
-                _ => None,
-            })
-            .collect();
-        for a in assigned.into_iter().filter(|a| a.repetition < 2) {
+        for a in assignments(&mut w).into_iter().filter(|a| a.repetition < 2) {
             let key = a.key.expect("key");
             let mut r = result(&(key.job_id, key.attempt));
             r.answer = if a.repetition == 0 { "answer" } else { "nope" }.into();

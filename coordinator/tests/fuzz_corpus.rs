@@ -221,6 +221,7 @@ fn write_seeds() {
                 reason: "boom".into(),
                 not_started: false,
                 refused: true,
+                suite_unknown: false,
             }),
         ),
         (

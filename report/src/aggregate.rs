@@ -433,6 +433,7 @@ pub fn timing(outs: &[&Outcome]) -> Timing {
         median_seconds: stats::quantile(&wall_s, 0.5),
         p90_seconds: stats::quantile(&wall_s, 0.9),
         gen_tokens_per_second: throughput(outs.iter().map(|o| o.tg())),
+        e2e_gen_tokens_per_second: throughput(outs.iter().map(|o| (o.gen_tokens, o.gen_ms))),
         prompt_tokens_per_second: throughput(outs.iter().map(|o| (o.prompt_tokens, o.prompt_ms))),
         mean_ttft_ms: stats::mean(&ttft),
         cold_loads: cold.len() as u64,

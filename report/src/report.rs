@@ -93,8 +93,14 @@ pub struct Timing {
     pub mean_seconds: Option<f64>,
     pub median_seconds: Option<f64>,
     pub p90_seconds: Option<f64>,
-    /// Σ gen_tokens / Σ gen seconds.
+    /// Decode speed, what llama-bench's `tg` reports: Σ decoded tokens / Σ seconds in
+    /// `llama_decode` for them (the generation loop's figures for workers that send no decode
+    /// timings). docs/timings.md.
     pub gen_tokens_per_second: Option<f64>,
+    /// End-to-end generation speed: Σ generated tokens / Σ seconds of the generation loop
+    /// (sampling and detokenizing included): below the decode speed by what the job path adds.
+    #[serde(default)]
+    pub e2e_gen_tokens_per_second: Option<f64>,
     /// Σ prompt_tokens / Σ prompt seconds.
     pub prompt_tokens_per_second: Option<f64>,
     pub mean_ttft_ms: Option<f64>,

@@ -443,3 +443,25 @@ fn same_inputs_same_report_bytes() {
         serde_json::to_string(&b).unwrap()
     );
 }
+
+#[test]
+fn decode_and_end_to_end_generation_speeds_are_reported_apart() {
+    // Two jobs: 10 and 30 tokens decoded in 100 and 200 ms of llama_decode (40 / 0.3 s = 133.3
+    // t/s, llama-bench's tg), generated in 125 and 275 ms of the generation loop (sampling and
+    // detokenizing included: 44 / 0.4 s = 110 t/s; one more token each, the first, sampled from
+    // the prompt's logits).
+    let mut a = outcome("alpha", "t1", 0, Verdict::Pass);
+    (a.decode_tokens, a.decode_ms, a.gen_tokens, a.gen_ms) = (10, 100.0, 11, 125.0);
+    let mut b = outcome("alpha", "t2", 0, Verdict::Pass);
+    (b.decode_tokens, b.decode_ms, b.gen_tokens, b.gen_ms) = (30, 200.0, 33, 275.0);
+    let report = aggregate(&info(), &[a, b]);
+    let t = &report.models[0].timing;
+    assert!(close(t.gen_tokens_per_second.unwrap(), 40.0 / 0.3), "{t:?}");
+    assert!(
+        close(t.e2e_gen_tokens_per_second.unwrap(), 44.0 / 0.4),
+        "{t:?}"
+    );
+    let md = benchfarm_report::render(&report, &[], benchfarm_report::Format::Markdown);
+    assert!(md.contains("| e2e tok/s |"), "{md}");
+    assert!(md.contains("133.3") && md.contains("110.0"), "{md}");
+}

@@ -384,6 +384,7 @@ mod tests {
                 reason: "x".into(),
                 not_started: false,
                 refused: false,
+                suite_unknown: false,
             })),
         }
     }

@@ -59,6 +59,9 @@ pub struct Failure {
     /// `--allow-scripted-faults`), not for anything wrong with the worker: the coordinator does
     /// not count it toward the worker's quarantine.
     pub refused: bool,
+    /// The assignment named its suite by digest only, and this worker does not hold it: nothing
+    /// was started, and the coordinator sends the text with the next assignment.
+    pub suite_unknown: bool,
 }
 
 impl From<String> for Failure {
@@ -66,6 +69,7 @@ impl From<String> for Failure {
         Failure {
             reason,
             refused: false,
+            suite_unknown: false,
         }
     }
 }
@@ -86,7 +90,8 @@ struct Context {
     speed_factor: f64,
     /// Whether scripted models' test features (faults, delays, long synthetic times) run here.
     allow_scripted_faults: bool,
-    /// Parsed suites and scripted models by their text: a run's jobs all carry the same text.
+    /// Parsed suites by their text's sha256 (assignments after a connection's first name the
+    /// suite by it), and scripted models by their text.
     suites: Mutex<HashMap<String, Arc<Suite>>>,
     scripted: Mutex<HashMap<String, Arc<ScriptedModel>>>,
     /// What the llama.cpp build uses and what the CPU offers (ggml's names), stamped on every
@@ -279,13 +284,7 @@ fn execute(
     let task = match throughput {
         Some(_) => None,
         None => {
-            suite = cached(&context.suites, &a.suite_toml, |text| {
-                Suite::parse(
-                    text,
-                    &format!("suite {} v{}", a.suite_name, a.suite_version),
-                )
-                .map_err(|e| e.to_string())
-            })?;
+            suite = suite_of(context, a)?;
             Some(
                 suite
                     .task(&a.task_id)
@@ -312,6 +311,7 @@ fn execute(
                 return Err(Failure {
                     reason,
                     refused: true,
+                    suite_unknown: false,
                 });
             }
             ModelSource::Scripted(model)
@@ -548,6 +548,47 @@ fn graded(
     span.record("verdict", grade.verdict.to_string());
     span.record("score", grade.score);
     grade
+}
+
+/// The assignment's suite: parsed from its text (and kept by digest), or — when the coordinator
+/// sent this connection the suite before and names it by digest only — the one kept.
+fn suite_of(context: &Context, a: &pb::JobAssignment) -> Result<Arc<Suite>, Failure> {
+    let parse = |text: &str| {
+        Suite::parse(
+            text,
+            &format!("suite {} v{}", a.suite_name, a.suite_version),
+        )
+        .map_err(|e| e.to_string())
+    };
+    if a.suite_toml.is_empty() && !a.suite_sha256.is_empty() {
+        let kept = context
+            .suites
+            .lock()
+            .ok()
+            .and_then(|s| s.get(&a.suite_sha256).cloned());
+        return kept.ok_or_else(|| Failure {
+            reason: format!(
+                "suite {} v{} (sha256 {}) is not held here; the coordinator sends it again",
+                a.suite_name, a.suite_version, a.suite_sha256
+            ),
+            refused: false,
+            suite_unknown: true,
+        });
+    }
+    let key = if a.suite_sha256.is_empty() {
+        benchfarm_modelfile::sha256_bytes(a.suite_toml.as_bytes())
+    } else {
+        a.suite_sha256.clone()
+    };
+    // Kept under the digest the coordinator names it by; a text that does not match its digest
+    // is refused rather than kept under the wrong name.
+    if benchfarm_modelfile::sha256_bytes(a.suite_toml.as_bytes()) != key {
+        return Err(Failure::from(format!(
+            "suite {} v{}: its text does not match its sha256 {key}",
+            a.suite_name, a.suite_version
+        )));
+    }
+    Ok(cached(&context.suites, &key, |_| parse(&a.suite_toml))?)
 }
 
 /// Parses `text` once and shares the result with later jobs carrying the same text.

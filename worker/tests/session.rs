@@ -318,3 +318,70 @@ async fn a_crash_in_the_engine_process_fails_one_job_and_the_worker_goes_on() {
     conn.send(Down::Drain(pb::Drain::default())).await;
     leaves(task).await;
 }
+
+/// `assign`, naming the suite by digest only (as the coordinator does after a connection's first
+/// assignment of it).
+fn assign_by_digest(job: &str, attempt: u32) -> Down {
+    let Down::Assign(mut a) = assign(job, attempt) else {
+        unreachable!()
+    };
+    a.suite_toml.clear();
+    a.suite_sha256 = benchfarm_modelfile::sha256_bytes(SUITE.as_bytes());
+    Down::Assign(a)
+}
+
+#[tokio::test]
+async fn a_suite_named_by_digest_is_the_one_kept_and_an_unknown_one_is_given_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, mut conns) = fake_coordinator().await;
+    let (_stop, task) = start_worker(&url, dir.path(), EngineMode::InProcess);
+    let mut conn = accept(&mut conns).await;
+    // By digest before the worker ever saw the text: not started, and said why.
+    conn.send(assign_by_digest("j1", 1)).await;
+    let failed = loop {
+        match conn.next(false).await {
+            Up::Started(_) => {}
+            Up::Failed(f) => break f,
+            other => panic!("expected a failure, got {other:?}"),
+        }
+    };
+    assert!(failed.suite_unknown, "{failed:?}");
+    assert!(!failed.refused);
+    // With the text (and its digest) once, then by digest: graded with the kept suite.
+    let Down::Assign(mut with_text) = assign("j2", 1) else {
+        unreachable!()
+    };
+    with_text.suite_sha256 = benchfarm_modelfile::sha256_bytes(SUITE.as_bytes());
+    conn.send(Down::Assign(with_text)).await;
+    let first = expect_result(&mut conn, &key("j2", 1)).await;
+    conn.send(assign_by_digest("j3", 1)).await;
+    let second = expect_result(&mut conn, &key("j3", 1)).await;
+    for r in [&first, &second] {
+        assert_eq!(r.grade.as_ref().unwrap().verdict, pb::Verdict::Pass as i32);
+    }
+    // A text that does not match the digest it comes with is refused, not kept under it.
+    let Down::Assign(mut lying) = assign("j4", 1) else {
+        unreachable!()
+    };
+    lying.suite_sha256 = "0".repeat(64);
+    conn.send(Down::Assign(lying)).await;
+    let failed = loop {
+        match conn.next(false).await {
+            Up::Started(_) => {}
+            Up::Failed(f) => break f,
+            other => panic!("expected a failure, got {other:?}"),
+        }
+    };
+    assert!(
+        failed.reason.contains("does not match its sha256"),
+        "{failed:?}"
+    );
+    for k in ["j2", "j3"] {
+        conn.send(Down::Ack(pb::ResultAck {
+            key: Some(key(k, 1)),
+        }))
+        .await;
+    }
+    conn.send(Down::Drain(pb::Drain::default())).await;
+    leaves(task).await;
+}

@@ -296,6 +296,7 @@ pub fn to_event(message: WorkerMessage, worker_id: &str) -> Option<WorkerEvent> 
                         reason: format!("malformed result: {}", status.message()),
                         not_started: false,
                         refused: false,
+                        suite_unknown: false,
                     }
                 }
             }
@@ -308,6 +309,7 @@ pub fn to_event(message: WorkerMessage, worker_id: &str) -> Option<WorkerEvent> 
                 reason: f.reason,
                 not_started: f.not_started,
                 refused: f.refused,
+                suite_unknown: f.suite_unknown,
             }
         }
     };

@@ -200,6 +200,9 @@ pub enum WorkerEvent {
         /// Refused for what the job asks (scripted test features on a worker without
         /// `--allow-scripted-faults`): a try of the job, not a failure of the worker.
         refused: bool,
+        /// The worker did not hold the suite its assignment named by digest: not started, and
+        /// the next assignment carries the suite's text again.
+        suite_unknown: bool,
     },
 }
 

@@ -258,6 +258,7 @@ fn timings_table(report: &Report) -> String {
         ("TTFT median ms", Align::Right),
         ("pp tok/s", Align::Right),
         ("tg tok/s", Align::Right),
+        ("e2e tok/s", Align::Right),
         ("tg SD", Align::Right),
     ];
     let rows: Vec<Vec<String>> = report
@@ -279,6 +280,7 @@ fn timings_table(report: &Report) -> String {
                 one_decimal(d.all.ttft_ms.median),
                 one_decimal(m.timing.prompt_tokens_per_second),
                 one_decimal(m.timing.gen_tokens_per_second),
+                one_decimal(m.timing.e2e_gen_tokens_per_second),
                 one_decimal(d.all.gen_tokens_per_second.stddev),
             ]
         })
@@ -290,7 +292,9 @@ fn timings_table(report: &Report) -> String {
     out.push_str(
         "\nWall columns are warm jobs (model already loaded); cold jobs, which load the model \
          first, are counted and averaged apart, and their load time is shown on its own. tok/s \
-         are Σ tokens / Σ seconds; tg SD is the spread of per-job generation rates.\n",
+         are Σ tokens / Σ seconds; tg is the decode speed llama-bench's tg reports (time in \
+         llama_decode), e2e the generation loop's (sampling and detokenizing included); tg SD is \
+         the spread of per-job generation rates.\n",
     );
     out
 }

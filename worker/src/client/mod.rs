@@ -526,9 +526,13 @@ impl Session {
                     Err(failure) => {
                         warn!(job = %k.job_id, attempt = k.attempt, reason = %failure.reason,
                               refused = failure.refused, "job failed");
-                        let refused = failure.refused;
+                        let (refused, suite_unknown) = (failure.refused, failure.suite_unknown);
                         match job_failed(k, failure.reason, false) {
-                            Up::Failed(f) => Up::Failed(pb::JobFailed { refused, ..f }),
+                            Up::Failed(f) => Up::Failed(pb::JobFailed {
+                                refused,
+                                suite_unknown,
+                                ..f
+                            }),
                             other => other,
                         }
                     }
@@ -587,6 +591,7 @@ fn job_failed(key: pb::JobKey, reason: String, not_started: bool) -> Up {
         reason,
         not_started,
         refused: false,
+        suite_unknown: false,
     })
 }
 

@@ -419,6 +419,7 @@ fn answer(c: &FakeWorker, key: &(String, u32), ok: bool) -> Command {
             reason: "engine error".into(),
             not_started: false,
             refused: false,
+            suite_unknown: false,
         })
     }
 }

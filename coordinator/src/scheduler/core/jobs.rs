@@ -452,16 +452,31 @@ impl Scheduler {
             hardware_class: class,
             run_trace_parent: &run.trace_parent,
         });
+        // A throughput job needs no suite (it runs a llama-bench test, not a task); a task's
+        // suite goes to a connection once, and by digest after that.
+        let suite_sha256 = match job.throughput {
+            Some(_) => String::new(),
+            None => self
+                .suite_digests
+                .entry(run.id.clone())
+                .or_insert_with(|| benchfarm_modelfile::sha256_bytes(run.suite_toml.as_bytes()))
+                .clone(),
+        };
+        let known = suite_sha256.is_empty()
+            || self
+                .workers
+                .get(worker_id)
+                .is_some_and(|w| w.knows_suite(&suite_sha256));
         let message = Kind::Assign(pb::JobAssignment {
             key: Some(key.clone()),
             run_id: run.id.clone(),
             model: Some(crate::grpc::convert::model_ref(model)),
-            // A throughput job needs no suite: it runs a llama-bench test, not a task.
-            suite_toml: if job.throughput.is_some() {
+            suite_toml: if known {
                 String::new()
             } else {
                 run.suite_toml.clone()
             },
+            suite_sha256: suite_sha256.clone(),
             suite_name: run.suite_name.clone(),
             suite_version: run.suite_version.clone(),
             task_id: job.task_id.clone(),
@@ -510,6 +525,9 @@ impl Scheduler {
                     .or_insert((bytes, (job_id.to_string(), attempt)));
             }
             w.loaded = Some(sha256);
+            if !suite_sha256.is_empty() {
+                w.sent_suite(&suite_sha256);
+            }
         }
         debug!(job = %job.id, attempt, worker = %worker_id, "job assigned");
         self.assignments.push((worker_id.to_string(), key, message));

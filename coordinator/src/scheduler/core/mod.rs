@@ -82,6 +82,9 @@ struct Worker {
     /// that needs it): placement counts them as held and their bytes as taken until a heartbeat
     /// lists the model or the job.
     incoming: HashMap<String, (u64, (String, u32))>,
+    /// The suites (by sha256) sent to it on which connection: a suite goes to a connection once,
+    /// later assignments name it by digest.
+    suites_sent: (u64, HashSet<String>),
 }
 
 impl Worker {
@@ -100,7 +103,25 @@ impl Worker {
             quarantined: None,
             cache: super::CacheReport::default(),
             incoming: HashMap::new(),
+            suites_sent: (0, HashSet::new()),
         }
+    }
+
+    /// Whether this connection was sent suite `sha256` already.
+    fn knows_suite(&self, sha256: &str) -> bool {
+        matches!(&self.conn, Some((conn, _)) if *conn == self.suites_sent.0)
+            && self.suites_sent.1.contains(sha256)
+    }
+
+    /// Records that this connection now has suite `sha256`.
+    fn sent_suite(&mut self, sha256: &str) {
+        let Some((conn, _)) = &self.conn else {
+            return;
+        };
+        if self.suites_sent.0 != *conn {
+            self.suites_sent = (*conn, HashSet::new());
+        }
+        self.suites_sent.1.insert(sha256.to_string());
     }
 
     fn accepting(&self) -> bool {
@@ -129,6 +150,8 @@ pub(super) struct Scheduler {
     model_tokens: HashMap<String, (f64, u32)>,
     /// The live runs' suites, shared with the connections that grade answers before they get here.
     graders: Graders,
+    /// sha256 of each live run's suite text, by run id: assignments name the suite by it.
+    suite_digests: HashMap<String, String>,
     /// Told about assignments, attempt ends and lost workers (spans, metrics); see
     /// [`super::observe`]. Does nothing unless the server installs one.
     observer: Box<dyn Observer>,
@@ -159,6 +182,7 @@ impl Scheduler {
             model_tokens: HashMap::new(),
             acks: Vec::new(),
             assignments: Vec::new(),
+            suite_digests: HashMap::new(),
             observer: Box::new(Unobserved),
         };
         let now = s.now();

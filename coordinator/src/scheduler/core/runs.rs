@@ -156,6 +156,7 @@ impl Scheduler {
         }
         self.index.forget_run(run_id);
         self.graders.close(run_id);
+        self.suite_digests.remove(run_id);
         run.state = RunState::Cancelled;
         run.finished_unix_ms = Some(now);
         run.counts = Some(counts);
@@ -190,6 +191,7 @@ impl Scheduler {
         }
         self.index.forget_run(run_id);
         self.graders.close(run_id);
+        self.suite_digests.remove(run_id);
         info!(run = %run_id, "run finished");
         let p = progress_of(&run, &counts);
         let _ = self.events.send(RunEvent {

@@ -292,6 +292,7 @@ impl FakeWorker {
             reason: reason.into(),
             not_started: false,
             refused: false,
+            suite_unknown: false,
         })
     }
 

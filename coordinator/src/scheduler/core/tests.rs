@@ -487,3 +487,62 @@ fn placement_uses_the_ram_of_the_latest_heartbeat() {
         "the job waits although the worker has the memory now"
     );
 }
+
+/// Assignments stay small (issue 9): a run's suite text goes to a connection once; later
+/// assignments name it by digest. A new connection gets it again, and a worker that says it does
+/// not hold the suite gets its job back unstarted (no attempt used) and the text with the next.
+#[test]
+fn a_suite_goes_to_a_connection_once_then_by_digest() {
+    let mut bed = Bed::new();
+    let mut w = bed.join("w1", 1, &[], &[]);
+    bed.submit("r1", 3, 1);
+    let digest = benchfarm_modelfile::sha256_bytes(suite_of(3).as_bytes());
+    let next = |bed: &mut Bed, w: &mut FakeWorker| {
+        bed.step(vec![]);
+        let a = w
+            .drain()
+            .into_iter()
+            .find_map(|k| match k {
+                Kind::Assign(a) => Some(a),
+                _ => None,
+            })
+            .expect("an assignment");
+        let key = a.key.clone().expect("key");
+        (a, (key.job_id, key.attempt))
+    };
+    let (first, k1) = next(&mut bed, &mut w);
+    assert_eq!(
+        (first.suite_toml.as_str(), first.suite_sha256.as_str()),
+        (suite_of(3).as_str(), digest.as_str())
+    );
+    bed.step(vec![w.result(&k1)]);
+    let (second, k2) = next(&mut bed, &mut w);
+    assert!(second.suite_toml.is_empty(), "sent the suite twice");
+    assert_eq!(second.suite_sha256, digest);
+    // What stays on the wire per job: the key, the model reference, the task and the digest.
+    let small = prost::Message::encoded_len(&second);
+    assert!(small < 400, "{small} bytes");
+    // The worker lost its copy: the job comes back unstarted, without using an attempt.
+    bed.step(vec![w.says(WorkerEvent::Failed {
+        job_id: k2.0.clone(),
+        attempt: k2.1,
+        reason: "suite not held".into(),
+        not_started: false,
+        refused: false,
+        suite_unknown: true,
+    })]);
+    let (again, k3) = next(&mut bed, &mut w);
+    assert_eq!(k3.0, k2.0);
+    assert_eq!(again.suite_toml, suite_of(3), "the text is sent again");
+    let job = bed.store().job(&k2.0).expect("job").expect("stored");
+    assert!(
+        matches!(job.attempts[0].end, Some(AttemptEnd::Returned(_))),
+        "{:?}",
+        job.attempts
+    );
+    bed.step(vec![w.result(&k3)]);
+    // A new connection has nothing: the text again.
+    let mut w = bed.join("w1", 1, &[], &[]);
+    let (third, _) = next(&mut bed, &mut w);
+    assert_eq!(third.suite_toml, suite_of(3));
+}

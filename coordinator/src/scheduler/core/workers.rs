@@ -165,7 +165,14 @@ impl Scheduler {
                 reason,
                 not_started,
                 refused,
+                suite_unknown,
             } => {
+                // The worker lacked the suite its assignment named by digest: it started
+                // nothing, and its next assignment carries the text again.
+                if suite_unknown && let Some(w) = self.workers.get_mut(worker_id) {
+                    w.suites_sent.1.clear();
+                }
+                let not_started = not_started || suite_unknown;
                 // A job given back unstarted is no failure of the worker's at all; a failure
                 // re-sent after a reconnect is not counted against the worker twice.
                 let end = if not_started {

@@ -3,7 +3,7 @@
 //! knows the checks are fair before any model is run against them.
 
 use crate::grade::{Grade, Verdict};
-use crate::suite::Suite;
+use crate::model::Suite;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 

@@ -8,10 +8,11 @@
 use crate::check_parse::read_check_list;
 use crate::error::{Diagnostic, Positions, SuiteError};
 use crate::extract::Extract;
-use crate::grade::{Grading, Verdict};
 use crate::limits::SuiteLimits;
+use crate::model::Grading;
+use crate::model::{DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, Example, Suite, Task};
 use crate::reader::{Reader, Value, is_slug, join, key_span};
-use crate::suite::{DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, Example, Suite, Task};
+use benchfarm_domain::Verdict;
 use std::collections::HashMap;
 use std::ops::Range;
 use toml::de::DeTable;

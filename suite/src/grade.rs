@@ -5,34 +5,11 @@
 //! model failed; reports and `coordinator suite grade` show it.
 
 use crate::check::Check;
-use crate::suite::Task;
+use crate::model::{Grading, Task};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
 pub use benchfarm_domain::{ParseVerdictError, Verdict};
-
-/// How a task turns its checks into a verdict.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Grading {
-    /// `pass = [...]`, optional `partial = [...]`: all of `pass` hold → pass; else
-    /// all of `partial` hold → partial; else fail.
-    AllHold {
-        pass: Vec<Check>,
-        partial: Option<Vec<Check>>,
-    },
-    /// `checks = [...]`, `pass_at`, `partial_at`: the share of checks that hold,
-    /// ≥ `pass_at` → pass; else ≥ `partial_at` → partial; else fail.
-    Share {
-        checks: Vec<Check>,
-        pass_at: f64,
-        partial_at: f64,
-    },
-}
-
-impl Grading {
-    pub const DEFAULT_PASS_AT: f64 = 0.75;
-    pub const DEFAULT_PARTIAL_AT: f64 = 0.5;
-}
 
 /// Whether one check held, labelled for reports.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,50 +1,11 @@
-//! The suite data model: [`Suite`], [`Task`], [`Example`], and the entry points that
-//! produce them (`parse`, `load`, `builtin`). The format walk itself is in
-//! `format.rs`; grading is in `grade.rs`.
+//! The entry points that produce a [`Suite`]: `parse` (text), `load` (a file), `builtin` (by
+//! name) and [`resolve`] (what a user typed: a built-in name or a path), plus the crate's only
+//! I/O, reading one suite file. The data model is `model.rs`, the format walk `format.rs`.
 
 use crate::error::SuiteError;
-use crate::extract::Extract;
-use crate::grade::{Grading, Verdict};
 use crate::limits::SuiteLimits;
+use crate::model::Suite;
 use std::path::Path;
-
-/// A parsed, validated suite.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Suite {
-    pub name: String,
-    /// Recorded with every result, so results from different suite revisions are
-    /// never averaged together.
-    pub version: String,
-    pub description: Option<String>,
-    pub tasks: Vec<Task>,
-}
-
-/// One task with its defaults already applied.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Task {
-    pub id: String,
-    pub category: String,
-    /// Sent as the user message through the model's own chat template.
-    pub prompt: String,
-    /// The system message; empty means none was set in the task or `[defaults]`.
-    pub system: String,
-    pub max_tokens: u32,
-    pub temperature: f32,
-    pub extract: Extract,
-    pub grading: Grading,
-    pub examples: Vec<Example>,
-}
-
-/// A known answer and the grade it must get (checked by [`crate::check_examples`]).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Example {
-    pub answer: String,
-    pub grade: Verdict,
-}
-
-/// Values used when neither the task nor `[defaults]` sets them.
-pub const DEFAULT_MAX_TOKENS: u32 = 256;
-pub const DEFAULT_TEMPERATURE: f32 = 0.0;
 
 impl Suite {
     /// Parses and validates suite text. `origin` names the source in errors
@@ -74,10 +35,6 @@ impl Suite {
         let text = crate::builtin::builtin_source(name)?;
         Suite::parse(text, &format!("builtin:{name}")).ok()
     }
-
-    pub fn task(&self, id: &str) -> Option<&Task> {
-        self.tasks.iter().find(|t| t.id == id)
-    }
 }
 
 /// The only I/O in the crate: reading one suite file.
@@ -88,4 +45,30 @@ pub(crate) fn read_file(path: &Path) -> Result<String, SuiteError> {
             format!("cannot read suite file: {e}"),
         )
     })
+}
+
+/// Resolves a built-in name (also accepted as `builtin:NAME`) or a file path to the
+/// parsed suite and its source text. A built-in name wins over a file of the same
+/// name in the working directory; write `./agent-coding` for the file.
+pub fn resolve(name_or_path: &str) -> Result<(Suite, String), SuiteError> {
+    let builtin = name_or_path
+        .strip_prefix("builtin:")
+        .unwrap_or(name_or_path);
+    if let Some(text) = crate::builtin::builtin_source(builtin) {
+        let suite = Suite::parse(text, &format!("builtin:{builtin}"))?;
+        return Ok((suite, text.to_owned()));
+    }
+    let path = Path::new(name_or_path);
+    if name_or_path.starts_with("builtin:") || !path.exists() {
+        return Err(SuiteError::file(
+            name_or_path,
+            format!(
+                "no such suite file, and not a built-in suite (built-ins: {})",
+                crate::builtin::NAMES.join(", ")
+            ),
+        ));
+    }
+    let text = read_file(path)?;
+    let suite = Suite::parse(&text, &path.display().to_string())?;
+    Ok((suite, text))
 }

@@ -186,7 +186,7 @@ impl Host {
         match outcome {
             Ok(result) => result.map_err(|e| e.to_string()),
             Err(panic) => {
-                let what = crate::runner::panic_text(panic.as_ref());
+                let what = crate::panic_text::panic_text(panic.as_ref());
                 warn!(panic = %what, "engine panicked; starting afresh");
                 *self = Host::default();
                 Err(format!("engine panicked: {what}"))

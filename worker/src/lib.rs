@@ -24,6 +24,7 @@ pub mod identity;
 pub mod memory;
 pub mod options;
 pub mod outbox;
+mod panic_text;
 pub mod remote;
 pub mod runner;
 pub mod status;

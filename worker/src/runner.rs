@@ -20,6 +20,7 @@ use std::time::SystemTime;
 use benchfarm_engine::{Engine, Engines, GenerateRequest, ModelSource, StopReason, ThroughputTest};
 
 use crate::options::{EngineMode, WorkerOptions};
+use crate::panic_text::panic_text;
 use crate::remote::{RemoteCaller, RemoteRequest};
 use crate::supervisor::Supervisor;
 use benchfarm_modelfile::ScriptedModel;
@@ -256,15 +257,6 @@ fn new_engine(mode: &EngineMode) -> Box<dyn Engine> {
         EngineMode::InProcess => Box::new(Engines::new()),
         EngineMode::Child { program } => Box::new(Supervisor::new(program.clone())),
     }
-}
-
-/// The message of a caught panic.
-pub(crate) fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "unknown panic".into())
 }
 
 /// Runs one job to a graded result, or a reason it could not.

@@ -30,6 +30,7 @@ pub use benchfarm_modelfile;
 pub use llama::{BenchOptions, LlamaEngine, builtin_template_for};
 pub use scripted::{
     MAX_SYNTHETIC_MS, ScriptedEngine, estimate_tokens, test_features, throughput_ms,
+    throughput_test_features,
 };
 
 /// Something that can run one generation at a time.

@@ -43,6 +43,22 @@ pub fn test_features(
     repetition: u32,
     prompt: &str,
 ) -> Option<String> {
+    let prompt_ms = f64::from(estimate_tokens(prompt)) / PROMPT_TOKENS_PER_MS;
+    let gen_ms = f64::from(estimate_tokens(model.answer(task_id, repetition)))
+        / model.tokens_per_second()
+        * 1000.0;
+    refusal(model, prompt_ms + gen_ms, "")
+}
+
+/// [`test_features`] for a throughput job of `test`: its synthetic time is the test's
+/// ([`throughput_ms`]).
+pub fn throughput_test_features(model: &ScriptedModel, test: ThroughputTest) -> Option<String> {
+    refusal(model, throughput_ms(model, test), &format!(" for {test}"))
+}
+
+/// The refusal of a job of `model` taking `synthetic_ms` (`what` says of what, in the reason),
+/// listing every test feature it uses; `None` when it uses none.
+fn refusal(model: &ScriptedModel, synthetic_ms: f64, what: &str) -> Option<String> {
     let mut used = Vec::new();
     if !model.faults().is_empty() {
         used.push(format!("{} [[faults]]", model.faults().len()));
@@ -53,14 +69,9 @@ pub fn test_features(
     if model.load_ms() > 0 {
         used.push(format!("load_ms = {}", model.load_ms()));
     }
-    let prompt_ms = f64::from(estimate_tokens(prompt)) / PROMPT_TOKENS_PER_MS;
-    let gen_ms = f64::from(estimate_tokens(model.answer(task_id, repetition)))
-        / model.tokens_per_second()
-        * 1000.0;
-    if prompt_ms + gen_ms > MAX_SYNTHETIC_MS {
+    if synthetic_ms > MAX_SYNTHETIC_MS {
         used.push(format!(
-            "a synthetic time of {:.0} ms (tokens_per_second = {}), over the {MAX_SYNTHETIC_MS:.0} ms cap",
-            prompt_ms + gen_ms,
+            "a synthetic time of {synthetic_ms:.0} ms{what} (tokens_per_second = {}), over the {MAX_SYNTHETIC_MS:.0} ms cap",
             model.tokens_per_second()
         ));
     }
@@ -588,5 +599,21 @@ kind = "kill"
             "it really took the time: {:?}",
             g.timings
         );
+    }
+
+    #[test]
+    fn a_throughput_job_over_the_synthetic_cap_is_a_test_feature() {
+        let slow = ScriptedModel::parse("name = \"m\"\ntokens_per_second = 0.5\n", "m").unwrap();
+        let tg8 = ThroughputTest {
+            n_prompt: 0,
+            n_gen: 8,
+        };
+        let why = throughput_test_features(&slow, tg8).expect("refused");
+        assert!(
+            why.contains("a synthetic time of 16000 ms for tg8 (tokens_per_second = 0.5)"),
+            "{why}"
+        );
+        let fast = ScriptedModel::parse("name = \"m\"\n", "m").unwrap();
+        assert_eq!(throughput_test_features(&fast, tg8), None);
     }
 }

@@ -439,32 +439,7 @@ fn scripted_test_features(
         (Some(task), _) => {
             benchfarm_engine::test_features(model, &a.task_id, a.repetition, &task.prompt)
         }
-        (None, Some(test)) => {
-            let mut used = Vec::new();
-            if !model.faults().is_empty() {
-                used.push(format!("{} [[faults]]", model.faults().len()));
-            }
-            if model.delay_ms() > 0 {
-                used.push(format!("delay_ms = {}", model.delay_ms()));
-            }
-            if model.load_ms() > 0 {
-                used.push(format!("load_ms = {}", model.load_ms()));
-            }
-            let ms = benchfarm_engine::throughput_ms(model, test);
-            if ms > benchfarm_engine::MAX_SYNTHETIC_MS {
-                used.push(format!(
-                    "a synthetic time of {ms:.0} ms for {test}, over the {:.0} ms cap",
-                    benchfarm_engine::MAX_SYNTHETIC_MS
-                ));
-            }
-            (!used.is_empty()).then(|| {
-                format!(
-                    "refused: scripted model {:?} uses test features ({}); this worker runs them only when started with --allow-scripted-faults",
-                    model.name(),
-                    used.join(", ")
-                )
-            })
-        }
+        (None, Some(test)) => benchfarm_engine::throughput_test_features(model, test),
         (None, None) => None,
     }
 }

@@ -461,13 +461,7 @@ fn placement_uses_the_ram_of_the_latest_heartbeat() {
     run.models[0].kind = ModelKind::Gguf {
         file_name: "g.gguf".into(),
     };
-    let (reply, mut rx) = tokio::sync::oneshot::channel();
-    bed.step(vec![Command::Submit {
-        run: Box::new(run),
-        strict: false,
-        reply,
-    }]);
-    assert!(rx.try_recv().expect("answered").is_ok());
+    bed.submit_record(run);
     bed.step(vec![]);
     assert!(
         !w.drain().iter().any(|k| matches!(k, Kind::Assign(_))),

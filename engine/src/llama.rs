@@ -182,11 +182,7 @@ impl LlamaEngine {
         logs: &LlamaLogs,
     ) -> Result<Generation, EngineError> {
         let start = Instant::now();
-        let ModelSource::Gguf { path, sha256 } = &req.model else {
-            return Err(EngineError::InvalidRequest(
-                "the llama.cpp engine only runs GGUF models".into(),
-            ));
-        };
+        let (path, sha256) = gguf_source(req)?;
         if req.max_tokens == 0 {
             return Err(EngineError::InvalidRequest(
                 "max_tokens must be at least 1".into(),
@@ -391,6 +387,16 @@ fn generation(
         stop,
         llama_perf: None,
         throughput: None,
+    }
+}
+
+/// The GGUF file and digest a request names; the llama.cpp engine runs nothing else.
+fn gguf_source(req: &GenerateRequest) -> Result<(&Path, &str), EngineError> {
+    match &req.model {
+        ModelSource::Gguf { path, sha256 } => Ok((path, sha256)),
+        ModelSource::Scripted(_) => Err(EngineError::InvalidRequest(
+            "the llama.cpp engine only runs GGUF models".into(),
+        )),
     }
 }
 

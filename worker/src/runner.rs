@@ -542,17 +542,13 @@ fn suite_of(context: &Context, a: &pb::JobAssignment) -> Result<Arc<Suite>, Fail
             suite_unknown: true,
         });
     }
-    let key = if a.suite_sha256.is_empty() {
-        benchfarm_modelfile::sha256_bytes(a.suite_toml.as_bytes())
-    } else {
-        a.suite_sha256.clone()
-    };
-    // Kept under the digest the coordinator names it by; a text that does not match its digest
-    // is refused rather than kept under the wrong name.
-    if benchfarm_modelfile::sha256_bytes(a.suite_toml.as_bytes()) != key {
+    // Kept under the digest of its text, which must be the one the coordinator names it by: a
+    // text that does not match is refused rather than kept under the wrong name.
+    let key = benchfarm_modelfile::sha256_bytes(a.suite_toml.as_bytes());
+    if !a.suite_sha256.is_empty() && a.suite_sha256 != key {
         return Err(Failure::from(format!(
-            "suite {} v{}: its text does not match its sha256 {key}",
-            a.suite_name, a.suite_version
+            "suite {} v{}: its text does not match its sha256 {}",
+            a.suite_name, a.suite_version, a.suite_sha256
         )));
     }
     Ok(cached(&context.suites, &key, |_| parse(&a.suite_toml))?)

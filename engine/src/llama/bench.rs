@@ -19,13 +19,11 @@ use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::token::LlamaToken;
 
 use super::{
-    LLAMA_CPP_SYS_2_VERSION, LlamaEngine, LlamaLogs, effective_threads, ms_since, sysinfo,
+    LLAMA_CPP_SYS_2_VERSION, LlamaEngine, LlamaLogs, effective_threads, gguf_source, ms_since,
+    sysinfo,
 };
 use crate::bench::{BenchContext, BenchRecord, ThroughputTest, TokenSource, iso8601_utc};
-use crate::{
-    EngineError, GenerateRequest, Generation, ModelSource, StopReason, ThroughputMeasurement,
-    Timings,
-};
+use crate::{EngineError, GenerateRequest, Generation, StopReason, ThroughputMeasurement, Timings};
 
 /// What to run: llama-bench's `-p/-n/--pg`, `-t`, `-r`, `-b`, `-ub`.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,11 +84,7 @@ impl LlamaEngine {
         logs: &LlamaLogs,
     ) -> Result<Generation, EngineError> {
         let start = Instant::now();
-        let ModelSource::Gguf { path, sha256 } = &req.model else {
-            return Err(EngineError::InvalidRequest(
-                "the llama.cpp engine only runs GGUF models".into(),
-            ));
-        };
+        let (path, sha256) = gguf_source(req)?;
         if test.n_tokens() == 0 {
             return Err(EngineError::InvalidRequest(
                 "a throughput test needs a prompt or a generation".into(),

@@ -48,11 +48,18 @@ impl Scheduler {
         if run.stop_reasons.get(model).copied().flatten().is_some() {
             return Ok(());
         }
-        let jobs: Vec<JobRecord> = self.jobs_of(run_id).into_iter().cloned().collect();
         let graded = |j: &&JobRecord| j.model_index as usize == model && j.throughput.is_none();
-        if jobs.iter().filter(graded).any(|j| !j.state.is_terminal()) {
+        // Checked on the live jobs in place: this runs after every job of an adaptive run, and
+        // the copy below is only for the (rare) decision.
+        if self
+            .jobs_of(run_id)
+            .into_iter()
+            .filter(graded)
+            .any(|j| !j.state.is_terminal())
+        {
             return Ok(());
         }
+        let jobs: Vec<JobRecord> = self.jobs_of(run_id).into_iter().cloned().collect();
         // From the jobs themselves, not the run's counters: after a crash the store may hold
         // a repetition's jobs without the run record that counted them.
         let repetitions = jobs

@@ -19,14 +19,13 @@ pub fn hardware_class(
     if let Some(class) = labels.get("class").filter(|c| !c.trim().is_empty()) {
         return slug(class);
     }
-    let mut cores = hardware.logical_cores.max(1);
-    if hardware.cgroup_cpu_limit > 0.0 {
-        cores = cores.min(hardware.cgroup_cpu_limit.ceil() as u32).max(1);
-    }
-    let mut ram = hardware.ram_total_bytes;
-    if hardware.cgroup_memory_limit_bytes > 0 {
-        ram = ram.min(hardware.cgroup_memory_limit_bytes);
-    }
+    let cores = hardware.effective_cpus();
+    // The machine's RAM, not what is free now: a class must not change while a worker runs.
+    let ram = hardware
+        .cgroup_memory_limit_bytes
+        .map_or(hardware.ram_total_bytes, |l| {
+            l.min(hardware.ram_total_bytes)
+        });
     let backend = backends
         .iter()
         .find(|b| b.as_str() != "cpu")
@@ -122,8 +121,8 @@ mod tests {
     #[test]
     fn cgroup_limits_and_labels_count() {
         let mut h = hw(16, 64.0);
-        h.cgroup_cpu_limit = 1.5;
-        h.cgroup_memory_limit_bytes = 1_000_000_000;
+        h.cgroup_cpu_limit = Some(1.5);
+        h.cgroup_memory_limit_bytes = Some(1_000_000_000);
         assert!(hardware_class(&h, &BTreeMap::new(), &[]).ends_with("-2c-1g-cpu"));
         let labels = BTreeMap::from([("class".to_string(), "Pi 5 / 8G".to_string())]);
         assert_eq!(hardware_class(&h, &labels, &[]), "pi-5-8g");

@@ -228,13 +228,13 @@ pub fn resolve(text: &str, file: &str, base: &Path) -> Result<Plan, PlanError> {
 
     let placement = match &plan.placement {
         Some(p) => {
-            let _: crate::records::Placement = p
+            let placement: crate::records::Placement = p
                 .get_ref()
                 .parse()
                 .map_err(|e: String| at(p.span(), "placement", e))?;
-            p.get_ref().clone()
+            benchfarm_proto::v1::Placement::from(placement).into()
         }
-        None => String::new(),
+        None => benchfarm_proto::v1::Placement::Unspecified.into(),
     };
     let require = match &plan.require {
         None => None,

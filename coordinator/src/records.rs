@@ -147,9 +147,11 @@ pub enum Pin {
     Class(String),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunState {
+    /// A run starts running.
+    #[default]
     Running,
     Finished,
     Cancelled,
@@ -474,21 +476,8 @@ pub struct WorkerRecord {
     pub remote_key_envs: Vec<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Hardware {
-    pub cpu_model: String,
-    pub arch: String,
-    pub physical_cores: u32,
-    pub logical_cores: u32,
-    pub simd: Vec<String>,
-    pub ram_total_bytes: u64,
-    pub ram_available_bytes: u64,
-    pub os: String,
-    pub kernel: String,
-    pub board: String,
-    pub cgroup_cpu_limit: f64,
-    pub cgroup_memory_limit_bytes: u64,
-}
+/// The machine a worker runs on: the domain type both binaries share.
+pub use benchfarm_domain::Hardware;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkerModel {

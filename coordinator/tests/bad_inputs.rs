@@ -348,7 +348,7 @@ fn rows() -> Vec<Row> {
         row("submit: throughput test too long", submit(|r| r.throughput = vec!["pp99999".into()]), Error("InvalidArgument", "throughput[0]")),
         row("submit: zero repetitions", submit(|r| r.repetitions = 0), Error("InvalidArgument", "repetitions")),
         row("submit: absurd repetitions", submit(|r| r.repetitions = u32::MAX), Error("InvalidArgument", "the run expands")),
-        row("submit: unknown placement", submit(|r| r.placement = "all".into()), Error("InvalidArgument", "placement")),
+        row("submit: unknown placement", submit(|r| r.placement = 99), Error("InvalidArgument", "placement")),
         row("submit: a digest that is not one", submit(|r| r.models[0].sha256 = "zz".into()), Error("InvalidArgument", "models[0].sha256")),
         row("submit: a scripted model that is not its digest", submit(|r| r.models[0].sha256 = "0".repeat(64)), Error("InvalidArgument", "models[0].sha256")),
         row("submit: a broken scripted model", submit(|r| r.models[0] = scripted_model("name = \"m\"\n[answers]\nt = []\n")), Error("InvalidArgument", "models[0].scripted_toml:3:5")),
@@ -370,14 +370,14 @@ fn rows() -> Vec<Row> {
         // gRPC: other FarmService requests.
         row("regrade: an unknown run", Input::Regrade(Call::default(), pb::RegradeRunRequest { run_id: "nope".into(), suite_toml: String::new() }), Error("NotFound", "no run nope")),
         row("regrade: a suite that does not load", Input::Regrade(Call::default(), pb::RegradeRunRequest { run_id: "nope".into(), suite_toml: "x = ".into() }), Error("InvalidArgument", "suite_toml:")),
-        row("report: an unknown format", Input::Report(Call::default(), pb::GetReportRequest { run_id: "nope".into(), format: "pdf".into() }), Error("InvalidArgument", "format")),
+        row("report: an unknown format", Input::Report(Call::default(), pb::GetReportRequest { run_id: "nope".into(), format: 42 }), Error("InvalidArgument", "format")),
         // gRPC: worker streams.
         // Tokens: missing, wrong, and of the wrong role, on the API and on the worker stream.
         row("submit: no token", submit_as(Token::Missing), Error("Unauthenticated", "SubmitRun: missing bearer token")),
         row("submit: a token the server never made", submit_as(Token::Wrong), Error("Unauthenticated", "SubmitRun: invalid or revoked token")),
         row("submit: a worker's token", submit_as(Token::Of(Role::Worker)), Error("PermissionDenied", "SubmitRun: needs the submitter role")),
         row("regrade: a submitter's token", Input::Regrade(Call::with(Token::Of(Role::Submitter)), pb::RegradeRunRequest { run_id: "nope".into(), suite_toml: String::new() }), Error("PermissionDenied", "RegradeRun: needs the operator role")),
-        row("report: a worker's token", Input::Report(Call::with(Token::Of(Role::Worker)), pb::GetReportRequest { run_id: "nope".into(), format: "md".into() }), Error("PermissionDenied", "GetReport: needs the submitter role")),
+        row("report: a worker's token", Input::Report(Call::with(Token::Of(Role::Worker)), pb::GetReportRequest { run_id: "nope".into(), format: pb::ReportFormat::Markdown.into() }), Error("PermissionDenied", "GetReport: needs the submitter role")),
         row("connect: no token", Input::Connect(Call::with(Token::Missing), vec![hello("w-no-token")]), Error("Unauthenticated", "Connect: missing bearer token")),
         row("connect: an operator's token", Input::Connect(Call::with(Token::Of(Role::Operator)), vec![hello("w-operator")]), Error("PermissionDenied", "Connect: needs the worker role")),
         row("connect: a hello with 40 labels", Input::Connect(Call::default(), vec![worker(Up::Hello(pb::Hello { worker_id: "w-labels".into(), labels: (0..40).map(|i| (format!("k{i}"), "v".to_string())).collect(), ..pb::Hello::default() }))]), Error("InvalidArgument", "hello.labels")),

@@ -140,7 +140,7 @@ fn write_seeds() {
         repetitions: 3,
         seed: 42,
         label: "plan.toml".into(),
-        placement: "per-class".into(),
+        placement: pb::Placement::PerClass.into(),
         require: Some(pb::Requirements {
             labels: [("site".to_string(), "lab".to_string())].into(),
             min_ram_gb: 1.5,

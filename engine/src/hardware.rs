@@ -8,50 +8,8 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
-/// A description of the machine.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Hardware {
-    pub cpu_model: String,
-    /// Rust's name for the architecture, e.g. "x86_64", "aarch64".
-    pub arch: String,
-    pub physical_cores: u32,
-    pub logical_cores: u32,
-    /// SIMD features relevant to llama.cpp, normalised: avx, avx2, avx512f, fma, f16c, neon,
-    /// dotprod, sve, i8mm, ...
-    pub simd: Vec<String>,
-    pub ram_total_bytes: u64,
-    pub ram_available_bytes: u64,
-    /// `PRETTY_NAME` from /etc/os-release.
-    pub os: String,
-    pub kernel: String,
-    /// Board name from the device tree (e.g. a Raspberry Pi), absent on PCs and servers.
-    pub board: Option<String>,
-    /// CPUs the cgroup may use (quota / period), when limited.
-    pub cgroup_cpu_limit: Option<f64>,
-    /// Memory the cgroup may use, when limited.
-    pub cgroup_memory_limit_bytes: Option<u64>,
-}
-
-impl Hardware {
-    /// CPUs actually usable: logical cores, capped by the cgroup CPU limit (rounded up); ≥ 1.
-    pub fn effective_cpus(&self) -> u32 {
-        let limit = self
-            .cgroup_cpu_limit
-            .filter(|l| l.is_finite() && *l > 0.0)
-            .map_or(u32::MAX, |l| l.ceil().min(f64::from(u32::MAX)) as u32);
-        self.logical_cores.min(limit).max(1)
-    }
-
-    /// Memory actually usable: available RAM, capped by the cgroup memory limit.
-    pub fn effective_ram_bytes(&self) -> u64 {
-        self.cgroup_memory_limit_bytes
-            .map_or(self.ram_available_bytes, |l| {
-                l.min(self.ram_available_bytes)
-            })
-    }
-}
+/// The machine's description is a domain type, shared with the coordinator: defined once.
+pub use benchfarm_domain::Hardware;
 
 /// Reads the machine's description; never fails (unknown fields are empty or `None`).
 pub fn detect() -> Hardware {

@@ -50,7 +50,7 @@ async fn fetch(target: &Target, run_id: &str) -> Result<Attempts> {
     let body = client
         .get_report(pb::GetReportRequest {
             run_id: run_id.into(),
-            format: "jsonl".into(),
+            format: pb::ReportFormat::Jsonl.into(),
         })
         .await?
         .into_inner()

@@ -327,7 +327,7 @@ pub async fn bench(
             })
             .await?
             .into_inner();
-        if status.state != "running" {
+        if status.state != pb::RunState::Running as i32 {
             break status;
         }
         // Not faster: each poll asks the scheduler why queued jobs wait, work that is charged
@@ -339,7 +339,7 @@ pub async fn bench(
     if status.jobs_done != jobs || status.jobs_failed != 0 {
         bail!(
             "run ended {} with {} of {jobs} jobs done, {} failed",
-            status.state,
+            crate::grpc::enums::run_state_name(status.state),
             status.jobs_done,
             status.jobs_failed
         );
@@ -349,7 +349,7 @@ pub async fn bench(
     let report = client
         .get_report(pb::GetReportRequest {
             run_id: run_id.clone(),
-            format: "json".into(),
+            format: pb::ReportFormat::Json.into(),
         })
         .await?
         .into_inner()

@@ -8,6 +8,8 @@ use benchfarm_proto::v1 as pb;
 
 pub use super::connect::{FarmClient, Target, connect};
 use super::print;
+use crate::grpc::enums::run_state_from_wire;
+use crate::records::RunState;
 
 /// `coordinator submit PLAN [--wait]`: resolves the plan locally (nothing is sent if it is wrong),
 /// submits it, prints the run id; with `wait`, follows progress and prints the table at the end.
@@ -33,6 +35,8 @@ pub async fn submit_with(
         }
     };
     plan.request.strict = strict;
+    // Checked before anything is submitted: a typo must not cost a run.
+    let format = wire_format(format)?;
     let mut client = connect(target).await?;
     let response = client
         .submit_run(plan.request)
@@ -54,7 +58,7 @@ pub async fn submit_with(
     let report = client
         .get_report(pb::GetReportRequest {
             run_id: response.run_id.clone(),
-            format: format.into(),
+            format,
         })
         .await?
         .into_inner();
@@ -62,13 +66,26 @@ pub async fn submit_with(
     if !report.body.ends_with('\n') {
         println!();
     }
-    Ok(if state == "finished" { 0 } else { 1 })
+    Ok(if state == Some(RunState::Finished) {
+        0
+    } else {
+        1
+    })
+}
+
+/// A `--format` name as the wire's enum (an unknown name is an error naming the flag).
+fn wire_format(name: &str) -> Result<i32> {
+    let format: benchfarm_report::Format = name
+        .parse()
+        .map_err(|e: benchfarm_report::UnknownFormat| anyhow::anyhow!("--format: {e}"))?;
+    Ok(crate::grpc::enums::report_format_to_wire(format).into())
 }
 
 /// Follows a run until it is over, showing its progress ([`super::progress`]: bars per model on
-/// a terminal, else one line per finished job on stderr). Returns the final state. Reconnects the
+/// a terminal, else one line per finished job on stderr). Returns the final state (`None`: one this
+/// build does not know). Reconnects the
 /// watch if the coordinator drops a lagging watcher.
-pub async fn watch(client: &mut FarmClient, run_id: &str) -> Result<String> {
+pub async fn watch(client: &mut FarmClient, run_id: &str) -> Result<Option<RunState>> {
     let mut progress = super::progress::Progress::for_this_terminal();
     let state = watch_with(client, run_id, &mut progress).await;
     progress.finish();
@@ -79,7 +96,7 @@ async fn watch_with(
     client: &mut FarmClient,
     run_id: &str,
     progress: &mut super::progress::Progress,
-) -> Result<String> {
+) -> Result<Option<RunState>> {
     loop {
         let mut stream = client
             .watch_run(pb::WatchRunRequest {
@@ -87,15 +104,14 @@ async fn watch_with(
             })
             .await?
             .into_inner();
-        let mut last_state = String::from("running");
         loop {
             match stream.message().await {
                 Ok(Some(event)) => {
                     progress.event(&event);
                     if let Some(status) = &event.status {
-                        last_state.clone_from(&status.state);
-                        if status.state != "running" {
-                            return Ok(last_state);
+                        let state = run_state_from_wire(status.state);
+                        if state != Some(RunState::Running) {
+                            return Ok(state);
                         }
                     }
                 }
@@ -111,8 +127,9 @@ async fn watch_with(
             })
             .await?
             .into_inner();
-        if status.state != "running" {
-            return Ok(status.state);
+        let state = run_state_from_wire(status.state);
+        if state != Some(RunState::Running) {
+            return Ok(state);
         }
     }
 }
@@ -124,7 +141,7 @@ pub async fn status(target: &Target, run: Option<&str>, wait: bool) -> Result<i3
     let mut code = 0;
     if let (Some(run_id), true) = (run, wait) {
         let state = watch(&mut client, run_id).await?;
-        code = i32::from(state != "finished");
+        code = i32::from(state != Some(RunState::Finished));
     }
     let mut out = std::io::stdout().lock();
     match run {
@@ -188,7 +205,7 @@ pub async fn report(target: &Target, run_id: &str, format: &str) -> Result<i32> 
     let r = client
         .get_report(pb::GetReportRequest {
             run_id: run_id.into(),
-            format: format.into(),
+            format: wire_format(format)?,
         })
         .await?
         .into_inner();

@@ -6,12 +6,15 @@ use std::fmt::Write;
 
 use benchfarm_proto::v1 as pb;
 
+use crate::grpc::enums::{run_state_from_wire, run_state_name};
+use crate::records::RunState;
+
 /// One line per job that finished or failed, for `submit --wait`; `None` for other events.
 pub fn progress_line(event: &pb::RunEvent) -> Option<String> {
     let status = event.status.as_ref()?;
     if event.job_id.is_empty() {
-        return match status.state.as_str() {
-            "running" => Some(format!(
+        return match run_state_from_wire(status.state) {
+            Some(RunState::Running) => Some(format!(
                 "run {}: {} jobs, {} done, {} queued, {} running",
                 status.run_id,
                 status.jobs_total,
@@ -19,7 +22,11 @@ pub fn progress_line(event: &pb::RunEvent) -> Option<String> {
                 status.jobs_queued,
                 status.jobs_running
             )),
-            state => Some(format!("run {} {state}", status.run_id)),
+            _ => Some(format!(
+                "run {} {}",
+                status.run_id,
+                run_state_name(status.state)
+            )),
         };
     }
     let verdict = match pb::Verdict::try_from(event.verdict) {
@@ -27,15 +34,15 @@ pub fn progress_line(event: &pb::RunEvent) -> Option<String> {
         Ok(pb::Verdict::Partial) => "partial",
         Ok(pb::Verdict::Fail) => "fail",
         // A done job without a verdict is a throughput job: measured, not graded.
-        _ if event.job_state == "done" => "measured",
+        _ if event.job_state() == pb::JobState::Done => "measured",
         _ => "",
     };
-    match event.job_state.as_str() {
-        "done" | "failed" => Some(format!(
+    match event.job_state() {
+        pb::JobState::Done | pb::JobState::Failed => Some(format!(
             "[{:>4}/{}] {:<7} {} {} #{} on {}",
             status.jobs_done + status.jobs_failed,
             status.jobs_total,
-            if event.job_state == "failed" {
+            if event.job_state() == pb::JobState::Failed {
                 "FAILED"
             } else {
                 verdict
@@ -53,7 +60,7 @@ pub fn progress_line(event: &pb::RunEvent) -> Option<String> {
 pub fn run_detail(s: &pb::RunStatus) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "run      {}", s.run_id);
-    let _ = writeln!(out, "state    {}", s.state);
+    let _ = writeln!(out, "state    {}", run_state_name(s.state));
     let _ = writeln!(out, "label    {}", s.label);
     let _ = writeln!(
         out,
@@ -88,7 +95,7 @@ pub fn run_list(runs: &[pb::RunStatus]) -> String {
             out,
             "{:<36}  {:<9}  {:>11}  {:<16}  {}",
             r.run_id,
-            r.state,
+            run_state_name(r.state),
             format!("{}/{}", r.jobs_done, r.jobs_total),
             format!("{} v{}", r.suite_name, r.suite_version),
             r.label
@@ -195,7 +202,7 @@ mod tests {
         assert_eq!(features_line(Some(&pb::EngineInfo::default())), None);
     }
 
-    fn status(state: &str) -> pb::RunStatus {
+    fn status(state: pb::RunState) -> pb::RunStatus {
         pb::RunStatus {
             run_id: "r1".into(),
             state: state.into(),
@@ -212,9 +219,9 @@ mod tests {
     #[test]
     fn progress_lines_for_finished_jobs_only() {
         let mut e = pb::RunEvent {
-            status: Some(status("running")),
+            status: Some(status(pb::RunState::Running)),
             job_id: "r1-00001".into(),
-            job_state: "done".into(),
+            job_state: pb::JobState::Done.into(),
             model: "m".into(),
             task_id: "parse-json".into(),
             repetition: 2,
@@ -225,13 +232,13 @@ mod tests {
             progress_line(&e).unwrap(),
             "[  12/60] partial m parse-json #2 on w1"
         );
-        e.job_state = "assigned".into();
+        e.job_state = pb::JobState::Assigned.into();
         assert_eq!(progress_line(&e), None);
     }
 
     #[test]
     fn status_detail_lists_why_jobs_wait() {
-        let text = run_detail(&status("running"));
+        let text = run_detail(&status(pb::RunState::Running));
         assert!(text.contains("60 total: 11 done, 1 failed"), "{text}");
         assert!(text.contains("no connected worker has the model"), "{text}");
     }

@@ -232,9 +232,10 @@ fn hardware_from_wire(h: pb::Hardware) -> Hardware {
         ram_available_bytes: h.ram_available_bytes,
         os: h.os,
         kernel: h.kernel,
-        board: h.board,
-        cgroup_cpu_limit: h.cgroup_cpu_limit,
-        cgroup_memory_limit_bytes: h.cgroup_memory_limit_bytes,
+        // The wire has no optional scalars: "" and 0 say none.
+        board: benchfarm_domain::none_if_empty(h.board),
+        cgroup_cpu_limit: benchfarm_domain::none_if_zero(h.cgroup_cpu_limit),
+        cgroup_memory_limit_bytes: benchfarm_domain::none_if_zero(h.cgroup_memory_limit_bytes),
     }
 }
 
@@ -249,9 +250,9 @@ fn hardware_to_wire(h: &Hardware) -> pb::Hardware {
         ram_available_bytes: h.ram_available_bytes,
         os: h.os.clone(),
         kernel: h.kernel.clone(),
-        board: h.board.clone(),
-        cgroup_cpu_limit: h.cgroup_cpu_limit,
-        cgroup_memory_limit_bytes: h.cgroup_memory_limit_bytes,
+        board: h.board.clone().unwrap_or_default(),
+        cgroup_cpu_limit: h.cgroup_cpu_limit.unwrap_or(0.0),
+        cgroup_memory_limit_bytes: h.cgroup_memory_limit_bytes.unwrap_or(0),
     }
 }
 
@@ -312,9 +313,12 @@ pub fn implausible_hardware(hw: &mut crate::records::Hardware) -> Vec<String> {
         ));
         hw.ram_available_bytes = hw.ram_total_bytes;
     }
-    if hw.cgroup_memory_limit_bytes > hw.ram_total_bytes {
+    if hw
+        .cgroup_memory_limit_bytes
+        .is_some_and(|l| l > hw.ram_total_bytes)
+    {
         // A cgroup without a memory limit reports a huge number: the machine's RAM is the limit.
-        hw.cgroup_memory_limit_bytes = 0;
+        hw.cgroup_memory_limit_bytes = None;
     }
     if hw.logical_cores > MAX_PLAUSIBLE_CORES {
         flags.push(format!(
@@ -464,7 +468,7 @@ impl From<RunProgress> for pb::RunStatus {
     fn from(p: RunProgress) -> Self {
         pb::RunStatus {
             run_id: p.run_id,
-            state: p.state,
+            state: pb::RunState::from(p.state).into(),
             suite_name: p.suite_name,
             suite_version: p.suite_version,
             repetitions: p.repetitions,

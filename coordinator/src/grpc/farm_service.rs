@@ -15,8 +15,8 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument as _;
 
 use crate::auth::Gate;
-use crate::records::{RunRecord, now_ms};
-use crate::scheduler::{Command, SchedulerHandle};
+use crate::records::{RunRecord, RunState, now_ms};
+use crate::scheduler::{Command, RunChange, SchedulerHandle};
 use crate::store::Store;
 
 #[derive(Debug)]
@@ -193,17 +193,8 @@ impl FarmService for FarmServiceImpl {
         request: Request<pb::GetReportRequest>,
     ) -> Result<Response<pb::GetReportResponse>, Status> {
         let req = request.into_inner();
-        let format_name = if req.format.is_empty() {
-            "table"
-        } else {
-            req.format.as_str()
-        };
-        let format: benchfarm_report::Format =
-            format_name
-                .parse()
-                .map_err(|e: benchfarm_report::UnknownFormat| {
-                    Status::invalid_argument(format!("format: {e}"))
-                })?;
+        let format = super::enums::report_format_from_wire(req.format)
+            .map_err(|e| Status::invalid_argument(format!("format: {e}")))?;
         let run = self.stored_run(&req.run_id)?;
         // Reading every result and rendering is blocking work: off the runtime.
         let store = self.store.clone();
@@ -326,10 +317,10 @@ impl FarmService for FarmServiceImpl {
 fn watch_stream(
     run_id: String,
     snapshot: pb::RunStatus,
-    events: broadcast::Receiver<pb::RunEvent>,
+    events: broadcast::Receiver<RunChange>,
     shutdown: broadcast::Receiver<()>,
 ) -> WatchStream {
-    let over = snapshot.state != "running";
+    let over = snapshot.state() != pb::RunState::Running;
     let first = pb::RunEvent {
         status: Some(snapshot),
         ..pb::RunEvent::default()
@@ -348,12 +339,12 @@ fn watch_stream(
                         _ = shutdown.recv() => return Some((Err(Status::unavailable("coordinator shutting down")), (events, shutdown, true))),
                     };
                     match received {
-                        Ok(event) => {
-                            let Some(status) = event.status.as_ref().filter(|s| s.run_id == run_id)
-                            else {
+                        Ok(change) => {
+                            if change.status.run_id != run_id {
                                 continue;
-                            };
-                            let done = status.state != "running";
+                            }
+                            let done = change.status.state != RunState::Running;
+                            let event = super::outbound::run_event(change);
                             return Some((Ok(event), (events, shutdown, done)));
                         }
                         Err(RecvError::Lagged(n)) => {

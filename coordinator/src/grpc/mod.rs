@@ -2,8 +2,10 @@
 
 pub mod admission;
 pub mod convert;
+pub mod enums;
 pub mod farm_service;
 pub mod live_streams;
+pub mod outbound;
 pub mod server;
 pub mod submit;
 pub mod tokens;

@@ -78,10 +78,8 @@ pub fn run_record(
     if req.repetitions == 0 {
         return Err(invalid("repetitions: must be at least 1"));
     }
-    let placement: Placement = req
-        .placement
-        .parse()
-        .map_err(|e: String| invalid(format!("placement: {e}")))?;
+    let placement: Placement = super::enums::placement_from_wire(req.placement)
+        .map_err(|e| invalid(format!("placement: {e}")))?;
     check_len("label", &req.label, limits.name_bytes, "max_name_bytes").map_err(invalid)?;
     let mut contexts = Vec::with_capacity(req.models.len());
     let mut models = Vec::with_capacity(req.models.len());

@@ -161,15 +161,16 @@ impl WorkerService for WorkerServiceImpl {
                 reply,
             })
             .await;
-        let mut welcome = match welcome {
-            Ok(welcome) => welcome,
+        let welcome = match welcome {
+            Ok(welcome) => super::outbound::welcome(
+                welcome,
+                u32::try_from(self.limits.max_message_bytes).unwrap_or(u32::MAX),
+            ),
             Err(err) => {
                 self.live().remove(conn);
                 return Err(err.into());
             }
         };
-        welcome.max_message_bytes =
-            u32::try_from(self.limits.max_message_bytes).unwrap_or(u32::MAX);
         // The welcome goes first; the scheduler may already have queued assignments behind it, so it
         // is chained in front of the outbox stream rather than sent through it.
         let first = CoordinatorMessage {
@@ -239,7 +240,7 @@ impl WorkerService for WorkerServiceImpl {
         let tail = futures::stream::once(async move { ended.borrow().clone() })
             .filter_map(|why| async move { why.map(|(code, why)| Err(Status::new(code, why))) });
         let stream = futures::stream::iter([Ok(first)])
-            .chain(ReceiverStream::new(rx).map(Ok))
+            .chain(ReceiverStream::new(rx).map(|m| Ok(super::outbound::to_worker(m))))
             .take_until(stop)
             .chain(tail);
         drop(outbox);

@@ -28,7 +28,7 @@ pub fn run_list(runs: &[RunProgress]) -> String {
              <td>{state}</td><td>{done}/{total}</td><td>{failed}</td><td>{models}</td></tr>\n",
             id = esc(&r.run_id),
             label = esc(&r.label),
-            state = esc(&r.state),
+            state = r.state.as_str(),
             done = r.done,
             total = r.total,
             failed = r.failed,

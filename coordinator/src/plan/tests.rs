@@ -112,7 +112,10 @@ fn placement_and_requirements_are_read_and_checked() {
     let dir = dir_with(&[("oracle.toml", ORACLE)]);
     let text = "suite = \"agent-coding\"\nplacement = \"per-class\"\nrequire = { labels = { site = \"lab\" }, min_ram_gb = 4, arch = \"aarch64\" }\n[[models]]\nscripted = \"oracle.toml\"\n";
     let plan = resolve(text, "p.toml", dir.path()).unwrap();
-    assert_eq!(plan.request.placement, "per-class");
+    assert_eq!(
+        plan.request.placement(),
+        benchfarm_proto::v1::Placement::PerClass
+    );
     let require = plan.request.require.unwrap();
     assert_eq!(
         (

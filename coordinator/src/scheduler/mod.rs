@@ -3,7 +3,8 @@
 //! Everything that changes a job or a worker arrives as a [`Command`] on one mpsc channel and is
 //! handled in order by [`core::Scheduler`], so there are no locks and no races between a result, a
 //! lease expiry and a cancel. gRPC services hold a cheap [`SchedulerHandle`]; a worker is, to the
-//! scheduler, only an mpsc sender of [`CoordinatorMessage`]s (which is also how tests fake one).
+//! scheduler, only an mpsc sender of [`ToWorker`] messages (which is also how tests fake one). What
+//! the scheduler says is in its own terms ([`outbound`]); the gRPC layer turns it into wire messages.
 //!
 //! The scheduler runs on its own OS thread, not on the async runtime: it writes and flushes the
 //! store (fsync) inline, and a blocking call there would stall every connection. Its clock is passed
@@ -14,6 +15,7 @@ mod core;
 mod driver;
 pub mod estimates;
 pub mod observe;
+pub mod outbound;
 pub mod placement;
 pub mod status;
 pub mod telemetry;
@@ -22,7 +24,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use benchfarm_proto::v1::{CoordinatorMessage, RunEvent, Welcome};
 use benchfarm_suite::Grade;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
@@ -32,6 +33,7 @@ use crate::limits::Limits;
 use crate::records::{RunRecord, Timings, UnixMs, WorkerRecord};
 use crate::regrade::RegradeSummary;
 use crate::store::Store;
+pub use outbound::{Assignment, JobChange, JobKey, RunChange, ToWorker, Welcome};
 pub use status::RunProgress;
 
 /// When a connection last heard from its worker, stamped by the connection itself on every inbound
@@ -55,7 +57,7 @@ impl Liveness {
 }
 
 /// The channel on which the scheduler talks to one connected worker.
-pub type Outbox = mpsc::Sender<CoordinatorMessage>;
+pub type Outbox = mpsc::Sender<ToWorker>;
 
 /// Tunables of the scheduler.
 #[derive(Debug, Clone)]
@@ -304,7 +306,7 @@ pub enum Command {
 #[derive(Debug, Clone)]
 pub struct SchedulerHandle {
     tx: mpsc::Sender<Command>,
-    events: broadcast::Sender<RunEvent>,
+    events: broadcast::Sender<RunChange>,
     clock: SharedClock,
     limits: Limits,
     graders: Graders,
@@ -336,7 +338,7 @@ impl SchedulerHandle {
     }
 
     /// Every run event from now on (a watcher filters by run; a lagging one is dropped by its stream).
-    pub fn subscribe(&self) -> broadcast::Receiver<RunEvent> {
+    pub fn subscribe(&self) -> broadcast::Receiver<RunChange> {
         self.events.subscribe()
     }
 

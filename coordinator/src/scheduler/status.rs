@@ -6,13 +6,13 @@
 use std::collections::BTreeMap;
 
 use super::placement::{PendingJob, Unfit, WorkerView, fit};
-use crate::records::{JobCounts, JobRecord, Pin, RunRecord};
+use crate::records::{JobCounts, JobRecord, Pin, RunRecord, RunState};
 
 /// Counts of a run's jobs by state, and why the queued ones wait.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunProgress {
     pub run_id: String,
-    pub state: String,
+    pub state: RunState,
     pub label: String,
     pub suite_name: String,
     pub suite_version: String,
@@ -43,7 +43,7 @@ pub fn progress(run: &RunRecord, jobs: &[&JobRecord]) -> RunProgress {
 pub fn progress_of(run: &RunRecord, counts: &JobCounts) -> RunProgress {
     RunProgress {
         run_id: run.id.clone(),
-        state: run.state.as_str().to_string(),
+        state: run.state,
         label: run.label.clone(),
         suite_name: run.suite_name.clone(),
         suite_version: run.suite_version.clone(),

@@ -5,7 +5,7 @@
 //! ordinary jobs, counted exactly once, and a coordinator crash at the repetition boundary
 //! takes the same decision on resume.
 
-use benchfarm_proto::v1::coordinator_message::Kind;
+use crate::scheduler::ToWorker;
 
 use super::testbed::*;
 use crate::job::JobState;
@@ -33,7 +33,7 @@ fn drive(
     for _ in 0..200 {
         bed.step(vec![]);
         for a in assignments(&mut w) {
-            let key = a.key.expect("key");
+            let key = a.key.clone();
             let k = (key.job_id.clone(), key.attempt);
             let mut r = result(&k);
             r.answer = answer(&a.task_id, a.repetition);
@@ -49,11 +49,11 @@ fn drive(
 }
 
 /// The assignments waiting in `w`'s inbox.
-fn assignments(w: &mut FakeWorker) -> Vec<benchfarm_proto::v1::JobAssignment> {
+fn assignments(w: &mut FakeWorker) -> Vec<crate::scheduler::Assignment> {
     w.drain()
         .into_iter()
         .filter_map(|k| match k {
-            Kind::Assign(a) => Some(a),
+            ToWorker::Assign(a) => Some(*a),
             _ => None,
         })
         .collect()
@@ -174,7 +174,7 @@ fn a_crash_at_the_repetition_boundary_takes_the_same_decision_on_resume() {
     for _ in 0..10 {
         bed.step(vec![]);
         for a in assignments(&mut w).into_iter().filter(|a| a.repetition < 2) {
-            let key = a.key.expect("key");
+            let key = a.key.clone();
             let mut r = result(&(key.job_id, key.attempt));
             r.answer = if a.repetition == 0 { "answer" } else { "nope" }.into();
             bed.step(vec![w.says(WorkerEvent::Result(Box::new(r)))]);

@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use benchfarm_proto::v1::coordinator_message::Kind;
+use crate::scheduler::ToWorker;
 use proptest::prelude::*;
 
 use super::testbed::*;
@@ -157,15 +157,15 @@ impl Farm {
         let messages = conn.drain();
         for message in messages {
             match message {
-                Kind::Assign(a) => {
-                    let key = a.key.map(|k| (k.job_id, k.attempt)).expect("key");
+                ToWorker::Assign(a) => {
+                    let key = (a.key.job_id, a.key.attempt);
                     if let Some(previous) = self.assigned.insert(key.clone(), w) {
                         panic!("attempt {key:?} assigned twice: to w{previous} and w{w}");
                     }
                     self.workers[w].running.push((key, false));
                 }
-                Kind::Ack(a) => {
-                    let key = a.key.map(|k| (k.job_id, k.attempt)).expect("key");
+                ToWorker::Ack(key) => {
+                    let key = (key.job_id, key.attempt);
                     if self.workers[w].outbox.remove(&key) == Some(true) {
                         // The answer of a job whose run is still going must be in the store by
                         // the time it is acknowledged (a cancelled run's answers are dropped).
@@ -185,11 +185,11 @@ impl Farm {
                         }
                     }
                 }
-                Kind::Cancel(c) => {
-                    let key = c.key.map(|k| (k.job_id, k.attempt)).expect("key");
+                ToWorker::Cancel { key, .. } => {
+                    let key = (key.job_id, key.attempt);
                     self.workers[w].running.retain(|(k, _)| k != &key);
                 }
-                Kind::Welcome(_) | Kind::Drain(_) => {}
+                ToWorker::Drain { .. } => {}
             }
         }
     }

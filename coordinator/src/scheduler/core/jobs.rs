@@ -5,12 +5,11 @@
 //! and an attempt is written and flushed before its assignment is sent, so after any crash the
 //! (job, attempt) a worker answers is the one the store holds.
 
-use benchfarm_proto::v1::{self as pb, coordinator_message::Kind};
 use tracing::{debug, warn};
 
 use super::super::observe::{Assigned, Ended};
 use super::super::placement::place;
-use super::super::{IncomingResult, SchedulerError};
+use super::super::{Assignment, IncomingResult, JobKey, SchedulerError, ToWorker};
 use super::Scheduler;
 use crate::job::{JobEvent, JobState, TransitionError, transition};
 use crate::records::{Attempt, AttemptEnd, ResultRecord};
@@ -52,10 +51,7 @@ impl Scheduler {
         worker_id: &str,
         incoming: IncomingResult,
     ) -> Result<(), SchedulerError> {
-        let key = pb::JobKey {
-            job_id: incoming.job_id.clone(),
-            attempt: incoming.attempt,
-        };
+        let key = JobKey::new(incoming.job_id.clone(), incoming.attempt);
         let (worker_name, mut class) = self
             .workers
             .get(worker_id)
@@ -434,10 +430,7 @@ impl Scheduler {
                 return Ok(());
             }
         };
-        let key = pb::JobKey {
-            job_id: job.id.clone(),
-            attempt,
-        };
+        let key = JobKey::new(job.id.clone(), attempt);
         let (worker_name, class) = self
             .workers
             .get(worker_id)
@@ -467,15 +460,11 @@ impl Scheduler {
                 .workers
                 .get(worker_id)
                 .is_some_and(|w| w.knows_suite(&suite_sha256));
-        let message = Kind::Assign(pb::JobAssignment {
-            key: Some(key.clone()),
+        let message = ToWorker::Assign(Box::new(Assignment {
+            key: key.clone(),
             run_id: run.id.clone(),
-            model: Some(crate::grpc::convert::model_ref(model)),
-            suite_toml: if known {
-                String::new()
-            } else {
-                run.suite_toml.clone()
-            },
+            model: model.clone(),
+            suite_toml: (!known).then(|| run.suite_toml.clone()),
             suite_sha256: suite_sha256.clone(),
             suite_name: run.suite_name.clone(),
             suite_version: run.suite_version.clone(),
@@ -483,12 +472,9 @@ impl Scheduler {
             repetition: job.repetition,
             seed: job.seed,
             timeout_ms,
-            throughput: job.throughput.map(|t| pb::ThroughputTest {
-                n_prompt: t.n_prompt,
-                n_gen: t.n_gen,
-            }),
+            throughput: job.throughput,
             trace_parent: trace_parent.clone(),
-        });
+        }));
         let sha256 = model.sha256.clone();
         let fetch = self.fetch_bytes(model);
         let now = self.now();

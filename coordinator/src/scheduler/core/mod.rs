@@ -38,12 +38,11 @@ mod tests;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use benchfarm_proto::v1::{self as pb, CoordinatorMessage, RunEvent, coordinator_message::Kind};
 use tokio::sync::broadcast;
 use tracing::{info, warn};
 
 use super::observe::{Observer, Unobserved};
-use super::{Command, Config, Liveness, Outbox, SchedulerError};
+use super::{Command, Config, JobKey, Liveness, Outbox, RunChange, SchedulerError, ToWorker};
 use crate::clock::SharedClock;
 use crate::grading::Graders;
 use crate::job::JobState;
@@ -133,7 +132,7 @@ pub(super) struct Scheduler {
     store: Store,
     config: Config,
     clock: SharedClock,
-    events: broadcast::Sender<RunEvent>,
+    events: broadcast::Sender<RunChange>,
     /// Runs in state `running`.
     runs: HashMap<String, RunRecord>,
     /// Every job of every live run; ordered by id = run submission order, then expansion order.
@@ -142,10 +141,10 @@ pub(super) struct Scheduler {
     index: JobIndex,
     workers: HashMap<String, Worker>,
     /// Results and failures stored but not yet acknowledged: sent after the next flush.
-    acks: Vec<(String, pb::JobKey)>,
+    acks: Vec<(String, JobKey)>,
     /// Assignments written but not yet durable: sent after the next flush, so that a (job, attempt)
     /// a worker has seen always survives a crash and is never handed out twice.
-    assignments: Vec<(String, pb::JobKey, Kind)>,
+    assignments: Vec<(String, JobKey, ToWorker)>,
     /// Mean generated tokens per job, by model sha256: the expected size of a job, for placement.
     model_tokens: HashMap<String, (f64, u32)>,
     /// The live runs' suites, shared with the connections that grade answers before they get here.
@@ -166,7 +165,7 @@ impl Scheduler {
         store: Store,
         config: Config,
         clock: SharedClock,
-        events: broadcast::Sender<RunEvent>,
+        events: broadcast::Sender<RunChange>,
         graders: Graders,
     ) -> Result<Scheduler, SchedulerError> {
         let mut s = Scheduler {
@@ -324,7 +323,7 @@ impl Scheduler {
             }
         }
         for (worker_id, key) in std::mem::take(&mut self.acks) {
-            self.send(&worker_id, Kind::Ack(pb::ResultAck { key: Some(key) }));
+            self.send(&worker_id, ToWorker::Ack(key));
         }
         Ok(())
     }
@@ -413,12 +412,10 @@ impl Scheduler {
     }
 
     /// Sends to a connected worker without waiting; false when it is gone or hopelessly behind.
-    fn send(&self, worker_id: &str, kind: Kind) -> bool {
+    fn send(&self, worker_id: &str, message: ToWorker) -> bool {
         let Some((_, outbox)) = self.workers.get(worker_id).and_then(|w| w.conn.as_ref()) else {
             return false;
         };
-        outbox
-            .try_send(CoordinatorMessage { kind: Some(kind) })
-            .is_ok()
+        outbox.try_send(message).is_ok()
     }
 }

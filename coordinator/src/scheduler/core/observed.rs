@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use benchfarm_proto::v1::coordinator_message::Kind;
+use crate::scheduler::ToWorker;
 
 use super::testbed::*;
 use crate::records::JobRecord;
@@ -48,7 +48,7 @@ fn the_observer_hears_each_attempt_and_its_trace_is_stored_with_the_result() {
     let sent: Vec<String> = messages
         .iter()
         .filter_map(|m| match m {
-            Kind::Assign(a) => Some(a.trace_parent.clone()),
+            ToWorker::Assign(a) => Some(a.trace_parent.clone()),
             _ => None,
         })
         .collect();

@@ -6,12 +6,11 @@
 
 use std::collections::BTreeSet;
 
-use benchfarm_proto::v1::{self as pb, RunEvent, coordinator_message::Kind};
 use tracing::{debug, info};
 
 use super::super::placement::{WorkerView, fit};
 use super::super::status::{RunProgress, progress, progress_of, waiting_reasons, why_unplaceable};
-use super::super::{SchedulerError, WorkerSummary};
+use super::super::{JobChange, JobKey, RunChange, SchedulerError, ToWorker, WorkerSummary};
 use super::Scheduler;
 use crate::job::JobState;
 use crate::records::{AttemptEnd, JobRecord, Pin, Placement, RunRecord, RunState};
@@ -123,16 +122,12 @@ impl Scheduler {
                 continue;
             }
             if let Some((worker_id, attempt)) = job.state.holder() {
-                let key = pb::JobKey {
-                    job_id: job.id.clone(),
-                    attempt,
-                };
                 self.send(
                     worker_id,
-                    Kind::Cancel(pb::CancelJob {
-                        key: Some(key),
+                    ToWorker::Cancel {
+                        key: JobKey::new(job.id.clone(), attempt),
                         reason: "run cancelled".into(),
-                    }),
+                    },
                 );
                 let worker_id = worker_id.to_string();
                 if let Some(a) = job.attempt_mut(attempt) {
@@ -165,9 +160,9 @@ impl Scheduler {
         info!(run = %run_id, cancelled, "run cancelled");
         self.observer.cancelled(cancelled);
         let p = progress_of(&run, &counts);
-        let _ = self.events.send(RunEvent {
-            status: Some(p.into()),
-            ..RunEvent::default()
+        let _ = self.events.send(RunChange {
+            status: p,
+            job: None,
         });
         Ok(cancelled)
     }
@@ -194,9 +189,9 @@ impl Scheduler {
         self.suite_digests.remove(run_id);
         info!(run = %run_id, "run finished");
         let p = progress_of(&run, &counts);
-        let _ = self.events.send(RunEvent {
-            status: Some(p.into()),
-            ..RunEvent::default()
+        let _ = self.events.send(RunChange {
+            status: p,
+            job: None,
         });
         Ok(())
     }
@@ -391,22 +386,21 @@ impl Scheduler {
             .get(&worker)
             .map(|w| w.record.name.clone())
             .unwrap_or(worker);
-        let event = RunEvent {
-            status: Some(self.counted_progress(run).into()),
-            job_id: job.id.clone(),
-            job_state: job.state.name().to_string(),
-            model: run
-                .models
-                .get(job.model_index as usize)
-                .map(|m| m.name.clone())
-                .unwrap_or_default(),
-            task_id: job.task_id.clone(),
-            repetition: job.repetition,
-            worker,
-            verdict: verdict.map_or(
-                pb::Verdict::Unspecified,
-                crate::grpc::convert::verdict_to_wire,
-            ) as i32,
+        let event = RunChange {
+            status: self.counted_progress(run),
+            job: Some(JobChange {
+                job_id: job.id.clone(),
+                state: job.state.clone(),
+                model: run
+                    .models
+                    .get(job.model_index as usize)
+                    .map(|m| m.name.clone())
+                    .unwrap_or_default(),
+                task_id: job.task_id.clone(),
+                repetition: job.repetition,
+                worker,
+                verdict,
+            }),
         };
         let _ = self.events.send(event);
     }

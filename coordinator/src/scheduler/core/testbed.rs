@@ -2,14 +2,14 @@
 //! fake clock, driven step by step, with fake workers that are plain channels (as nativelink's
 //! scheduler tests fake theirs), and crashes that keep only what the store had made durable.
 
-use benchfarm_proto::v1::{self as pb, CoordinatorMessage, coordinator_message::Kind};
+use benchfarm_proto::v1 as pb;
 use benchfarm_suite::{Grade, Verdict};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::Scheduler;
 use crate::clock::{FakeClock, SharedClock};
 use crate::records::*;
-use crate::scheduler::{Command, Config, IncomingResult, Joining, Liveness, WorkerEvent};
+use crate::scheduler::{Command, Config, IncomingResult, Joining, Liveness, ToWorker, WorkerEvent};
 use crate::store::{MemoryKv, Store};
 
 /// The lease the bed's scheduler uses.
@@ -218,7 +218,7 @@ impl FakeClock {
 pub struct FakeWorker {
     pub id: String,
     pub conn: u64,
-    pub inbox: mpsc::Receiver<CoordinatorMessage>,
+    pub inbox: mpsc::Receiver<ToWorker>,
     pub seen: Liveness,
     clock: FakeClock,
 }
@@ -244,31 +244,31 @@ impl FakeWorker {
     }
 
     /// Everything the coordinator sent since the last call.
-    pub fn drain(&mut self) -> Vec<Kind> {
+    pub fn drain(&mut self) -> Vec<ToWorker> {
         let mut out = Vec::new();
         while let Ok(message) = self.inbox.try_recv() {
-            out.extend(message.kind);
+            out.push(message);
         }
         out
     }
 
     /// The (job, attempt) keys of the assignments among `messages`.
-    pub fn assigned(messages: &[Kind]) -> Vec<(String, u32)> {
+    pub fn assigned(messages: &[ToWorker]) -> Vec<(String, u32)> {
         messages
             .iter()
             .filter_map(|k| match k {
-                Kind::Assign(a) => a.key.as_ref().map(|k| (k.job_id.clone(), k.attempt)),
+                ToWorker::Assign(a) => Some((a.key.job_id.clone(), a.key.attempt)),
                 _ => None,
             })
             .collect()
     }
 
     /// The (job, attempt) keys of the acknowledgements among `messages`.
-    pub fn acked(messages: &[Kind]) -> Vec<(String, u32)> {
+    pub fn acked(messages: &[ToWorker]) -> Vec<(String, u32)> {
         messages
             .iter()
             .filter_map(|k| match k {
-                Kind::Ack(a) => a.key.as_ref().map(|k| (k.job_id.clone(), k.attempt)),
+                ToWorker::Ack(key) => Some((key.job_id.clone(), key.attempt)),
                 _ => None,
             })
             .collect()

@@ -2,7 +2,7 @@
 //! issue 9, each driving the real core on the deterministic test bed. Each scenario is written as
 //! the finding tells it; the assertion is what exactly-once demands.
 
-use benchfarm_proto::v1::coordinator_message::Kind;
+use crate::scheduler::ToWorker;
 
 use super::testbed::*;
 use crate::job::JobState;
@@ -428,7 +428,7 @@ fn a_finished_run_stores_its_counts() {
     assert_eq!(run.state, RunState::Finished);
     let counts = run.counts.expect("counts stored");
     assert_eq!((counts.done, counts.failed, counts.live()), (4, 0, 0));
-    assert!(matches!(w1.drain().last(), None | Some(Kind::Ack(_))));
+    assert!(matches!(w1.drain().last(), None | Some(ToWorker::Ack(_))));
 }
 
 /// Dead protocol parts (issue 9): the heartbeat's `ram_available_bytes` was never filled, so
@@ -464,7 +464,7 @@ fn placement_uses_the_ram_of_the_latest_heartbeat() {
     bed.submit_record(run);
     bed.step(vec![]);
     assert!(
-        !w.drain().iter().any(|k| matches!(k, Kind::Assign(_))),
+        !w.drain().iter().any(|k| matches!(k, ToWorker::Assign(_))),
         "a job was placed on a worker without the memory for it"
     );
     // Memory freed: the next heartbeat says so, and the job goes out.
@@ -477,7 +477,7 @@ fn placement_uses_the_ram_of_the_latest_heartbeat() {
     };
     bed.step(vec![w.says(freed)]);
     assert!(
-        w.drain().iter().any(|k| matches!(k, Kind::Assign(_))),
+        w.drain().iter().any(|k| matches!(k, ToWorker::Assign(_))),
         "the job waits although the worker has the memory now"
     );
 }
@@ -497,24 +497,26 @@ fn a_suite_goes_to_a_connection_once_then_by_digest() {
             .drain()
             .into_iter()
             .find_map(|k| match k {
-                Kind::Assign(a) => Some(a),
+                ToWorker::Assign(a) => Some(a),
                 _ => None,
             })
             .expect("an assignment");
-        let key = a.key.clone().expect("key");
+        let key = a.key.clone();
         (a, (key.job_id, key.attempt))
     };
     let (first, k1) = next(&mut bed, &mut w);
     assert_eq!(
-        (first.suite_toml.as_str(), first.suite_sha256.as_str()),
-        (suite_of(3).as_str(), digest.as_str())
+        (first.suite_toml.as_deref(), first.suite_sha256.as_str()),
+        (Some(suite_of(3).as_str()), digest.as_str())
     );
     bed.step(vec![w.result(&k1)]);
     let (second, k2) = next(&mut bed, &mut w);
-    assert!(second.suite_toml.is_empty(), "sent the suite twice");
+    assert!(second.suite_toml.is_none(), "sent the suite twice");
     assert_eq!(second.suite_sha256, digest);
     // What stays on the wire per job: the key, the model reference, the task and the digest.
-    let small = prost::Message::encoded_len(&second);
+    let small = prost::Message::encoded_len(&crate::grpc::outbound::to_worker(ToWorker::Assign(
+        second.clone(),
+    )));
     assert!(small < 400, "{small} bytes");
     // The worker lost its copy: the job comes back unstarted, without using an attempt.
     bed.step(vec![w.says(WorkerEvent::Failed {
@@ -527,7 +529,11 @@ fn a_suite_goes_to_a_connection_once_then_by_digest() {
     })]);
     let (again, k3) = next(&mut bed, &mut w);
     assert_eq!(k3.0, k2.0);
-    assert_eq!(again.suite_toml, suite_of(3), "the text is sent again");
+    assert_eq!(
+        again.suite_toml.as_deref(),
+        Some(suite_of(3).as_str()),
+        "the text is sent again"
+    );
     let job = bed.store().job(&k2.0).expect("job").expect("stored");
     assert!(
         matches!(job.attempts[0].end, Some(AttemptEnd::Returned(_))),
@@ -538,5 +544,5 @@ fn a_suite_goes_to_a_connection_once_then_by_digest() {
     // A new connection has nothing: the text again.
     let mut w = bed.join("w1", 1, &[], &[]);
     let (third, _) = next(&mut bed, &mut w);
-    assert_eq!(third.suite_toml, suite_of(3));
+    assert_eq!(third.suite_toml.as_deref(), Some(suite_of(3).as_str()));
 }

@@ -225,8 +225,8 @@ impl Scheduler {
                 );
                 let hw = &w.record.hardware;
                 let cap = |bytes: u64| match hw.cgroup_memory_limit_bytes {
-                    0 => bytes,
-                    limit => bytes.min(limit),
+                    None => bytes,
+                    Some(limit) => bytes.min(limit),
                 };
                 WorkerView {
                     worker_id: w.record.id.clone(),

@@ -9,10 +9,12 @@
 
 use std::collections::HashSet;
 
-use benchfarm_proto::v1::{self as pb, Welcome, coordinator_message::Kind};
 use tracing::{info, warn};
 
-use super::super::{Joining, Liveness, Outbox, SchedulerError, WorkerEvent, WorkerSummary};
+use super::super::{
+    JobKey, Joining, Liveness, Outbox, SchedulerError, ToWorker, Welcome, WorkerEvent,
+    WorkerSummary,
+};
 use super::{HEARTBEAT_MAX_MS, Scheduler, Worker};
 use crate::job::JobState;
 use crate::records::AttemptEnd;
@@ -80,9 +82,6 @@ impl Scheduler {
             // the coordinator's view of what a worker holds (and `coordinator workers`) stays fresh
             // with a long lease.
             heartbeat_ms: (lease_ms / 2).min(HEARTBEAT_MAX_MS),
-            coordinator_version: env!("CARGO_PKG_VERSION").to_string(),
-            // Set by the gRPC layer, which owns the message limits.
-            max_message_bytes: 0,
         })
     }
 
@@ -190,7 +189,7 @@ impl Scheduler {
                 self.end_attempt(&job_id, attempt, end)?;
                 // Failures are acknowledged like results, so the worker's outbox can forget them.
                 self.acks
-                    .push((worker_id.to_string(), pb::JobKey { job_id, attempt }));
+                    .push((worker_id.to_string(), JobKey::new(job_id, attempt)));
                 Ok(())
             }
         }
@@ -277,9 +276,9 @@ impl Scheduler {
         info!(worker = %id, "draining worker");
         self.send(
             &id,
-            Kind::Drain(pb::Drain {
+            ToWorker::Drain {
                 reason: "drained by an operator".into(),
-            }),
+            },
         );
         self.summary(&id)
     }

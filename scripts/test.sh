@@ -134,7 +134,7 @@ fetch_rotel() {
     BENCHFARM_ROTEL="$bin"
 }
 
-# The HTML report tests drive a real headless Chromium (e2e/tests/common/browser.rs); the main job
+# The HTML report tests drive a real headless Chromium (e2e/src/browser.rs); the main job
 # (farm.sh) does not need it, so it is installed here rather than in deps.sh.
 install_browser() {
     local pkg=chromium-headless-shell

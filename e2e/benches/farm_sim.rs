@@ -25,13 +25,10 @@
 //! start, a run that does not finish); a missed target is a measurement, not a failure.
 //! `FARM_SIM_ITERATIONS` sets the number of iterations (default 3).
 
-#[path = "../tests/process/mod.rs"]
-mod process;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use process::*;
+use benchfarm_e2e::process::*;
 
 const SPEEDS: [f64; 8] = [0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0];
 const MODELS: usize = 3;
@@ -157,11 +154,11 @@ async fn iteration() -> Figures {
     let observed = started.elapsed().as_secs_f64();
     assert_eq!(
         (
-            status.state.as_str(),
+            status.state(),
             status.jobs_done as usize,
             status.jobs_failed
         ),
-        ("finished", jobs_total, 0),
+        (benchfarm_proto::v1::RunState::Finished, jobs_total, 0),
         "the run did not finish cleanly: {status:?}"
     );
 

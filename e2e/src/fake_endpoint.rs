@@ -6,7 +6,6 @@
 //! HTTP/1.1 by hand, one request per connection (`Connection: close`): enough for reqwest, and
 //! no server dependency for the tests. The real endpoint the remote engine is tested against is
 //! llama.cpp's own llama-server (tests/remote_llama.rs).
-#![allow(dead_code, clippy::unwrap_used)]
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};

@@ -2,8 +2,6 @@
 //!
 //! Workers are the same `benchfarm_worker::join` the binary runs, talking gRPC over loopback; only
 //! the process boundary is missing. Each test gets its own temporary data and state directories.
-// Test helpers: a panic is the failure report we want, and not every test uses every helper.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -221,7 +219,7 @@ pub async fn wait_run(client: &mut FarmClient, run_id: &str, limit: Duration) ->
             .await
             .unwrap()
             .into_inner();
-        if status.state != "running" {
+        if status.state() != pb::RunState::Running {
             return status;
         }
         assert!(
@@ -251,7 +249,11 @@ pub async fn report_body(client: &mut FarmClient, run_id: &str, format: &str) ->
     client
         .get_report(pb::GetReportRequest {
             run_id: run_id.into(),
-            format: format.into(),
+            // The names a user types (`md`, `jsonl`, …), as the wire's enum.
+            format: benchfarm_coordinator::grpc::enums::report_format_to_wire(
+                format.parse().expect("a report format name"),
+            )
+            .into(),
         })
         .await
         .unwrap()
@@ -267,12 +269,7 @@ pub fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
-#[path = "../support/real_model.rs"]
-mod real_model;
-#[allow(unused_imports)] // not every test binary uses the real model
-pub use real_model::*;
-pub mod browser;
-pub mod tls;
+pub use crate::real_model::*;
 
 /// Keys every jsonl line has (docs/jsonl.md): today's and the ones the results issue added.
 pub const JSONL_KEYS: &[&str] = &[

@@ -1,7 +1,6 @@
 //! The real default model in tests: where to find it, and the small two-task suite and plan the
-//! real-model tests run. Shared by the in-process harness (`common`) and the process harness
-//! (`process`), which include this file.
-#![allow(dead_code)]
+//! real-model tests run. Shared by the in-process harness ([`crate::in_process`]) and the process
+//! harness ([`crate::process`]), which re-export it.
 
 use std::path::{Path, PathBuf};
 

@@ -1,6 +1,5 @@
 //! A private CA made in the test (rcgen), and certificates it signs: the coordinator's (for
 //! `localhost` and `127.0.0.1`) and a client's (for mTLS), written as PEM files.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 

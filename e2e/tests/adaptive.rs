@@ -6,11 +6,9 @@
 //! added repetitions are ordinary jobs: the run ends with every job counted once, and the json
 //! and md reports say why each model stopped (html too: its leaderboard's "stopped:" line).
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use benchfarm_e2e::in_process::*;
 
 const SUITE: &str = r#"
 name = "adaptive"
@@ -55,8 +53,8 @@ async fn adaptive_repetitions_stop_for_the_right_reason() {
     let status = wait_run(&mut client, &run.run_id, Duration::from_secs(60)).await;
     // steady: 2 tasks x 2; noisy: 2 tasks x 5.
     assert_eq!(
-        (status.state.as_str(), status.jobs_total, status.jobs_done),
-        ("finished", 14, 14),
+        (status.state(), status.jobs_total, status.jobs_done),
+        (benchfarm_proto::v1::RunState::Finished, 14, 14),
         "{status:?}"
     );
     let report = report_json(&mut client, &run.run_id).await;

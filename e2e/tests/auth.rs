@@ -2,17 +2,16 @@
 //! tokens and roles on every RPC, results bound to the attempt's worker, identity bound to tokens,
 //! revocation, and results over the message limit.
 
-mod common;
-
 use std::time::Duration;
 
 use benchfarm_coordinator::auth::Role;
 use benchfarm_coordinator::auth::policy::METHODS;
 use benchfarm_coordinator::cli::connect::{Target, connect};
+use benchfarm_e2e::in_process::*;
+use benchfarm_e2e::tls;
 use benchfarm_proto::v1 as pb;
 use benchfarm_proto::v1::worker_message::Kind as Up;
 use benchfarm_proto::v1::worker_service_client::WorkerServiceClient;
-use common::*;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
@@ -314,7 +313,7 @@ async fn a_forged_result_from_another_stream_is_not_counted() {
         }
     }
     let done = wait_run(&mut client, &forged_run.run_id, Duration::from_secs(120)).await;
-    assert_eq!(done.state, "finished");
+    assert_eq!(done.state(), pb::RunState::Finished);
     let forged_rows = counted(&mut client, &forged_run.run_id).await;
     let jsonl = report_body(&mut client, &forged_run.run_id, "jsonl").await;
     assert!(
@@ -441,7 +440,7 @@ async fn a_per_worker_token_owns_its_id_and_revoking_it_requeues_the_held_job() 
     // Its job went back to the queue: another worker finishes the run, each job once.
     let w2 = start_scripted_worker(&url, "w2", dir.path());
     let status = wait_run(&mut operator, &run.run_id, Duration::from_secs(120)).await;
-    assert_eq!(status.state, "finished");
+    assert_eq!(status.state(), pb::RunState::Finished);
     assert_eq!(status.jobs_done, run.jobs);
     let rows = counted(&mut operator, &run.run_id).await;
     assert_eq!(rows.len(), run.jobs as usize);
@@ -481,7 +480,7 @@ async fn an_answer_over_the_message_limit_is_stored_truncated_and_the_stream_sur
         .unwrap()
         .into_inner();
     let status = wait_run(&mut client, &run.run_id, Duration::from_secs(120)).await;
-    assert_eq!(status.state, "finished");
+    assert_eq!(status.state(), pb::RunState::Finished);
     assert_eq!(
         status.jobs_done,
         run.jobs,

@@ -1,9 +1,7 @@
 //! The browser kit checks itself: a page that does fetch something from elsewhere is caught by the
 //! request counter, so "no request leaves the page" in the report tests is a claim that can fail.
 
-mod common;
-
-use common::browser;
+use benchfarm_e2e::browser;
 
 #[test]
 fn a_page_that_fetches_from_a_cdn_is_caught() {

@@ -8,13 +8,11 @@
 //! them, since those packages have integration tests; before `cargo test -p benchfarm-e2e` alone,
 //! run `cargo build --workspace --bins`.
 
-mod process;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use benchfarm_coordinator::records::{AttemptEnd, JobRecord};
-use process::*;
+use benchfarm_e2e::process::*;
 
 /// The reason an attempt ended without an answer, if it did.
 fn failure(job: &JobRecord, attempt: u32) -> Option<String> {

@@ -5,12 +5,12 @@
 //! grpcurl is found as `$GRPCURL`, else `grpcurl` on PATH, else `<workspace>/.tools/bin/grpcurl`
 //! (scripts/test.sh puts it there). Without one the test is skipped, except in CI, where it fails.
 
-mod common;
+use benchfarm_e2e::in_process;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::*;
+use benchfarm_e2e::in_process::*;
 
 /// The grpcurl binary, or `None` (test skipped) outside CI when there is none.
 fn grpcurl() -> Option<PathBuf> {
@@ -211,7 +211,10 @@ async fn grpcurl_lists_checks_describes_and_calls_the_server() {
     );
 
     // A real call, its request encoded by grpcurl from the reflected schema alone.
-    let bearer = format!("authorization: Bearer {}", common::api_token(&url(&server)));
+    let bearer = format!(
+        "authorization: Bearer {}",
+        in_process::api_token(&url(&server))
+    );
     let runs = grpcurl
         .run_with(
             &["-H", &bearer],

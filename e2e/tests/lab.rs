@@ -18,7 +18,7 @@
 //! Without docker the tests say so and pass, except in CI (`CI` set), where they fail: CI must run
 //! them. `BENCHFARM_LAB_KEEP=1` keeps a failed lab up for a look.
 
-mod process;
+use benchfarm_e2e::process;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -28,8 +28,10 @@ use std::time::{Duration, Instant};
 
 use benchfarm_coordinator::records::{AttemptEnd, JobRecord};
 use benchfarm_coordinator::store::Store;
+use benchfarm_e2e::process::{
+    Client, assert_exactly_once, bin_dir, free_port, list_workers, run_status,
+};
 use benchfarm_proto::v1 as pb;
-use process::{Client, assert_exactly_once, bin_dir, free_port, list_workers, run_status};
 
 /// One lab at a time.
 static LAB_LOCK: Mutex<()> = Mutex::new(());
@@ -340,7 +342,8 @@ async fn wait_busy(client: &mut Client, run_id: &str, worker: &str, done: u32) -
     loop {
         let status = run_status(client, run_id).await;
         assert_eq!(
-            status.state, "running",
+            status.state(),
+            pb::RunState::Running,
             "the run ended too early: {status:?}"
         );
         let workers = workers_by_name(client).await;
@@ -367,15 +370,15 @@ async fn wait_done(lab: &Lab, run_id: &str, limit: Duration) -> serde_json::Valu
             })
             .await
         {
-            Ok(status) if status.get_ref().state != "running" => {
+            Ok(status) if status.get_ref().state() != pb::RunState::Running => {
                 let status = status.into_inner();
                 assert_eq!(
                     (
-                        status.state.as_str(),
+                        status.state(),
                         status.jobs_done as usize,
                         status.jobs_failed
                     ),
-                    ("finished", CHAOS_JOBS, 0),
+                    (pb::RunState::Finished, CHAOS_JOBS, 0),
                     "{status:?}"
                 );
                 return process::report_json(&mut client, run_id).await;

@@ -2,12 +2,12 @@
 //! its coordinator keeps retrying until it joins, a run whose model no worker has waits and says
 //! why, and a bad plan submits nothing.
 
-mod common;
+use benchfarm_e2e::in_process;
 
 use std::time::Duration;
 
+use benchfarm_e2e::in_process::*;
 use benchfarm_proto::v1 as pb;
-use common::*;
 
 const ECHO: &str = "name = \"echo\"\n[answers]\n\"parse-json\" = [\"jq '.services[] | select(.name == \\\"db\\\") | .port' config.json\"]\n";
 
@@ -51,7 +51,7 @@ async fn restart_keeps_every_finished_result() {
     server.shutdown().await.unwrap();
 
     let server = start_server(&data, Duration::from_secs(30)).await;
-    let mut client = common::client(&common::url(&server)).await;
+    let mut client = in_process::client(&in_process::url(&server)).await;
     let status = client
         .get_run(pb::GetRunRequest {
             run_id: run.run_id.clone(),
@@ -60,8 +60,8 @@ async fn restart_keeps_every_finished_result() {
         .unwrap()
         .into_inner();
     assert_eq!(
-        (status.state.as_str(), status.jobs_done, status.jobs_total),
-        ("finished", 20, 20)
+        (status.state(), status.jobs_done, status.jobs_total),
+        (pb::RunState::Finished, 20, 20)
     );
     let after = report_json(&mut client, &run.run_id).await;
     assert_eq!(before, after);
@@ -125,7 +125,10 @@ async fn a_run_without_a_capable_worker_waits_and_says_why() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!((status.state.as_str(), status.jobs_queued), ("running", 10));
+    assert_eq!(
+        (status.state(), status.jobs_queued),
+        (pb::RunState::Running, 10)
+    );
     assert_eq!(status.waiting.len(), 1, "{:?}", status.waiting);
     assert!(
         status.waiting[0]
@@ -147,8 +150,8 @@ async fn a_run_without_a_capable_worker_waits_and_says_why() {
         .unwrap()
         .into_inner();
     assert_eq!(
-        (status.state.as_str(), status.jobs_cancelled),
-        ("cancelled", 10)
+        (status.state(), status.jobs_cancelled),
+        (pb::RunState::Cancelled, 10)
     );
     worker.leave().await;
     server.shutdown().await.unwrap();
@@ -166,7 +169,7 @@ async fn a_bad_plan_submits_nothing() {
     )
     .unwrap();
     let code = benchfarm_coordinator::cli::client::submit(
-        &common::target(&url),
+        &in_process::target(&url),
         &plan_path,
         false,
         "table",

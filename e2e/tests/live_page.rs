@@ -2,12 +2,11 @@
 //! `/runs/{id}` once and, without reloading, sees the done count rise and the leaderboard appear;
 //! the run list and the run's HTML report are served too.
 
-mod common;
-
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common::*;
+use benchfarm_e2e::browser;
+use benchfarm_e2e::in_process::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_live_page_fills_in_without_a_reload() {

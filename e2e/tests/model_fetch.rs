@@ -7,13 +7,11 @@
 //! Needs the `coordinator` and `worker` binaries (see `faults.rs`) and the models from
 //! `scripts/fetch-models.sh --gemma` (skipped outside CI when they are missing).
 
-mod process;
-
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use process::*;
+use benchfarm_e2e::process::*;
 
 const SMOL_SHA: &str = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53";
 const GEMMA_SHA: &str = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818";
@@ -80,8 +78,8 @@ async fn an_empty_cache_fetches_the_registered_model_once() {
     for plan in [registered_plan("b179c9"), registered_plan("smol")] {
         let status = run_plan(&farm, &mut client, &plan).await;
         assert_eq!(
-            (status.state.as_str(), status.jobs_done),
-            ("finished", 2),
+            (status.state(), status.jobs_done),
+            (benchfarm_proto::v1::RunState::Finished, 2),
             "{status:?}\n{}",
             log(&farm, "w1")
         );
@@ -159,8 +157,8 @@ async fn a_fetch_cut_by_kill_9_resumes_from_its_offset() {
     farm.start_worker("w1", WorkerOpts::default());
     let status = wait_run(&mut client, &run.run_id, Duration::from_secs(300)).await;
     assert_eq!(
-        (status.state.as_str(), status.jobs_done),
-        ("finished", 2),
+        (status.state(), status.jobs_done),
+        (benchfarm_proto::v1::RunState::Finished, 2),
         "{status:?}"
     );
     let worker_log = log(&farm, "w1");
@@ -205,8 +203,8 @@ async fn a_small_cache_evicts_and_a_corrupted_cached_file_is_fetched_again() {
     ] {
         let status = run_plan(&farm, &mut client, &registered_plan(plan)).await;
         assert_eq!(
-            (status.state.as_str(), status.jobs_done),
-            ("finished", 2),
+            (status.state(), status.jobs_done),
+            (benchfarm_proto::v1::RunState::Finished, 2),
             "{plan}: {status:?}\n{}",
             log(&farm, "w1")
         );
@@ -236,8 +234,8 @@ async fn a_small_cache_evicts_and_a_corrupted_cached_file_is_fetched_again() {
     farm.wait_connected(&mut client, &["w1"]).await;
     let status = run_plan(&farm, &mut client, &registered_plan("gemma-3-270m-q4_k_m")).await;
     assert_eq!(
-        (status.state.as_str(), status.jobs_done),
-        ("finished", 2),
+        (status.state(), status.jobs_done),
+        (benchfarm_proto::v1::RunState::Finished, 2),
         "{status:?}\n{}",
         log(&farm, "w1")
     );

@@ -1,12 +1,10 @@
 //! What an operator does to a farm: quarantine and clear a failing worker, drain a worker, and
 //! refuse a plan no worker can serve (`submit --strict`).
 
-mod common;
-
 use std::time::Duration;
 
+use benchfarm_e2e::in_process::*;
 use benchfarm_proto::v1 as pb;
-use common::*;
 
 /// A scripted model whose every answer fails in the engine.
 const BROKEN: &str = "name = \"broken\"\n[answers]\n\"parse-json\" = [\"x\"]\n\
@@ -112,7 +110,7 @@ async fn a_worker_failing_in_a_row_is_quarantined_until_cleared() {
             .await
             .unwrap()
             .into_inner();
-        if s.state != "running" {
+        if s.state() != pb::RunState::Running {
             break s;
         }
         attempts_left -= 1;

@@ -6,13 +6,11 @@
 //! them, since those packages have integration tests; before `cargo test -p benchfarm-e2e` alone,
 //! run `cargo build --workspace --bins`.
 
-mod process;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use benchfarm_coordinator::records::{JobRecord, ResultRecord};
-use process::*;
+use benchfarm_e2e::process::*;
 
 /// (model index, task, repetition) of a job.
 type Cell = (u32, String, u32);
@@ -208,12 +206,8 @@ async fn a_worker_without_the_ram_for_a_model_never_gets_it() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(
-        (
-            status.state.as_str(),
-            status.jobs_queued,
-            status.jobs_running
-        ),
-        ("running", 2, 0),
+        (status.state(), status.jobs_queued, status.jobs_running),
+        (benchfarm_proto::v1::RunState::Running, 2, 0),
         "{status:?}"
     );
     assert_eq!(status.waiting.len(), 1, "{:?}", status.waiting);

@@ -2,13 +2,11 @@
 //! two workers. Answers are non-empty, timings positive and consistent, and the same greedy job
 //! gives the same text both times.
 
-mod common;
-
 use std::time::Duration;
 
 use benchfarm_coordinator::records::ResultRecord;
 use benchfarm_coordinator::store::Store;
-use common::*;
+use benchfarm_e2e::in_process::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn default_model_end_to_end_is_deterministic_and_timed() {
@@ -36,8 +34,8 @@ async fn default_model_end_to_end_is_deterministic_and_timed() {
             .into_inner();
         let status = wait_run(&mut client, &run.run_id, Duration::from_secs(300)).await;
         assert_eq!(
-            (status.state.as_str(), status.jobs_done),
-            ("finished", 2),
+            (status.state(), status.jobs_done),
+            (benchfarm_proto::v1::RunState::Finished, 2),
             "{status:?}"
         );
         runs.push(run.run_id);
@@ -99,8 +97,8 @@ async fn default_model_end_to_end_is_deterministic_and_timed() {
     assert_eq!(bench_run.jobs, 4, "2 tests x 2 workers");
     let status = wait_run(&mut client, &bench_run.run_id, Duration::from_secs(300)).await;
     assert_eq!(
-        (status.state.as_str(), status.jobs_done),
-        ("finished", 4),
+        (status.state(), status.jobs_done),
+        (benchfarm_proto::v1::RunState::Finished, 4),
         "{status:?}"
     );
     let bench_report = report_json(&mut client, &bench_run.run_id).await;

@@ -10,15 +10,11 @@
 //!
 //! Needs the `coordinator` and `worker` binaries (see faults.rs).
 
-#[path = "support/fake_endpoint.rs"]
-mod fake_endpoint;
-mod process;
-
 use std::path::Path;
 use std::time::Duration;
 
-use fake_endpoint::{FakeEndpoint, Step};
-use process::*;
+use benchfarm_e2e::fake_endpoint::{FakeEndpoint, Step};
+use benchfarm_e2e::process::*;
 
 const KEY_ENV: &str = "BENCHFARM_TEST_API_KEY";
 

@@ -12,14 +12,12 @@
 //! `$BENCHFARM_LLAMA_SERVER` names the binary (scripts/test.sh sets it); without it the test is
 //! skipped outside CI and fails in CI.
 
-mod process;
-
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use process::*;
+use benchfarm_e2e::process::*;
 
 /// The llama-server binary, or `None` (skipped) outside CI.
 fn llama_server() -> Option<PathBuf> {

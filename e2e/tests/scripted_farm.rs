@@ -3,17 +3,15 @@
 //! ones computed here from the scripted answers' known grades (the suite's examples, whose expected
 //! grades are written in the suite, not computed by the grader under test).
 
-mod common;
-
-use common::browser;
+use benchfarm_e2e::browser;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use benchfarm_coordinator::job::JobState;
 use benchfarm_coordinator::store::Store;
+use benchfarm_e2e::in_process::*;
 use benchfarm_suite::{Suite, Verdict};
-use common::*;
 
 /// (task, repetition) → what a scripted model answers and the grade the suite says it gets.
 type Expected = BTreeMap<(String, u32), Verdict>;
@@ -105,8 +103,8 @@ async fn two_scripted_models_over_the_builtin_suite() {
     assert_eq!(submitted.jobs, 60);
     let status = wait_run(&mut client, &submitted.run_id, Duration::from_secs(120)).await;
     assert_eq!(
-        (status.state.as_str(), status.jobs_done, status.jobs_failed),
-        ("finished", 60, 0)
+        (status.state(), status.jobs_done, status.jobs_failed),
+        (benchfarm_proto::v1::RunState::Finished, 60, 0)
     );
 
     let report = report_json(&mut client, &submitted.run_id).await;

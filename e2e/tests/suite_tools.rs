@@ -1,14 +1,12 @@
 //! The suite tools a suite author uses (`suite check`, `suite grade`) and `regrade` of a finished
 //! run after a grader change.
 
-mod common;
-
 use std::time::Duration;
 
 use benchfarm_coordinator::cli::suite_cmd;
 use benchfarm_coordinator::store::Store;
+use benchfarm_e2e::in_process::*;
 use benchfarm_proto::v1 as pb;
-use common::*;
 
 fn run_cli(f: impl FnOnce(&mut Vec<u8>) -> anyhow::Result<i32>) -> (i32, String) {
     let mut out = Vec::new();

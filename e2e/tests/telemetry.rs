@@ -6,15 +6,13 @@
 //! rotel and Prometheus are installed by `scripts/test.sh` (rotel into `.tools/rotel`) and
 //! `scripts/deps.sh`; a test whose receiver is missing fails in CI and is skipped elsewhere.
 
-mod process;
-
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use process::*;
+use benchfarm_e2e::process::*;
 
 /// Jobs of the small run every test submits: 3 tasks × 2 repetitions.
 const TASKS: usize = 3;

@@ -7,12 +7,10 @@
 //! Needs the `coordinator` and `worker` binaries (`cargo build --workspace --all-targets`, as
 //! scripts/test.sh does).
 
-mod process;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use process::*;
+use benchfarm_e2e::process::*;
 
 const TASKS: usize = 2;
 const REPS: u32 = 2;
@@ -53,8 +51,8 @@ async fn throughput_tests_run_on_every_worker_once_and_fill_the_report() {
     assert_eq!(run.jobs as usize, total);
     let status = wait_run(&mut client, &run.run_id, Duration::from_secs(60)).await;
     assert_eq!(
-        (status.state.as_str(), status.jobs_done, status.jobs_failed),
-        ("finished", total as u32, 0),
+        (status.state(), status.jobs_done, status.jobs_failed),
+        (benchfarm_proto::v1::RunState::Finished, total as u32, 0),
         "{status:?}"
     );
 

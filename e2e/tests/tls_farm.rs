@@ -2,13 +2,11 @@
 //! joining with `--ca` and the shared join token, and the CLI (`--ca`, env `BENCHFARM_TOKEN`)
 //! submitting, reading the report and managing tokens. The CA is made by the test (rcgen).
 
-mod process;
-#[path = "common/tls.rs"]
-mod tls;
+use benchfarm_e2e::tls;
 
 use std::time::Duration;
 
-use process::*;
+use benchfarm_e2e::process::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_run_over_tls_with_tokens() {

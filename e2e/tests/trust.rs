@@ -3,16 +3,14 @@
 //! worker started without `--allow-scripted-faults` refuses a scripted model's test features
 //! without being quarantined for it.
 
-mod common;
-
 use std::time::Duration;
 
+use benchfarm_e2e::in_process::*;
 use benchfarm_proto::v1 as pb;
 use benchfarm_proto::v1::coordinator_message::Kind as Down;
 use benchfarm_proto::v1::worker_message::Kind as Up;
 use benchfarm_proto::v1::worker_service_client::WorkerServiceClient;
 use benchfarm_worker::WorkerOptions;
-use common::*;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -117,7 +115,10 @@ async fn a_worker_that_sends_a_wrong_grade_is_counted_by_the_coordinators_grade(
         .into_inner()
         .run_id;
     let status = wait_run(&mut client, &run_id, Duration::from_secs(30)).await;
-    assert_eq!((status.state.as_str(), status.jobs_done), ("finished", 1));
+    assert_eq!(
+        (status.state(), status.jobs_done),
+        (pb::RunState::Finished, 1)
+    );
 
     let report = report_json(&mut client, &run_id).await;
     assert_eq!(report["grade_disagreements"], 1, "{report}");
@@ -200,8 +201,8 @@ async fn a_scripted_model_with_faults_on_a_worker_without_allow_scripted_faults_
         .run_id;
     let status = wait_run(&mut client, &run_id, Duration::from_secs(60)).await;
     assert_eq!(
-        (status.state.as_str(), status.jobs_failed),
-        ("finished", 2),
+        (status.state(), status.jobs_failed),
+        (pb::RunState::Finished, 2),
         "{status:?}"
     );
     // Every attempt was refused with the reason, and ran no fault.

@@ -1,0 +1,137 @@
+//! What a test asks a running farm over gRPC: workers, run status, waits and reports.
+
+use std::time::{Duration, Instant};
+
+use benchfarm_proto::v1 as pb;
+
+use super::*;
+
+pub async fn list_workers(client: &mut Client) -> Vec<pb::WorkerStatus> {
+    client
+        .list_workers(pb::ListWorkersRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .workers
+}
+
+/// The worker named `name` as the coordinator lists it.
+pub async fn worker_status(client: &mut Client, name: &str) -> Option<pb::WorkerStatus> {
+    list_workers(client)
+        .await
+        .into_iter()
+        .find(|w| w.name == name)
+}
+
+pub async fn run_status(client: &mut Client, run_id: &str) -> pb::RunStatus {
+    client
+        .get_run(pb::GetRunRequest {
+            run_id: run_id.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// Waits until the run is over and returns its final status.
+pub async fn wait_run(client: &mut Client, run_id: &str, limit: Duration) -> pb::RunStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        let status = run_status(client, run_id).await;
+        if status.state() != pb::RunState::Running {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "run not over within {limit:?}: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits for the run to end and asserts it finished with `done` jobs done and `failed` failed, both
+/// in its status and in its report (which counts `done + failed` jobs). Returns the report.
+pub async fn wait_finished(
+    client: &mut Client,
+    run_id: &str,
+    limit: Duration,
+    done: u32,
+    failed: u32,
+) -> serde_json::Value {
+    let status = wait_run(client, run_id, limit).await;
+    assert_eq!(
+        (status.state(), status.jobs_done, status.jobs_failed),
+        (pb::RunState::Finished, done, failed),
+        "{status:?}"
+    );
+    let report = report_json(client, run_id).await;
+    assert_eq!(
+        report_counts(&report),
+        (u64::from(done + failed), u64::from(done), u64::from(failed))
+    );
+    report
+}
+
+/// Waits until at least `done` jobs of the run are done and the worker `name` holds a job (so that
+/// what the test does to it next happens mid-job). Returns the worker's running jobs.
+pub async fn wait_busy(
+    client: &mut Client,
+    run_id: &str,
+    done: u32,
+    name: &str,
+    limit: Duration,
+) -> Vec<String> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let status = run_status(client, run_id).await;
+        assert_eq!(
+            status.state(),
+            pb::RunState::Running,
+            "the run ended too early: {status:?}"
+        );
+        if status.jobs_done >= done
+            && let Some(w) = worker_status(client, name).await
+            && w.connected
+            && !w.running_jobs.is_empty()
+        {
+            return w.running_jobs;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "worker {name} not busy with {done} jobs done within {limit:?}: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The report of a run as JSON.
+pub async fn report_json(client: &mut Client, run_id: &str) -> serde_json::Value {
+    serde_json::from_str(&report_body(client, run_id, "json").await).unwrap()
+}
+
+/// The report of a run in `format`, as the server renders it.
+pub async fn report_body(client: &mut Client, run_id: &str, format: &str) -> String {
+    client
+        .get_report(pb::GetReportRequest {
+            run_id: run_id.into(),
+            // The names a user types (`md`, `jsonl`, …), as the wire's enum.
+            format: benchfarm_coordinator::grpc::enums::report_format_to_wire(
+                format.parse().expect("a report format name"),
+            )
+            .into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .body
+}
+
+/// `(jobs_total, jobs_graded, jobs_failed)` of a JSON report.
+pub fn report_counts(report: &serde_json::Value) -> (u64, u64, u64) {
+    let n = |k: &str| {
+        report[k]
+            .as_u64()
+            .unwrap_or_else(|| panic!("report has no {k}: {report}"))
+    };
+    (n("jobs_total"), n("jobs_graded"), n("jobs_failed"))
+}

@@ -4,20 +4,23 @@
 //! same chat-templated text, at the same thread count (1) and from the same llama.cpp build (the
 //! test build's static libraries; scripts/llama-simple.sh links it in seconds).
 //!
-//! Where two outputs diverge the test reports the first differing byte and both texts, so a real
-//! bug can be told from a near tie resolved differently.
+//! Every answer is also traced ([`LlamaEngine::greedy_trace`]: the two best candidates and their
+//! logits at each step), and the trace must spell the job path's answer: the job's sampler is
+//! llama.cpp's greedy argmax, not something near it. Where our answer and llama-simple's diverge
+//! the test reports the first differing byte, both texts, and the step there with both candidates
+//! and the gap between their logits, so a real bug (a wide gap) is told from a near tie resolved
+//! differently (hundredths of a logit). It also prints each answer's narrowest gap: how close the
+//! prompt came to a tie at all.
 //!
 //! `$BENCHFARM_LLAMA_SIMPLE` names the binary (scripts/test.sh sets it); without it the test is
 //! skipped outside CI and fails in CI.
-
-mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use benchfarm_engine::{Engine, GenerateRequest, LlamaEngine, ModelSource};
-use common::default_model;
+use benchfarm_e2e::in_process::default_model;
+use benchfarm_engine::{Engine, GenerateRequest, LlamaEngine, ModelSource, TraceStep};
 
 /// Tokens each answer may run to: enough to cover most of the prompts' answers, short enough for
 /// a CI test.
@@ -103,8 +106,26 @@ fn greedy_answers_equal_llama_cpp_own_for_three_builtin_prompts() {
             .unwrap()
             .text;
         let theirs = theirs(&bin, &model, &prompt);
+        let trace = engine.greedy_trace(&model, &prompt, MAX_TOKENS, 1).unwrap();
+        let spelled: Vec<u8> = trace
+            .iter()
+            .take_while(|s| !s.end)
+            .flat_map(|s| s.best.bytes.clone())
+            .collect();
+        assert_eq!(
+            String::from_utf8_lossy(&spelled),
+            ours,
+            "{}: the greedy trace does not spell the job's answer",
+            task.id
+        );
+        let narrowest = trace
+            .iter()
+            .enumerate()
+            .min_by(|a, b| a.1.gap().total_cmp(&b.1.gap()))
+            .map(|(i, s)| describe(i, s))
+            .unwrap_or_default();
         eprintln!(
-            "{}: {} bytes, equal: {}",
+            "{}: {} bytes, equal: {}, narrowest gap: {narrowest}",
             task.id,
             ours.len(),
             ours == theirs
@@ -115,12 +136,36 @@ fn greedy_answers_equal_llama_cpp_own_for_three_builtin_prompts() {
                 .zip(theirs.bytes())
                 .position(|(a, b)| a != b)
                 .unwrap_or(ours.len().min(theirs.len()));
+            let there = step_at_byte(&trace, at)
+                .map(|(i, s)| describe(i, s))
+                .unwrap_or_else(|| "past the trace".into());
             diverged.push(format!(
-                "{}: first difference at byte {at}\n  ours:   {ours:?}\n  theirs: {theirs:?}",
+                "{}: first difference at byte {at}, {there}\n  ours:   {ours:?}\n  theirs: {theirs:?}",
                 task.id
             ));
         }
         assert!(!ours.is_empty(), "{}: empty answer", task.id);
     }
     assert!(diverged.is_empty(), "{}", diverged.join("\n"));
+}
+
+/// The step whose token covers byte `at` of the answer, and its index.
+fn step_at_byte(trace: &[TraceStep], at: usize) -> Option<(usize, &TraceStep)> {
+    let mut end = 0;
+    trace.iter().enumerate().find(|(_, s)| {
+        end += s.best.bytes.len();
+        end > at
+    })
+}
+
+/// "step 12: \"foo\" 17.25 over \"bar\" 17.20 (gap 0.05)".
+fn describe(i: usize, s: &TraceStep) -> String {
+    format!(
+        "step {i}: {:?} {:.3} over {:?} {:.3} (gap {:.3})",
+        s.best.text(),
+        s.best.logit,
+        s.second.text(),
+        s.second.logit,
+        s.gap()
+    )
 }

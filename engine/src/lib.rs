@@ -27,7 +27,7 @@ use benchfarm_modelfile::ScriptedModel;
 use serde::{Deserialize, Serialize};
 
 pub use benchfarm_modelfile;
-pub use llama::{BenchOptions, LlamaEngine, builtin_template_for};
+pub use llama::{BenchOptions, Candidate, LlamaEngine, TraceStep, builtin_template_for};
 pub use scripted::{
     MAX_SYNTHETIC_MS, ScriptedEngine, estimate_tokens, test_features, throughput_ms,
     throughput_test_features,

@@ -12,6 +12,7 @@
 #[cfg(feature = "dynamic-backends")]
 mod backend_modules;
 mod bench;
+mod greedy_trace;
 mod logs;
 mod sysinfo;
 mod template;
@@ -37,6 +38,7 @@ use crate::{
     StopReason, Timings,
 };
 pub use bench::BenchOptions;
+pub use greedy_trace::{Candidate, TraceStep};
 use logs::LlamaLogs;
 pub use template::builtin_template_for;
 

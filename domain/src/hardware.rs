@@ -116,6 +116,7 @@ mod tests {
         assert_eq!(hw(0, None, 0, None).effective_cpus(), 1);
         assert_eq!(hw(4, None, 1000, None).effective_ram_bytes(), 1000);
         assert_eq!(hw(4, None, 1000, Some(300)).effective_ram_bytes(), 300);
+        assert_eq!(hw(4, None, 1000, Some(3000)).effective_ram_bytes(), 1000);
     }
 
     #[test]

@@ -239,28 +239,6 @@ pub fn plan(dir: &Path, text: &str) -> pb::SubmitRunRequest {
         .request
 }
 
-/// The report of a run as JSON.
-pub async fn report_json(client: &mut FarmClient, run_id: &str) -> serde_json::Value {
-    serde_json::from_str(&report_body(client, run_id, "json").await).unwrap()
-}
-
-/// The report of a run in `format`, as the server renders it.
-pub async fn report_body(client: &mut FarmClient, run_id: &str, format: &str) -> String {
-    client
-        .get_report(pb::GetReportRequest {
-            run_id: run_id.into(),
-            // The names a user types (`md`, `jsonl`, …), as the wire's enum.
-            format: benchfarm_coordinator::grpc::enums::report_format_to_wire(
-                format.parse().expect("a report format name"),
-            )
-            .into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .body
-}
-
 /// The workspace root (for `models/`).
 pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -270,6 +248,7 @@ pub fn workspace() -> PathBuf {
 }
 
 pub use crate::real_model::*;
+pub use crate::reports::*;
 
 /// Keys every jsonl line has (docs/jsonl.md): today's and the ones the results issue added.
 pub const JSONL_KEYS: &[&str] = &[

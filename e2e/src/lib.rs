@@ -7,6 +7,7 @@
 //! - [`process`]: the real `coordinator` and `worker` binaries as separate processes, to kill,
 //!   stop, restart and partition, with the queries the tests make of a farm.
 //! - [`real_model`]: the default model and the small suite and plan the real-model tests run.
+//! - [`reports`]: a run's report as a test reads it.
 //! - [`browser`]: a real headless Chromium over the DevTools protocol, for the HTML report and the
 //!   live page.
 //! - [`tls`]: a private CA and certificates for the TLS tests.
@@ -20,4 +21,5 @@ pub mod fake_endpoint;
 pub mod in_process;
 pub mod process;
 pub mod real_model;
+pub mod reports;
 pub mod tls;

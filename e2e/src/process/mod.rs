@@ -30,6 +30,7 @@ pub use queries::*;
 pub use store_checks::*;
 
 pub use crate::real_model::*;
+pub use crate::reports::*;
 
 pub type Client = benchfarm_coordinator::cli::connect::FarmClient;
 

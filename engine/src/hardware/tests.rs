@@ -203,34 +203,6 @@ fn proc_self_cgroup() {
     assert_eq!(p.v2, None);
 }
 
-fn hw(logical: u32, cpu_limit: Option<f64>, available: u64, mem_limit: Option<u64>) -> Hardware {
-    Hardware {
-        cpu_model: "x".into(),
-        arch: "x86_64".into(),
-        physical_cores: logical,
-        logical_cores: logical,
-        simd: vec![],
-        ram_total_bytes: available * 2,
-        ram_available_bytes: available,
-        os: String::new(),
-        kernel: String::new(),
-        board: None,
-        cgroup_cpu_limit: cpu_limit,
-        cgroup_memory_limit_bytes: mem_limit,
-    }
-}
-
-#[test]
-fn effective_limits() {
-    assert_eq!(hw(8, None, 0, None).effective_cpus(), 8);
-    assert_eq!(hw(8, Some(1.5), 0, None).effective_cpus(), 2);
-    assert_eq!(hw(2, Some(16.0), 0, None).effective_cpus(), 2);
-    assert_eq!(hw(4, Some(0.1), 0, None).effective_cpus(), 1);
-    assert_eq!(hw(4, None, 1000, None).effective_ram_bytes(), 1000);
-    assert_eq!(hw(4, None, 1000, Some(300)).effective_ram_bytes(), 300);
-    assert_eq!(hw(4, None, 1000, Some(3000)).effective_ram_bytes(), 1000);
-}
-
 #[test]
 fn detect_on_this_machine_is_plausible() {
     let h = detect();

@@ -2,7 +2,6 @@
 //! fake clock, driven step by step, with fake workers that are plain channels (as nativelink's
 //! scheduler tests fake theirs), and crashes that keep only what the store had made durable.
 
-use benchfarm_proto::v1 as pb;
 use benchfarm_suite::{Grade, Verdict};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
@@ -429,15 +428,7 @@ pub fn run_record(id: &str, tasks: usize, repetitions: u32, now: UnixMs) -> RunR
     }
 }
 
-/// The keys of pb job keys.
+/// A (job id, attempt) key.
 pub fn key(job_id: &str, attempt: u32) -> (String, u32) {
     (job_id.to_string(), attempt)
-}
-
-#[allow(dead_code)]
-pub fn pb_key(key: &(String, u32)) -> pb::JobKey {
-    pb::JobKey {
-        job_id: key.0.clone(),
-        attempt: key.1,
-    }
 }

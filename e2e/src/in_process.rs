@@ -191,12 +191,7 @@ pub fn url(server: &RunningServer) -> String {
 pub async fn wait_workers(client: &mut FarmClient, n: usize) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let workers = client
-            .list_workers(pb::ListWorkersRequest {})
-            .await
-            .unwrap()
-            .into_inner()
-            .workers;
+        let workers = list_workers(client).await;
         if workers.iter().filter(|w| w.connected).count() >= n {
             return;
         }
@@ -249,6 +244,7 @@ pub fn workspace() -> PathBuf {
 
 pub use crate::real_model::*;
 pub use crate::reports::*;
+pub use crate::workers::*;
 
 /// Keys every jsonl line has (docs/jsonl.md): today's and the ones the results issue added.
 pub const JSONL_KEYS: &[&str] = &[

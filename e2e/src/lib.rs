@@ -8,6 +8,7 @@
 //!   stop, restart and partition, with the queries the tests make of a farm.
 //! - [`real_model`]: the default model and the small suite and plan the real-model tests run.
 //! - [`reports`]: a run's report as a test reads it.
+//! - [`workers`]: the farm's workers as the coordinator lists them.
 //! - [`browser`]: a real headless Chromium over the DevTools protocol, for the HTML report and the
 //!   live page.
 //! - [`tls`]: a private CA and certificates for the TLS tests.
@@ -23,3 +24,4 @@ pub mod process;
 pub mod real_model;
 pub mod reports;
 pub mod tls;
+pub mod workers;

@@ -10,18 +10,6 @@ use benchfarm_proto::v1 as pb;
 const BROKEN: &str = "name = \"broken\"\n[answers]\n\"parse-json\" = [\"x\"]\n\
                       [[faults]]\ntask = \"parse-json\"\nkind = \"fail\"\n";
 
-async fn worker_status(client: &mut Client, name: &str) -> pb::WorkerStatus {
-    let workers = client
-        .list_workers(pb::ListWorkersRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .workers;
-    workers.into_iter().find(|w| w.name == name).unwrap()
-}
-
-type Client = benchfarm_coordinator::cli::connect::FarmClient;
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_failing_in_a_row_is_quarantined_until_cleared() {
     let dir = tempfile::tempdir().unwrap();
@@ -45,7 +33,7 @@ async fn a_worker_failing_in_a_row_is_quarantined_until_cleared() {
     // quarantined (default after 3), and what is left waits for another worker.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let status = loop {
-        let w = worker_status(&mut client, "flaky").await;
+        let w = worker_status(&mut client, "flaky").await.unwrap();
         if !w.quarantined.is_empty() {
             break w;
         }

@@ -222,12 +222,7 @@ async fn a_scripted_model_with_faults_on_a_worker_without_allow_scripted_faults_
         );
     }
     // Six refusals in a row, and the worker is neither quarantined nor charged a failure.
-    let workers = client
-        .list_workers(pb::ListWorkersRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .workers;
+    let workers = list_workers(&mut client).await;
     assert_eq!(workers.len(), 1);
     assert_eq!(workers[0].quarantined, "", "{:?}", workers[0]);
     assert_eq!(workers[0].jobs_failed, 0);

@@ -31,6 +31,7 @@ pub use store_checks::*;
 
 pub use crate::real_model::*;
 pub use crate::reports::*;
+pub use crate::workers::*;
 
 pub type Client = benchfarm_coordinator::cli::connect::FarmClient;
 

@@ -6,23 +6,6 @@ use benchfarm_proto::v1 as pb;
 
 use super::*;
 
-pub async fn list_workers(client: &mut Client) -> Vec<pb::WorkerStatus> {
-    client
-        .list_workers(pb::ListWorkersRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .workers
-}
-
-/// The worker named `name` as the coordinator lists it.
-pub async fn worker_status(client: &mut Client, name: &str) -> Option<pb::WorkerStatus> {
-    list_workers(client)
-        .await
-        .into_iter()
-        .find(|w| w.name == name)
-}
-
 pub async fn run_status(client: &mut Client, run_id: &str) -> pb::RunStatus {
     client
         .get_run(pb::GetRunRequest {

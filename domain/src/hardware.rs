@@ -27,10 +27,10 @@ pub struct Hardware {
     #[serde(default, deserialize_with = "empty_is_none")]
     pub board: Option<String>,
     /// CPUs the cgroup may use (quota / period), when limited.
-    #[serde(default, deserialize_with = "zero_is_none")]
+    #[serde(default, deserialize_with = "zero_cpus_is_none")]
     pub cgroup_cpu_limit: Option<f64>,
     /// Memory the cgroup may use, when limited.
-    #[serde(default, deserialize_with = "zero_is_none")]
+    #[serde(default, deserialize_with = "zero_bytes_is_none")]
     pub cgroup_memory_limit_bytes: Option<u64>,
 }
 
@@ -58,39 +58,27 @@ pub fn none_if_empty(s: String) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
-/// A limit of zero means none (the wire's and the old records' way of saying it); so does a
+/// A CPU limit of zero means none (the wire's and the old records' way of saying it); so does a
 /// negative or non-finite one, which no machine has.
-pub fn none_if_zero<T: PartialOrd + Default + Copy + IsFinite>(v: T) -> Option<T> {
-    (v.is_finite() && v > T::default()).then_some(v)
+pub fn none_if_zero_cpus(v: f64) -> Option<f64> {
+    (v.is_finite() && v > 0.0).then_some(v)
 }
 
-/// Finite, for the scalars [`none_if_zero`] takes.
-pub trait IsFinite {
-    fn is_finite(&self) -> bool;
-}
-
-impl IsFinite for f64 {
-    fn is_finite(&self) -> bool {
-        f64::is_finite(*self)
-    }
-}
-
-impl IsFinite for u64 {
-    fn is_finite(&self) -> bool {
-        true
-    }
+/// A memory limit of zero means none (the wire's and the old records' way of saying it).
+pub fn none_if_zero_bytes(v: u64) -> Option<u64> {
+    (v > 0).then_some(v)
 }
 
 fn empty_is_none<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     Ok(Option::<String>::deserialize(d)?.and_then(none_if_empty))
 }
 
-fn zero_is_none<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de> + PartialOrd + Default + Copy + IsFinite,
-{
-    Ok(Option::<T>::deserialize(d)?.and_then(none_if_zero))
+fn zero_cpus_is_none<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.and_then(none_if_zero_cpus))
+}
+
+fn zero_bytes_is_none<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    Ok(Option::<u64>::deserialize(d)?.and_then(none_if_zero_bytes))
 }
 
 #[cfg(test)]
@@ -161,11 +149,11 @@ mod tests {
 
     #[test]
     fn wire_zeros_are_none() {
-        assert_eq!(none_if_zero(0.0_f64), None);
-        assert_eq!(none_if_zero(-1.0_f64), None);
-        assert_eq!(none_if_zero(f64::NAN), None);
-        assert_eq!(none_if_zero(0_u64), None);
-        assert_eq!(none_if_zero(5_u64), Some(5));
+        assert_eq!(none_if_zero_cpus(0.0), None);
+        assert_eq!(none_if_zero_cpus(-1.0), None);
+        assert_eq!(none_if_zero_cpus(f64::NAN), None);
+        assert_eq!(none_if_zero_bytes(0), None);
+        assert_eq!(none_if_zero_bytes(5), Some(5));
         assert_eq!(none_if_empty(String::new()), None);
     }
 }

@@ -14,7 +14,7 @@ mod throughput;
 mod timings;
 mod verdict;
 
-pub use hardware::{Hardware, IsFinite, none_if_empty, none_if_zero};
+pub use hardware::{Hardware, none_if_empty, none_if_zero_bytes, none_if_zero_cpus};
 pub use throughput::{MAX_GEN_TOKENS, MAX_PROMPT_TOKENS, ThroughputTest, ThroughputTestError};
 pub use timings::Timings;
 pub use verdict::{ParseVerdictError, Verdict};

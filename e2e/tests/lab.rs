@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use benchfarm_coordinator::records::{AttemptEnd, JobRecord};
 use benchfarm_coordinator::store::Store;
 use benchfarm_e2e::process::{
-    Client, assert_exactly_once, bin_dir, free_port, list_workers, run_status,
+    Client, assert_exactly_once, bin_dir, free_port, list_workers, wait_busy,
 };
 use benchfarm_proto::v1 as pb;
 
@@ -336,29 +336,6 @@ async fn submit_chaos(client: &mut Client) -> String {
     run.run_id
 }
 
-/// Waits until `worker` holds a job of the run and at least `done` are done; returns what it holds.
-async fn wait_busy(client: &mut Client, run_id: &str, worker: &str, done: u32) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let status = run_status(client, run_id).await;
-        assert_eq!(
-            status.state(),
-            pb::RunState::Running,
-            "the run ended too early: {status:?}"
-        );
-        let workers = workers_by_name(client).await;
-        if status.jobs_done >= done
-            && let Some(w) = workers.get(worker)
-            && w.connected
-            && !w.running_jobs.is_empty()
-        {
-            return w.running_jobs.clone();
-        }
-        assert!(Instant::now() < deadline, "{worker} never busy: {status:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// Waits for the run to finish with every job done; returns the JSON report.
 async fn wait_done(lab: &Lab, run_id: &str, limit: Duration) -> serde_json::Value {
     let deadline = Instant::now() + limit;
@@ -520,7 +497,7 @@ async fn lab_chaos_docker_kill_a_worker_mid_run() {
     };
     let mut client = lab.client().await;
     let run_id = submit_chaos(&mut client).await;
-    wait_busy(&mut client, &run_id, "laptop-2", 3).await;
+    wait_busy(&mut client, &run_id, 3, "laptop-2", Duration::from_secs(60)).await;
     let id = workers_by_name(&mut client).await["laptop-2"]
         .worker_id
         .clone();
@@ -538,7 +515,7 @@ async fn lab_chaos_docker_restart_the_coordinator_mid_run() {
     };
     let mut client = lab.client().await;
     let run_id = submit_chaos(&mut client).await;
-    wait_busy(&mut client, &run_id, "laptop-1", 6).await;
+    wait_busy(&mut client, &run_id, 6, "laptop-1", Duration::from_secs(60)).await;
     docker(&["restart", "-t", "20", &lab.container("coordinator")]);
     let mut client = client_when_up(&lab, Duration::from_secs(60)).await;
     wait_workers(
@@ -562,7 +539,7 @@ async fn lab_chaos_network_cut_longer_than_the_lease() {
     };
     let mut client = lab.client().await;
     let run_id = submit_chaos(&mut client).await;
-    wait_busy(&mut client, &run_id, "laptop-2", 3).await;
+    wait_busy(&mut client, &run_id, 3, "laptop-2", Duration::from_secs(60)).await;
     let id = workers_by_name(&mut client).await["laptop-2"]
         .worker_id
         .clone();
@@ -591,7 +568,7 @@ async fn lab_chaos_pause_a_worker_past_its_lease() {
     };
     let mut client = lab.client().await;
     let run_id = submit_chaos(&mut client).await;
-    wait_busy(&mut client, &run_id, "laptop-2", 3).await;
+    wait_busy(&mut client, &run_id, 3, "laptop-2", Duration::from_secs(60)).await;
     let id = workers_by_name(&mut client).await["laptop-2"]
         .worker_id
         .clone();

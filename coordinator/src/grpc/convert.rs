@@ -234,8 +234,10 @@ fn hardware_from_wire(h: pb::Hardware) -> Hardware {
         kernel: h.kernel,
         // The wire has no optional scalars: "" and 0 say none.
         board: benchfarm_domain::none_if_empty(h.board),
-        cgroup_cpu_limit: benchfarm_domain::none_if_zero(h.cgroup_cpu_limit),
-        cgroup_memory_limit_bytes: benchfarm_domain::none_if_zero(h.cgroup_memory_limit_bytes),
+        cgroup_cpu_limit: benchfarm_domain::none_if_zero_cpus(h.cgroup_cpu_limit),
+        cgroup_memory_limit_bytes: benchfarm_domain::none_if_zero_bytes(
+            h.cgroup_memory_limit_bytes,
+        ),
     }
 }
 

@@ -10,6 +10,7 @@
 //! skipped (see `stats::valid_ms`); throughputs only use jobs with a positive duration for that
 //! phase, so a zero-duration job neither divides by zero nor inflates the rate with its tokens.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::bootstrap::{self, Cluster};
@@ -31,22 +32,26 @@ pub fn aggregate(info: &RunInfo, outcomes: &[Outcome]) -> Report {
     for o in outcomes {
         spent.entry(o.model.as_str()).or_default().push(o.cost_usd);
     }
-    let counted: Vec<Outcome> = outcomes.iter().filter(|o| o.counted).cloned().collect();
+    // Borrowed, not cloned: an outcome carries its answer and trace, and a 100,000-result run
+    // cloned twice was most of a report's memory. Only an outcome whose timings are flagged is
+    // copied (with its timings cleared).
+    let counted: Vec<&Outcome> = outcomes.iter().filter(|o| o.counted).collect();
     // Implausible timings are flagged and left out of every timing aggregate (as unmeasured);
     // the outcome still counts for its grade.
     let reasons = plausibility::implausible(&counted);
-    let counted: Vec<Outcome> = counted
+    let counted: Vec<Cow<'_, Outcome>> = counted
         .iter()
         .zip(reasons)
         .map(|(o, reason)| match reason {
-            Some(reason) => Outcome {
+            Some(reason) => Cow::Owned(Outcome {
                 implausible_timing: Some(reason),
                 ..plausibility::without_timings(o)
-            },
-            None => o.clone(),
+            }),
+            None => Cow::Borrowed(*o),
         })
         .collect();
-    let outcomes = counted.as_slice();
+    let outcomes: Vec<&Outcome> = counted.iter().map(|o| o.as_ref()).collect();
+    let outcomes = outcomes.as_slice();
     let implausible_timings = outcomes
         .iter()
         .filter_map(|o| {
@@ -87,7 +92,7 @@ pub fn aggregate(info: &RunInfo, outcomes: &[Outcome]) -> Report {
         .collect();
 
     let mut by_model: HashMap<&str, Vec<&Outcome>> = HashMap::new();
-    for o in outcomes {
+    for &o in outcomes {
         by_model.entry(o.model.as_str()).or_default().push(o);
     }
 
@@ -343,10 +348,10 @@ fn hardware_reports(
     info: &RunInfo,
     models: &[&str],
     task_list: &[(&str, &str)],
-    outcomes: &[Outcome],
+    outcomes: &[&Outcome],
 ) -> Vec<HardwareReport> {
     let mut by_class: BTreeMap<&str, HashMap<&str, Vec<&Outcome>>> = BTreeMap::new();
-    for o in outcomes {
+    for &o in outcomes {
         by_class
             .entry(o.hardware_class.as_str())
             .or_default()

@@ -12,6 +12,7 @@
 //!
 //! NaN and infinite timings are "not measured" (see `stats::valid_ms`), not implausible.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 
 use crate::outcome::Outcome;
@@ -21,8 +22,9 @@ use crate::stats;
 pub const SPEED_FACTOR: f64 = 100.0;
 
 /// Why each outcome's timings are implausible, by position in `outcomes` (`None`: plausible).
-pub fn implausible(outcomes: &[Outcome]) -> Vec<Option<String>> {
-    let mut reasons: Vec<Option<String>> = outcomes.iter().map(own_reason).collect();
+pub fn implausible<O: Borrow<Outcome>>(outcomes: &[O]) -> Vec<Option<String>> {
+    let outcomes: Vec<&Outcome> = outcomes.iter().map(Borrow::borrow).collect();
+    let mut reasons: Vec<Option<String>> = outcomes.iter().map(|o| own_reason(o)).collect();
     let mut speeds: HashMap<&str, Vec<f64>> = HashMap::new();
     for (o, reason) in outcomes.iter().zip(&reasons) {
         if reason.is_none()

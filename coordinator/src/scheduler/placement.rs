@@ -246,15 +246,21 @@ pub struct Placement {
 /// then expansion order); runs take turns in the order they first appear.
 pub fn place(queue: &[PendingJob], workers: &[WorkerView]) -> Vec<Placement> {
     let mut run_order: Vec<&str> = Vec::new();
-    let mut per_run: BTreeMap<&str, Vec<&PendingJob>> = BTreeMap::new();
-    for job in queue {
+    let mut per_run: BTreeMap<&str, Vec<Slotted>> = BTreeMap::new();
+    // A job is taken by id: each id gets one slot (its first position), so a job listed twice is
+    // still placed once, and "taken?" is an index, not a string comparison per queued job per
+    // pick (with run-prefixed ids, the comparisons were a quarter of the coordinator's CPU at
+    // 100 workers; docs/benchmarks.md).
+    let mut slot_of: HashMap<&str, usize> = HashMap::with_capacity(queue.len());
+    for (position, job) in queue.iter().enumerate() {
+        let slot = *slot_of.entry(job.job_id.as_str()).or_insert(position);
         let entry = per_run.entry(job.run_id.as_str()).or_default();
         if entry.is_empty() {
             run_order.push(job.run_id.as_str());
         }
-        entry.push(job);
+        entry.push(Slotted { slot, job });
     }
-    let mut taken: BTreeSet<&str> = BTreeSet::new();
+    let mut taken = vec![false; queue.len()];
     // Remote requests started in this call, per model, against each one's `concurrency_left`.
     let mut remote_started: HashMap<String, u32> = HashMap::new();
     let mut placements = Vec::new();
@@ -290,11 +296,11 @@ pub fn place(queue: &[PendingJob], workers: &[WorkerView]) -> Vec<Placement> {
                 coverage: &coverage,
                 remote_started: &remote_started,
             };
-            let Some(job) = pick.next(&workers[i], &mut next_run) else {
+            let Some(Slotted { slot, job }) = pick.next(&workers[i], &mut next_run) else {
                 continue;
             };
             let worker = &mut workers[i];
-            taken.insert(job.job_id.as_str());
+            taken[slot] = true;
             worker.free_slots -= 1;
             if job.remote.is_some() {
                 // The endpoint does the work: the worker loads nothing and its speed is not
@@ -349,11 +355,18 @@ pub fn place(queue: &[PendingJob], workers: &[WorkerView]) -> Vec<Placement> {
     }
 }
 
+/// A queued job and the slot that says whether it is taken.
+#[derive(Clone, Copy)]
+struct Slotted<'q> {
+    slot: usize,
+    job: &'q PendingJob,
+}
+
 /// The state one pick reads: `'q` is the queue's lifetime, `'a` this round's borrows.
 struct Picker<'q, 'a> {
     run_order: &'a [&'q str],
-    per_run: &'a BTreeMap<&'q str, Vec<&'q PendingJob>>,
-    taken: &'a BTreeSet<&'q str>,
+    per_run: &'a BTreeMap<&'q str, Vec<Slotted<'q>>>,
+    taken: &'a [bool],
     all: &'a [WorkerView],
     coverage: &'a HashMap<String, f64>,
     remote_started: &'a HashMap<String, u32>,
@@ -362,54 +375,51 @@ struct Picker<'q, 'a> {
 impl<'q> Picker<'q, '_> {
     /// The next job for `worker`: runs in turn starting at `next_run`; in a run, a job of the loaded
     /// model first, else one of the model whose remaining work is least covered by workers.
-    fn next(&self, worker: &WorkerView, next_run: &mut usize) -> Option<&'q PendingJob> {
+    fn next(&self, worker: &WorkerView, next_run: &mut usize) -> Option<Slotted<'q>> {
         for offset in 0..self.run_order.len() {
             let run_index = (*next_run + offset) % self.run_order.len();
             let jobs = self.per_run.get(self.run_order[run_index])?;
-            let capable: Vec<&PendingJob> = jobs
+            let capable: Vec<Slotted<'q>> = jobs
                 .iter()
                 .copied()
-                .filter(|j| !self.taken.contains(j.job_id.as_str()) && self.may_take(j, worker))
+                .filter(|j| !self.taken[j.slot] && self.may_take(j.job, worker))
                 .collect();
-            let allowed: Vec<&PendingJob> = capable
+            let allowed: Vec<Slotted<'q>> = capable
                 .iter()
                 .copied()
-                .filter(|j| !self.leave_to_holders(j, worker, &capable))
+                .filter(|j| !self.leave_to_holders(j.job, worker, &capable))
                 .collect();
             let same_model = worker
                 .loaded
                 .as_ref()
-                .and_then(|m| allowed.iter().find(|j| &j.model == m));
-            let Some(job) = same_model
+                .and_then(|m| allowed.iter().find(|j| &j.job.model == m));
+            let Some(pick) = same_model
                 .copied()
                 .or_else(|| self.least_covered(&allowed, worker))
             else {
                 continue;
             };
-            if self.leave_to_faster(job, worker, &allowed) {
+            if self.leave_to_faster(pick.job, worker, &allowed) {
                 continue;
             }
             *next_run = run_index + 1;
-            return Some(job);
+            return Some(pick);
         }
         None
     }
 
     /// The first job of the model that would take longest to finish with the workers already on it
     /// plus this one: so workers spread over models and each loads as few models as it can.
-    fn least_covered(
-        &self,
-        allowed: &[&'q PendingJob],
-        worker: &WorkerView,
-    ) -> Option<&'q PendingJob> {
-        let mut per_model: Vec<(&str, f64, &'q PendingJob)> = Vec::new();
-        for job in allowed {
+    fn least_covered(&self, allowed: &[Slotted<'q>], worker: &WorkerView) -> Option<Slotted<'q>> {
+        let mut per_model: Vec<(&str, f64, Slotted<'q>)> = Vec::new();
+        for &pick in allowed {
+            let job = pick.job;
             match per_model.iter_mut().find(|(m, _, _)| *m == job.model) {
                 Some(entry) => entry.1 += job.work_tokens,
-                None => per_model.push((job.model.as_str(), job.work_tokens, job)),
+                None => per_model.push((job.model.as_str(), job.work_tokens, pick)),
             }
         }
-        let time_left = |(model, work, _): &(&str, f64, &PendingJob)| {
+        let time_left = |(model, work, _): &(&str, f64, Slotted)| {
             work / (self.coverage.get(*model).copied().unwrap_or(0.0).max(0.0)
                 + worker.speed.max(1e-9))
         };
@@ -418,7 +428,7 @@ impl<'q> Picker<'q, '_> {
             .iter()
             .enumerate()
             .max_by(|(ia, a), (ib, b)| time_left(a).total_cmp(&time_left(b)).then(ib.cmp(ia)))
-            .map(|(_, (_, _, job))| *job)
+            .map(|(_, (_, _, pick))| *pick)
     }
 
     /// Capable, within its remote model's concurrency, and not a worker this job failed on while
@@ -446,12 +456,7 @@ impl<'q> Picker<'q, '_> {
     /// get through everything still queued for it (this job included) before the slow worker would
     /// finish this one job: the tail is what makes a heterogeneous farm's makespan long. Model loads
     /// count on both sides.
-    fn leave_to_faster(
-        &self,
-        job: &PendingJob,
-        worker: &WorkerView,
-        allowed: &[&PendingJob],
-    ) -> bool {
+    fn leave_to_faster(&self, job: &PendingJob, worker: &WorkerView, allowed: &[Slotted]) -> bool {
         if job.remote.is_some() {
             // The endpoint's speed is the same whichever worker calls it.
             return false;
@@ -479,7 +484,7 @@ impl<'q> Picker<'q, '_> {
         if faster.is_empty() {
             return false;
         }
-        let remaining: f64 = allowed.iter().map(|j| j.work_tokens).sum();
+        let remaining: f64 = allowed.iter().map(|j| j.job.work_tokens).sum();
         let speed: f64 = faster.iter().map(|w| w.speed.max(1e-9)).sum();
         let start = faster
             .iter()
@@ -492,12 +497,7 @@ impl<'q> Picker<'q, '_> {
     /// take it) when one of them has a free slot now, or when together they would get through the
     /// model's remaining jobs (`capable` is this worker's queue) before this worker had fetched the
     /// model and run this one.
-    fn leave_to_holders(
-        &self,
-        job: &PendingJob,
-        worker: &WorkerView,
-        capable: &[&PendingJob],
-    ) -> bool {
+    fn leave_to_holders(&self, job: &PendingJob, worker: &WorkerView, capable: &[Slotted]) -> bool {
         if !needs_fetch(job, worker) {
             return false;
         }
@@ -527,8 +527,8 @@ impl<'q> Picker<'q, '_> {
             + job.work_tokens / worker.speed.max(1e-9);
         let remaining: f64 = capable
             .iter()
-            .filter(|j| j.model == job.model)
-            .map(|j| j.work_tokens)
+            .filter(|j| j.job.model == job.model)
+            .map(|j| j.job.work_tokens)
             .sum();
         let speed: f64 = holders.iter().map(|w| w.speed.max(1e-9)).sum();
         let start = holders

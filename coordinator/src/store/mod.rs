@@ -214,13 +214,18 @@ impl Store {
         self.put(Tree::Jobs, &job.id, job)
     }
 
-    /// Writes many jobs in one batch.
+    /// Writes many jobs, a batch at a time: encoded per batch, so a 100,000-job run is never
+    /// held encoded all at once. Not atomic as a whole, which the write order makes safe (a
+    /// run's jobs go before the run; jobs without their run are ignored).
     pub fn put_jobs(&self, jobs: &[JobRecord]) -> Result<(), StoreError> {
-        let entries = jobs
-            .iter()
-            .map(|job| Ok((job.id.as_bytes().to_vec(), encode(&job.id, job)?)))
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        self.kv.insert_many(Tree::Jobs, entries)
+        for batch in jobs.chunks(kv::BATCH_ENTRIES) {
+            let entries = batch
+                .iter()
+                .map(|job| Ok((job.id.as_bytes().to_vec(), encode(&job.id, job)?)))
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            self.kv.insert_many(Tree::Jobs, entries)?;
+        }
+        Ok(())
     }
 
     pub fn job(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
@@ -261,6 +266,24 @@ impl Store {
     /// Every result of a run, counted or not.
     pub fn results_of_run(&self, run_id: &str) -> Result<Vec<ResultRecord>, StoreError> {
         self.scan(Tree::Results, &keys::run_prefix(run_id))
+    }
+
+    /// Calls `visit` with each result of a run, in key order, decoding one at a time.
+    pub fn for_each_result_of_run(
+        &self,
+        run_id: &str,
+        visit: impl FnMut(ResultRecord),
+    ) -> Result<(), StoreError> {
+        self.for_each(Tree::Results, &keys::run_prefix(run_id), visit)
+    }
+
+    /// Calls `visit` with each job of a run, in expansion order, decoding one at a time.
+    pub fn for_each_job_of_run(
+        &self,
+        run_id: &str,
+        visit: impl FnMut(JobRecord),
+    ) -> Result<(), StoreError> {
+        self.for_each(Tree::Jobs, &keys::run_prefix(run_id), visit)
     }
 
     pub fn put_worker(&self, worker: &WorkerRecord) -> Result<(), StoreError> {
@@ -309,6 +332,23 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// [`Store::scan`] one record at a time.
+    fn for_each<T: DeserializeOwned>(
+        &self,
+        tree: Tree,
+        prefix: &str,
+        mut visit: impl FnMut(T),
+    ) -> Result<(), StoreError> {
+        self.kv.for_each_prefix(
+            tree,
+            prefix.as_bytes(),
+            &mut |k, v| match decode(tree.name(), k, v) {
+                Ok(record) => visit(record),
+                Err(err) => self.skip(tree, k, &err),
+            },
+        )
     }
 
     fn skip(&self, tree: Tree, key: &[u8], err: &StoreError) {

@@ -118,3 +118,63 @@ fn newer_schema_is_refused() {
     let err = Store::open_waiting(dir.path(), std::time::Duration::from_secs(10)).unwrap_err();
     assert!(err.to_string().contains("schema version 99"), "{err}");
 }
+
+/// The one-at-a-time scans see what the collecting scans see, in the same order, skip (and
+/// report) what they cannot decode, and a run's jobs written in more than one batch are all
+/// stored: on sled and on the in-memory backend.
+#[test]
+fn streaming_scans_match_collecting_scans_on_both_backends() {
+    let dir = tempfile::tempdir().unwrap();
+    let stores = [
+        Store::open(dir.path()).unwrap(),
+        Store::in_memory(MemoryKv::new()).unwrap(),
+    ];
+    for store in stores {
+        let mut r = run("r1");
+        // More jobs than one write batch holds (1,024).
+        r.repetitions = 2_500;
+        let jobs = crate::run::expand(&r);
+        assert_eq!(jobs.len(), 2_500);
+        store.put_jobs(&jobs).unwrap();
+        store.put_run(&r).unwrap();
+        for job in jobs.iter().step_by(7) {
+            store.insert_result(&result(&job.id, 1)).unwrap();
+        }
+        // One undecodable result among them.
+        let bad = result_key(&jobs[3].id, 1);
+        store
+            .kv
+            .insert(kv::Tree::Results, bad.as_bytes(), b"{not json".to_vec())
+            .unwrap();
+        store.flush().unwrap();
+
+        let mut streamed_jobs = Vec::new();
+        store
+            .for_each_job_of_run("r1", |j| streamed_jobs.push(j.id))
+            .unwrap();
+        let collected: Vec<String> = store
+            .jobs_of_run("r1")
+            .unwrap()
+            .into_iter()
+            .map(|j| j.id)
+            .collect();
+        assert_eq!(streamed_jobs.len(), 2_500);
+        assert_eq!(streamed_jobs, collected);
+
+        let mut streamed = Vec::new();
+        store
+            .for_each_result_of_run("r1", |res| streamed.push((res.job_id, res.attempt)))
+            .unwrap();
+        let collected: Vec<(String, u32)> = store
+            .results_of_run("r1")
+            .unwrap()
+            .into_iter()
+            .map(|res| (res.job_id, res.attempt))
+            .collect();
+        assert_eq!(streamed.len(), 2_500_usize.div_ceil(7));
+        assert_eq!(streamed, collected);
+        let skipped = store.skipped();
+        assert_eq!(skipped.len(), 1, "{skipped:?}");
+        assert_eq!(skipped[0].key, bad);
+    }
+}

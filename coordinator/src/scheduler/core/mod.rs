@@ -30,6 +30,8 @@ mod limits_tests;
 #[cfg(test)]
 mod observed;
 #[cfg(test)]
+mod reporting_tests;
+#[cfg(test)]
 mod testbed;
 #[cfg(test)]
 pub(super) use testbed::worker_record as testbed_record;

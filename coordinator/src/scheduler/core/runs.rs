@@ -225,10 +225,15 @@ impl Scheduler {
     pub(super) fn live_progress(&self, run: &RunRecord) -> RunProgress {
         let mut p = self.counted_progress(run);
         if p.queued > 0 {
+            // From the queue's index, not a walk over every job of the run: a run polled
+            // while it drains costs its queued jobs, not its finished ones.
+            let prefix = format!("{}-", run.id);
             let queued = self
-                .jobs_of(&run.id)
-                .into_iter()
-                .filter(|j| j.state == JobState::Queued);
+                .index
+                .queued
+                .range(prefix.clone()..)
+                .take_while(|id| id.starts_with(&prefix))
+                .filter_map(|id| self.jobs.get(id));
             p.waiting = waiting_reasons(run, queued, |j| self.pending_job(j), &self.worker_views());
         }
         p

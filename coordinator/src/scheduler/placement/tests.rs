@@ -98,6 +98,22 @@ fn only_capable_workers_get_jobs() {
     );
 }
 
+/// "Taken" is by job id: a job listed twice (even under two runs' turns) is placed once, as
+/// when taken jobs were a set of ids.
+#[test]
+fn a_job_listed_twice_is_placed_once() {
+    let queue = vec![
+        job("j1", "r", "a"),
+        job("j1", "r", "a"),
+        job("j1", "r2", "a"),
+        job("j2", "r", "a"),
+    ];
+    assert_eq!(
+        ids(&place(&queue, &[worker("w1", 4, &["a"])])),
+        vec![("j1", "w1"), ("j2", "w1")]
+    );
+}
+
 #[test]
 fn scripted_models_run_anywhere() {
     let mut j = job("j1", "r", "script");

@@ -245,6 +245,10 @@ impl<'a> Builder<'a> {
     /// A result: a counted throughput measurement, or a graded outcome. A result whose job was
     /// not read is left out.
     fn result(&mut self, r: &ResultRecord) {
+        if self.outcomes.capacity() == 0 {
+            // Most jobs have one result: room for that many, not twice as many by doubling.
+            self.outcomes.reserve_exact(self.jobs.len());
+        }
         let Some(job) = self.jobs.get(r.job_id.as_str()) else {
             return;
         };

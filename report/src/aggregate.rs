@@ -10,7 +10,6 @@
 //! skipped (see `stats::valid_ms`); throughputs only use jobs with a positive duration for that
 //! phase, so a zero-duration job neither divides by zero nor inflates the rate with its tokens.
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::bootstrap::{self, Cluster};
@@ -34,23 +33,30 @@ pub fn aggregate(info: &RunInfo, outcomes: &[Outcome]) -> Report {
     }
     // Borrowed, not cloned: an outcome carries its answer and trace, and a 100,000-result run
     // cloned twice was most of a report's memory. Only an outcome whose timings are flagged is
-    // copied (with its timings cleared).
+    // copied (with its timings cleared), into a list of its own.
     let counted: Vec<&Outcome> = outcomes.iter().filter(|o| o.counted).collect();
     // Implausible timings are flagged and left out of every timing aggregate (as unmeasured);
     // the outcome still counts for its grade.
     let reasons = plausibility::implausible(&counted);
-    let counted: Vec<Cow<'_, Outcome>> = counted
+    let flagged: Vec<Outcome> = counted
         .iter()
-        .zip(reasons)
-        .map(|(o, reason)| match reason {
-            Some(reason) => Cow::Owned(Outcome {
-                implausible_timing: Some(reason),
+        .zip(&reasons)
+        .filter_map(|(o, reason)| {
+            Some(Outcome {
+                implausible_timing: Some(reason.clone()?),
                 ..plausibility::without_timings(o)
-            }),
-            None => Cow::Borrowed(*o),
+            })
         })
         .collect();
-    let outcomes: Vec<&Outcome> = counted.iter().map(|o| o.as_ref()).collect();
+    let mut flagged = flagged.iter();
+    let outcomes: Vec<&Outcome> = counted
+        .iter()
+        .zip(&reasons)
+        .filter_map(|(o, reason)| match reason {
+            Some(_) => flagged.next(),
+            None => Some(*o),
+        })
+        .collect();
     let outcomes = outcomes.as_slice();
     let implausible_timings = outcomes
         .iter()

@@ -11,8 +11,9 @@
 //!
 //! Figures: `jobs_per_second`; `assign_p50_ms` / `assign_p99_ms`, the time a simulated worker waits
 //! from sending a result (its slot free) to receiving its next assignment; `cpu_seconds_per_1000_jobs`
-//! (the coordinator's user + system time over the run); `peak_rss_bytes` (its VmHWM); and
-//! `report_seconds`, `list_runs_seconds`, `restart_seconds`. Every job must be counted exactly once
+//! (the coordinator's user + system time over the run); `peak_rss_bytes` (its VmHWM over the
+//! run), `peak_rss_with_report_bytes` (after the report too), `restarted_rss_bytes` (VmRSS once
+//! restarted); and `report_seconds`, `list_runs_seconds`, `restart_seconds`. Every job must be counted exactly once
 //! (every job done, and the report's count of counted results equal to J), or the bench fails.
 
 use std::path::{Path, PathBuf};
@@ -41,6 +42,11 @@ pub struct Figures {
     pub assign_p99_ms: f64,
     pub cpu_seconds_per_1000_jobs: f64,
     pub peak_rss_bytes: u64,
+    /// VmHWM after the `report --format json` too: what a coordinator asked for the big report
+    /// needs.
+    pub peak_rss_with_report_bytes: u64,
+    /// VmRSS of the restarted coordinator once it answers `ListRuns`, holding J stored results.
+    pub restarted_rss_bytes: u64,
     pub report_seconds: f64,
     pub list_runs_seconds: f64,
     pub restart_seconds: f64,
@@ -105,6 +111,17 @@ impl Child {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         bail!("the coordinator did not answer within 60 s")
+    }
+
+    /// VmRSS now, in bytes.
+    fn rss(&self) -> Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.process.id()))?;
+        Ok(status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+            * 1024)
     }
 
     /// (user + system CPU seconds, peak RSS bytes) from /proc.
@@ -355,6 +372,7 @@ pub async fn bench(
         .into_inner()
         .body;
     let report_seconds = t.elapsed().as_secs_f64();
+    let (_, peak_rss_with_report_bytes) = child.usage()?;
     let report: serde_json::Value = serde_json::from_str(&report)?;
     let n = report["models"][0]["n"].as_u64().unwrap_or(0);
     let t = Instant::now();
@@ -374,6 +392,7 @@ pub async fn bench(
     child.stop()?;
     let child = Child::start(exe, &data, port, serve_args)?;
     let restart_seconds = child.ready().await?.as_secs_f64();
+    let restarted_rss_bytes = child.rss()?;
     child.stop()?;
 
     let mut waits = waits.lock().await.clone();
@@ -386,6 +405,8 @@ pub async fn bench(
         assign_p99_ms: percentile(&waits, 99.0),
         cpu_seconds_per_1000_jobs: (cpu_after - cpu_before) * 1000.0 / f64::from(jobs),
         peak_rss_bytes,
+        peak_rss_with_report_bytes,
+        restarted_rss_bytes,
         report_seconds,
         list_runs_seconds,
         restart_seconds,
@@ -397,7 +418,9 @@ pub async fn bench(
          assign_p50_ms              {:.2}\n\
          assign_p99_ms              {:.2}\n\
          cpu_seconds_per_1000_jobs  {:.3}\n\
-         peak_rss_bytes             {} ({:.0} MB)\n\
+         peak_rss_bytes             {} ({:.0} MB, over the run)\n\
+         peak_rss_with_report_bytes {} ({:.0} MB, the report too)\n\
+         restarted_rss_bytes        {} ({:.0} MB, restarted, serving {jobs} stored results)\n\
          report_seconds             {:.3}  (json, {jobs} results stored)\n\
          list_runs_seconds          {:.3}\n\
          restart_seconds            {:.3}  (SIGTERM, start, ListRuns answers)",
@@ -407,6 +430,10 @@ pub async fn bench(
         figures.cpu_seconds_per_1000_jobs,
         figures.peak_rss_bytes,
         figures.peak_rss_bytes as f64 / 1e6,
+        figures.peak_rss_with_report_bytes,
+        figures.peak_rss_with_report_bytes as f64 / 1e6,
+        figures.restarted_rss_bytes,
+        figures.restarted_rss_bytes as f64 / 1e6,
         figures.report_seconds,
         figures.list_runs_seconds,
         figures.restart_seconds,

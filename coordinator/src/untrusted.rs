@@ -91,7 +91,13 @@ pub fn gguf_header(data: &[u8]) -> Option<u64> {
         info.tensors().len(),
         info.alignment(),
     );
-    Some(info.context_length().unwrap_or(0) + info.data_offset())
+    // Both are the file's own numbers (a context length near u64::MAX is a valid u64): the sum
+    // only keeps them alive for the fuzzer, so it must not be arithmetic that can overflow.
+    Some(
+        info.context_length()
+            .unwrap_or(0)
+            .wrapping_add(info.data_offset()),
+    )
 }
 
 /// A `SubmitRunRequest` decoded from protobuf bytes and validated as `SubmitRun` validates it.

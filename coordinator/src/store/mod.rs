@@ -326,16 +326,11 @@ impl Store {
     /// Every decodable record under `prefix`; the others are skipped and reported.
     fn scan<T: DeserializeOwned>(&self, tree: Tree, prefix: &str) -> Result<Vec<T>, StoreError> {
         let mut out = Vec::new();
-        for (k, v) in self.kv.scan_prefix(tree, prefix.as_bytes())? {
-            match decode(tree.name(), &k, &v) {
-                Ok(record) => out.push(record),
-                Err(err) => self.skip(tree, &k, &err),
-            }
-        }
+        self.for_each(tree, prefix, |record| out.push(record))?;
         Ok(out)
     }
 
-    /// [`Store::scan`] one record at a time.
+    /// Every decodable record under `prefix`, one at a time; the others are skipped and reported.
     fn for_each<T: DeserializeOwned>(
         &self,
         tree: Tree,

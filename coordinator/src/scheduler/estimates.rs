@@ -18,14 +18,60 @@ pub fn smoothed(old: Option<f64>, sample: f64) -> f64 {
     old.map_or(sample, |old| old + SMOOTHING * (sample - old))
 }
 
+/// What a worker without measurements of its own is assumed to have, from the farm's measured
+/// workers: the median speed, and the load time of the median measured load (with that worker's
+/// speed, to scale by). Worked out once per scheduler step, not once per worker: asking every
+/// worker's view for the farm's medians made a step O(workers²) (at 1,000 simulated workers, the
+/// largest cost of a step; docs/benchmarks.md).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fallbacks {
+    speed: f64,
+    load: Option<(f64, f64)>,
+}
+
+impl Fallbacks {
+    /// From each measured worker's speed (`speeds`) and each measured load's seconds and speed
+    /// (`loads`).
+    pub fn new(
+        speeds: impl IntoIterator<Item = f64>,
+        loads: impl IntoIterator<Item = (f64, f64)>,
+    ) -> Fallbacks {
+        let mut known: Vec<f64> = speeds.into_iter().collect();
+        known.sort_by(f64::total_cmp);
+        let mut loads: Vec<(f64, f64)> = loads.into_iter().collect();
+        loads.sort_by(|a, b| a.0.total_cmp(&b.0));
+        Fallbacks {
+            speed: known.get(known.len() / 2).copied().unwrap_or(NOMINAL_SPEED),
+            load: loads.get(loads.len() / 2).copied(),
+        }
+    }
+
+    /// The speed assumed for a worker: its own measured speed, else the median measured one,
+    /// else [`NOMINAL_SPEED`].
+    pub fn speed(&self, own: Option<f64>) -> f64 {
+        own.unwrap_or(self.speed)
+    }
+
+    /// The seconds a worker of `speed` is assumed to need to load a model: its own measured loads,
+    /// else the median measured load scaled by relative speed, else 0.
+    pub fn load_seconds(&self, own: Option<f64>, speed: f64) -> f64 {
+        if let Some(load) = own {
+            return load;
+        }
+        match self.load {
+            Some((load, measured_speed)) => load * measured_speed / speed.max(1e-9),
+            None => 0.0,
+        }
+    }
+}
+
 /// The speed assumed for a worker: its own measured speed, else the median of the `measured` ones,
 /// else [`NOMINAL_SPEED`].
 pub fn assumed_speed(own: Option<f64>, measured: impl IntoIterator<Item = f64>) -> f64 {
-    own.unwrap_or_else(|| {
-        let mut known: Vec<f64> = measured.into_iter().collect();
-        known.sort_by(f64::total_cmp);
-        known.get(known.len() / 2).copied().unwrap_or(NOMINAL_SPEED)
-    })
+    match own {
+        Some(speed) => speed,
+        None => Fallbacks::new(measured, []).speed(None),
+    }
 }
 
 /// The seconds a worker of `speed` is assumed to need to load a model: its own measured loads,
@@ -36,14 +82,9 @@ pub fn assumed_load_seconds(
     measured: impl IntoIterator<Item = (f64, f64)>,
     speed: f64,
 ) -> f64 {
-    if let Some(load) = own {
-        return load;
-    }
-    let mut known: Vec<(f64, f64)> = measured.into_iter().collect();
-    known.sort_by(|a, b| a.0.total_cmp(&b.0));
-    match known.get(known.len() / 2) {
-        Some((load, measured_speed)) => load * measured_speed / speed.max(1e-9),
-        None => 0.0,
+    match own {
+        Some(load) => load,
+        None => Fallbacks::new([], measured).load_seconds(None, speed),
     }
 }
 
@@ -108,6 +149,26 @@ mod tests {
             1.0
         );
         assert_eq!(assumed_load_seconds(None, [], 200.0), 0.0);
+    }
+
+    #[test]
+    fn the_farm_fallbacks_worked_out_once_give_each_worker_what_it_would_get_alone() {
+        let speeds = [30.0, 120.0, 75.0, 75.0];
+        let loads = [(1.0, 50.0), (2.0, 100.0), (9.0, 10.0)];
+        let farm = Fallbacks::new(speeds, loads);
+        for own in [None, Some(12.5)] {
+            let speed = farm.speed(own);
+            assert_eq!(speed, assumed_speed(own, speeds));
+            for own_load in [None, Some(0.25)] {
+                assert_eq!(
+                    farm.load_seconds(own_load, speed),
+                    assumed_load_seconds(own_load, loads, speed)
+                );
+            }
+        }
+        let empty = Fallbacks::new([], []);
+        assert_eq!(empty.speed(None), NOMINAL_SPEED);
+        assert_eq!(empty.load_seconds(None, 10.0), 0.0);
     }
 
     #[test]

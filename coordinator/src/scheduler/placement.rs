@@ -245,6 +245,14 @@ pub struct Placement {
 /// `queue` is in priority order within each run (the scheduler keeps it in run submission order and
 /// then expansion order); runs take turns in the order they first appear.
 pub fn place(queue: &[PendingJob], workers: &[WorkerView]) -> Vec<Placement> {
+    place_views(queue, workers.to_vec())
+}
+
+/// [`place`] on views the caller hands over: placement changes its copies of the workers (slots
+/// taken, models loaded) as it decides, and the scheduler builds fresh views for every step, so
+/// it gives them up rather than have them copied (at 1,000 workers the copy of every view, models
+/// and labels included, was a step's largest allocation).
+pub fn place_views(queue: &[PendingJob], mut workers: Vec<WorkerView>) -> Vec<Placement> {
     let mut run_order: Vec<&str> = Vec::new();
     let mut per_run: BTreeMap<&str, Vec<Slotted>> = BTreeMap::new();
     // A job is taken by id: each id gets one slot (its first position), so a job listed twice is
@@ -267,7 +275,6 @@ pub fn place(queue: &[PendingJob], workers: &[WorkerView]) -> Vec<Placement> {
     let mut next_run = 0usize;
 
     // Fastest first, then by id so the result does not depend on input order.
-    let mut workers: Vec<WorkerView> = workers.to_vec();
     workers.sort_by(|a, b| {
         b.speed
             .total_cmp(&a.speed)

@@ -71,13 +71,28 @@ pub fn waiting_reasons<'a>(
     view: impl Fn(&JobRecord) -> Option<PendingJob>,
     workers: &[WorkerView],
 ) -> Vec<String> {
-    let mut groups: BTreeMap<(u32, Option<&Pin>), (u32, &JobRecord)> = BTreeMap::new();
+    let mut groups: QueuedGroups<'a> = BTreeMap::new();
     for job in queued {
         groups
             .entry((job.model_index, job.pin.as_ref()))
             .or_insert((0, job))
             .0 += 1;
     }
+    reasons_by_group(run, groups, view, workers)
+}
+
+/// Queued jobs grouped by (model index, pin): how many, and the first in queue order.
+pub type QueuedGroups<'a> = BTreeMap<(u32, Option<&'a Pin>), (u32, &'a JobRecord)>;
+
+/// [`waiting_reasons`] from the groups already counted (the scheduler keeps the counts in its
+/// index and finds each group's first job near the head of the queue, so a status poll of a run
+/// with 100,000 queued jobs does not walk them all).
+pub fn reasons_by_group(
+    run: &RunRecord,
+    groups: QueuedGroups<'_>,
+    view: impl Fn(&JobRecord) -> Option<PendingJob>,
+    workers: &[WorkerView],
+) -> Vec<String> {
     groups
         .into_iter()
         .filter_map(|((index, _), (count, first))| {

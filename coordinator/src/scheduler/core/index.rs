@@ -6,10 +6,10 @@
 //! around it (see `Scheduler::update_job`), which is what keeps these in step; a debug assertion
 //! in the tests recomputes them from scratch after every step.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::job::JobState;
-use crate::records::{JobCounts as StateCounts, JobRecord};
+use crate::records::{JobCounts as StateCounts, JobRecord, Pin};
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct JobIndex {
@@ -21,6 +21,9 @@ pub struct JobIndex {
     pub counts: HashMap<String, StateCounts>,
     /// (run id, model index) → that model's jobs by state (for per-model progress).
     pub model_counts: HashMap<(String, u32), StateCounts>,
+    /// Run id → its queued jobs by (model index, pin), the groups a status says why they wait;
+    /// a group is gone once it has no queued job.
+    pub queued_groups: HashMap<String, BTreeMap<(u32, Option<Pin>), u32>>,
 }
 
 impl JobIndex {
@@ -44,6 +47,12 @@ impl JobIndex {
             }
             None if job.state == JobState::Queued => {
                 self.queued.insert(job.id.clone());
+                *self
+                    .queued_groups
+                    .entry(job.run_id.clone())
+                    .or_default()
+                    .entry((job.model_index, job.pin.clone()))
+                    .or_default() += 1;
             }
             None => {}
         }
@@ -71,14 +80,34 @@ impl JobIndex {
                 }
             }
             None => {
-                self.queued.remove(&job.id);
+                if self.queued.remove(&job.id) {
+                    self.forget_queued(job);
+                }
             }
+        }
+    }
+
+    /// Takes a job that left the queue off its group's count.
+    fn forget_queued(&mut self, job: &JobRecord) {
+        let Some(groups) = self.queued_groups.get_mut(&job.run_id) else {
+            return;
+        };
+        let key = (job.model_index, job.pin.clone());
+        if let Some(count) = groups.get_mut(&key) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                groups.remove(&key);
+            }
+        }
+        if groups.is_empty() {
+            self.queued_groups.remove(&job.run_id);
         }
     }
 
     /// Forgets a run whose jobs are all gone from memory.
     pub fn forget_run(&mut self, run_id: &str) {
         self.counts.remove(run_id);
+        self.queued_groups.remove(run_id);
         self.model_counts.retain(|(run, _), _| run != run_id);
     }
 
@@ -96,6 +125,12 @@ impl JobIndex {
             .get(worker)
             .map(|h| h.iter().cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// The jobs `worker` holds, in id order, without copying their ids (the worker views read
+    /// them for every connected worker on every scheduler step).
+    pub fn held_iter(&self, worker: &str) -> impl Iterator<Item = &(String, u32)> {
+        self.held.get(worker).into_iter().flatten()
     }
 
     pub fn held_count(&self, worker: &str) -> usize {
@@ -127,5 +162,6 @@ impl JobIndex {
             && self.held == other.held
             && nonzero(&self.counts) == nonzero(&other.counts)
             && nonzero(&self.model_counts) == nonzero(&other.model_counts)
+            && self.queued_groups == other.queued_groups
     }
 }

@@ -8,7 +8,7 @@
 use tracing::{debug, warn};
 
 use super::super::observe::{Assigned, Ended};
-use super::super::placement::place;
+use super::super::placement::place_views;
 use super::super::{Assignment, IncomingResult, JobKey, SchedulerError, ToWorker};
 use super::Scheduler;
 use crate::job::{JobEvent, JobState, TransitionError, transition};
@@ -199,7 +199,7 @@ impl Scheduler {
                 w.record.jobs_done += 1;
                 w.failures_in_a_row = 0;
                 w.record.last_seen_unix_ms = now;
-                self.store.put_worker(&w.record)?;
+                self.dirty_workers.insert(worker_id.to_string());
             }
             self.emit(&job, (!measured).then_some(record.grade.verdict));
             self.job_ended(&job.run_id, job.model_index)?;
@@ -387,7 +387,7 @@ impl Scheduler {
         // target's next jobs for up to a few hundred targets).
         let window = (free as usize).saturating_mul(8).saturating_add(256);
         let queue = self.pending_jobs(window);
-        for placement in place(&queue, &workers) {
+        for placement in place_views(&queue, workers) {
             self.assign(&placement.job_id, &placement.worker_id)?;
         }
         Ok(())

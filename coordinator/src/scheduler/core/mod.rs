@@ -147,6 +147,9 @@ pub(super) struct Scheduler {
     /// Assignments written but not yet durable: sent after the next flush, so that a (job, attempt)
     /// a worker has seen always survives a crash and is never handed out twice.
     assignments: Vec<(String, JobKey, ToWorker)>,
+    /// Workers whose record changed in this step (a job done): written once each at the commit,
+    /// before the flush, not once per result.
+    dirty_workers: HashSet<String>,
     /// Mean generated tokens per job, by model sha256: the expected size of a job, for placement.
     model_tokens: HashMap<String, (f64, u32)>,
     /// The live runs' suites, shared with the connections that grade answers before they get here.
@@ -183,6 +186,7 @@ impl Scheduler {
             model_tokens: HashMap::new(),
             acks: Vec::new(),
             assignments: Vec::new(),
+            dirty_workers: HashSet::new(),
             suite_digests: HashMap::new(),
             observer: Box::new(Unobserved),
         };
@@ -311,6 +315,11 @@ impl Scheduler {
     /// commit: a worker forgets a result only once it is durable here, and gets a job only once
     /// its attempt is.
     fn commit(&mut self) -> Result<(), SchedulerError> {
+        for worker_id in std::mem::take(&mut self.dirty_workers) {
+            if let Some(w) = self.workers.get(&worker_id) {
+                self.store.put_worker(&w.record)?;
+            }
+        }
         if self.acks.is_empty() && self.assignments.is_empty() {
             return Ok(());
         }

@@ -4,12 +4,14 @@
 //! Progress comes from the index's per-run counts (live runs) or the counts a run stores when it
 //! ends (finished runs), so neither an event to a watcher nor `ListRuns` reads a run's jobs.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use tracing::{debug, info};
 
 use super::super::placement::{WorkerView, fit};
-use super::super::status::{RunProgress, progress, progress_of, waiting_reasons, why_unplaceable};
+use super::super::status::{
+    QueuedGroups, RunProgress, progress, progress_of, reasons_by_group, why_unplaceable,
+};
 use super::super::{JobChange, JobKey, RunChange, SchedulerError, ToWorker, WorkerSummary};
 use super::Scheduler;
 use crate::job::JobState;
@@ -227,14 +229,32 @@ impl Scheduler {
         if p.queued > 0 {
             // From the queue's index, not a walk over every job of the run: a run polled
             // while it drains costs its queued jobs, not its finished ones.
+            // The groups' counts come from the index; the walk stops once every group has its
+            // first job in queue order, which is near the head of the queue unless a group is
+            // only at its tail.
             let prefix = format!("{}-", run.id);
-            let queued = self
+            let counts = self.index.queued_groups.get(&run.id);
+            let wanted = counts.map_or(0, |c| c.len());
+            let mut groups: QueuedGroups = BTreeMap::new();
+            for job in self
                 .index
                 .queued
                 .range(prefix.clone()..)
                 .take_while(|id| id.starts_with(&prefix))
-                .filter_map(|id| self.jobs.get(id));
-            p.waiting = waiting_reasons(run, queued, |j| self.pending_job(j), &self.worker_views());
+                .filter_map(|id| self.jobs.get(id))
+            {
+                if groups.len() == wanted {
+                    break;
+                }
+                let key = (job.model_index, job.pin.as_ref());
+                if !groups.contains_key(&key)
+                    && let Some(&count) = counts.and_then(|c| c.get(&(key.0, key.1.cloned())))
+                {
+                    groups.insert(key, (count, job));
+                }
+            }
+            p.waiting =
+                reasons_by_group(run, groups, |j| self.pending_job(j), &self.worker_views());
         }
         p
     }

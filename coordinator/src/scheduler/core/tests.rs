@@ -546,3 +546,86 @@ fn a_suite_goes_to_a_connection_once_then_by_digest() {
     let (third, _) = next(&mut bed, &mut w);
     assert_eq!(third.suite_toml.as_deref(), Some(suite_of(3).as_str()));
 }
+
+/// A worker's done and failed counts are written once per step, at the commit (not once per
+/// result): they are durable once the step flushed, and a rejoin carries them from memory, where
+/// they are never behind the store.
+#[test]
+fn a_workers_counts_are_written_at_the_commit_and_survive_a_rejoin_and_a_crash() {
+    let mut bed = Bed::new();
+    let mut w1 = bed.join("w1", 2, &[], &[]);
+    bed.submit("r1", 2, 1);
+    let jobs = FakeWorker::assigned(&w1.drain());
+    assert_eq!(jobs.len(), 2, "one job per slot");
+    bed.step(vec![
+        w1.started(&jobs[0]),
+        w1.result(&jobs[0]),
+        w1.started(&jobs[1]),
+        w1.failed(&jobs[1], "engine crashed"),
+    ]);
+    let stored = bed.store().worker("w1").unwrap().unwrap();
+    assert_eq!((stored.jobs_done, stored.jobs_failed), (1, 1));
+    bed.crash(0);
+    let stored = bed.store().worker("w1").unwrap().unwrap();
+    assert_eq!(
+        (stored.jobs_done, stored.jobs_failed),
+        (1, 1),
+        "the counts were flushed with the result they count"
+    );
+    let mut w1 = bed.join("w1", 1, &[], &[]);
+    let retry = FakeWorker::assigned(&w1.drain());
+    assert_eq!(retry.len(), 1, "the failed job again");
+    bed.step(vec![w1.started(&retry[0]), w1.result(&retry[0])]);
+    // Rejoin in this process's life: the counts come from memory.
+    bed.join("w1", 1, &[], &[]);
+    let stored = bed.store().worker("w1").unwrap().unwrap();
+    assert_eq!((stored.jobs_done, stored.jobs_failed), (2, 1));
+}
+
+/// A live run's status counts its queued groups from the index and finds each group's first job
+/// near the head of the queue: it says what a walk over every queued job says, for pinned jobs of
+/// two models, while some are held and after a failure sent one back to the queue.
+#[test]
+fn a_live_status_says_what_a_walk_over_every_queued_job_says() {
+    let mut bed = Bed::new();
+    let mut w1 = bed.join("w1", 1, &[], &[]);
+    let mut w2 = bed.join("w2", 1, &[], &[]);
+    let mut run = run_record("r1", 3, 2, bed.clock.now());
+    let mut other = run.models[0].clone();
+    other.name = "other".into();
+    other.sha256 = "1".repeat(64);
+    run.models.push(other);
+    run.placement = crate::records::Placement::EveryWorker;
+    let run_id = bed.submit_record(run);
+    let walked = |bed: &Bed| {
+        let s = &bed.scheduler;
+        let run = &s.runs[&run_id];
+        let queued = s
+            .jobs
+            .values()
+            .filter(|j| j.run_id == run_id && j.state == JobState::Queued);
+        crate::scheduler::status::waiting_reasons(
+            run,
+            queued,
+            |j| s.pending_job(j),
+            &s.worker_views(),
+        )
+    };
+    let live = |bed: &Bed| {
+        bed.scheduler
+            .live_progress(&bed.scheduler.runs[&run_id])
+            .waiting
+    };
+    let reasons = live(&bed);
+    assert_eq!(reasons, walked(&bed));
+    assert!(reasons.len() >= 2, "a line per model: {reasons:?}");
+    let first = FakeWorker::assigned(&w1.drain());
+    assert_eq!(first.len(), 1);
+    bed.step(vec![
+        w1.started(&first[0]),
+        w1.failed(&first[0], "engine crashed"),
+    ]);
+    FakeWorker::assigned(&w2.drain());
+    assert_eq!(live(&bed), walked(&bed));
+    bed.assert_index_consistent();
+}

@@ -55,19 +55,13 @@ impl Scheduler {
         }
     }
 
-    /// The speed placement assumes for `worker`.
-    pub(super) fn speed_of(&self, worker: &Worker) -> f64 {
-        estimates::assumed_speed(worker.speed, self.workers.values().filter_map(|w| w.speed))
-    }
-
-    /// The seconds placement assumes `worker` needs to load a model it does not have loaded.
-    pub(super) fn load_seconds_of(&self, worker: &Worker) -> f64 {
-        estimates::assumed_load_seconds(
-            worker.load_seconds,
+    /// The farm's medians, for workers not measured yet (see [`estimates::Fallbacks`]).
+    pub(super) fn fallbacks(&self) -> estimates::Fallbacks {
+        estimates::Fallbacks::new(
+            self.workers.values().filter_map(|w| w.speed),
             self.workers
                 .values()
                 .filter_map(|w| Some((w.load_seconds?, w.speed?))),
-            self.speed_of(worker),
         )
     }
 
@@ -104,6 +98,14 @@ impl Scheduler {
             self.model_tokens.values().copied(),
             max_tokens,
         )
+    }
+
+    /// The tokens `job` is expected to take (what placement divides by a worker's speed); `None`
+    /// when its run or model is gone.
+    fn work_tokens(&self, job: &JobRecord) -> Option<f64> {
+        let run = self.runs.get(&job.run_id)?;
+        let model = run.models.get(job.model_index as usize)?;
+        Some(self.expected_tokens(&model.sha256, run.job_tokens(job)))
     }
 
     /// A queued job as placement sees it; `None` when its run or model is gone.
@@ -149,6 +151,15 @@ impl Scheduler {
     /// worker or running.
     fn remote_in_flight(&self) -> HashMap<String, u32> {
         let mut counts: HashMap<String, u32> = HashMap::new();
+        // Without a remote model in a live run there is nothing to count, and walking every held
+        // job (a job lookup each) on every step was a cost that grew with the farm.
+        let any_remote = self
+            .runs
+            .values()
+            .any(|run| run.models.iter().any(|m| m.remote().is_some()));
+        if !any_remote {
+            return counts;
+        }
         for held in self.index.held.values() {
             for (job_id, _) in held {
                 if let Some(model) = self.model_of_job(job_id)
@@ -182,16 +193,17 @@ impl Scheduler {
     /// Every connected worker as placement sees it.
     pub(super) fn worker_views(&self) -> Vec<WorkerView> {
         let now = self.now();
+        let fallbacks = self.fallbacks();
         self.workers
             .values()
             .filter(|w| w.conn.is_some())
             .map(|w| {
                 let held: Vec<&JobRecord> = self
-                    .held_by(&w.record.id)
-                    .iter()
+                    .index
+                    .held_iter(&w.record.id)
                     .filter_map(|(id, _)| self.jobs.get(id))
                     .collect();
-                let speed = self.speed_of(w);
+                let speed = fallbacks.speed(w.speed);
                 let slots = w.record.slots.max(1);
                 // Up to `prefetch` jobs wait on the worker beyond its slots, so the next job is
                 // there when one ends instead of a round trip later; not behind a job that failed
@@ -208,7 +220,7 @@ impl Scheduler {
                     .saturating_sub(u32::try_from(held.len()).unwrap_or(u32::MAX));
                 // The jobs it holds, each whole and, when running, how long since it started.
                 let ahead = held.iter().filter_map(|j| {
-                    let whole = self.pending_job(j)?.work_tokens / speed;
+                    let whole = self.work_tokens(j)? / speed;
                     let running_for = match (&j.state, j.attempts.last()) {
                         (JobState::Running { .. }, Some(a)) => {
                             let started = a.started_unix_ms.unwrap_or(a.assigned_unix_ms);
@@ -246,7 +258,7 @@ impl Scheduler {
                     ram_total_bytes: cap(hw.ram_total_bytes),
                     ram_available_bytes: cap(hw.ram_available_bytes),
                     speed,
-                    load_seconds: self.load_seconds_of(w),
+                    load_seconds: fallbacks.load_seconds(w.load_seconds, speed),
                     slots,
                     held: u32::try_from(held.len()).unwrap_or(u32::MAX),
                     busy_for,

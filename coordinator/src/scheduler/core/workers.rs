@@ -36,11 +36,20 @@ impl Scheduler {
         let id = record.id.clone();
         // A claim beyond the slot limit is cut to it, not trusted.
         record.slots = record.slots.clamp(1, self.config.limits.worker_slots);
-        // An undecodable stored record of this worker must not keep it out: it joins afresh.
-        match self.store.worker(&id) {
-            Ok(Some(old)) => {
-                record.jobs_done = old.jobs_done;
-                record.jobs_failed = old.jobs_failed;
+        // Its counts carry over: from memory when it was seen in this process's life (the
+        // store's copy is written at each commit and may lag this step), else from the store. An
+        // undecodable stored record of this worker must not keep it out: it joins afresh.
+        let counts = match self.workers.get(&id) {
+            Some(w) => Ok(Some((w.record.jobs_done, w.record.jobs_failed))),
+            None => self
+                .store
+                .worker(&id)
+                .map(|old| old.map(|old| (old.jobs_done, old.jobs_failed))),
+        };
+        match counts {
+            Ok(Some((jobs_done, jobs_failed))) => {
+                record.jobs_done = jobs_done;
+                record.jobs_failed = jobs_failed;
             }
             Ok(None) => {}
             Err(err) => {
@@ -237,6 +246,7 @@ impl Scheduler {
             return;
         };
         w.record.jobs_failed += 1;
+        self.dirty_workers.insert(worker_id.to_string());
         w.failures_in_a_row += 1;
         if limit > 0 && w.failures_in_a_row >= limit && w.quarantined.is_none() {
             let reason = format!("quarantined: {} failed jobs in a row", w.failures_in_a_row);

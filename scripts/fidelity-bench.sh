@@ -49,16 +49,22 @@ WORKER="$TARGET/$PROFILE/worker"
 mkdir -p "$WORK/runs"
 
 [[ -x "$WORKER" ]] || {
-    log "$WORKER missing: build it first (cargo build $([[ $PROFILE == release ]] && echo --release) -p benchfarm-worker)"
+    log "$WORKER missing: build it first (cargo build $([[ $PROFILE == release ]] && echo --release) -p benchfarm-worker --features benchfarm-engine/llama-common)"
     exit 1
 }
 
 # The llama.cpp build the worker links: the newest llama-cpp-sys-2 output of this profile.
 if [[ -z "$LIB_DIR" ]]; then
     LIB_DIR=$(ls -dt "$TARGET/$PROFILE"/build/llama-cpp-sys-2-*/out 2>/dev/null |
-        while read -r d; do [[ -f "$d/lib/libllama.a" ]] && echo "$d" && break; done || true)
+        while read -r d; do [[ -f "$d/lib/libllama-common.a" ]] && echo "$d" && break; done || true)
 fi
 [[ -n "$LIB_DIR" && -f "$LIB_DIR/lib/libllama.a" ]] || { log "no llama.cpp build under $TARGET/$PROFILE"; exit 1; }
+# llama-bench links llama.cpp's common library, which only a build with the engine's
+# `llama-common` feature has (engine/Cargo.toml).
+[[ -f "$LIB_DIR/lib/libllama-common.a" ]] || {
+    log "$LIB_DIR has no common library: build with --features benchfarm-engine/llama-common"
+    exit 1
+}
 CACHE="$LIB_DIR/build/CMakeCache.txt"
 log "llama.cpp build: $LIB_DIR"
 log "  $(grep -E '^CMAKE_BUILD_TYPE:' "$CACHE")  $(grep -E '^GGML_NATIVE:' "$CACHE")"

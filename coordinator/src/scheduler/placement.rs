@@ -27,6 +27,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::records::{Pin, Requirements};
+use classes::Classes;
 
 /// Memory a model needs beyond its file size: llama.cpp's compute buffers and the KV cache of a
 /// benchmark job's short context. Deliberately generous: an OOM kill costs more than a wait.
@@ -252,7 +253,22 @@ pub fn place(queue: &[PendingJob], workers: &[WorkerView]) -> Vec<Placement> {
 /// taken, models loaded) as it decides, and the scheduler builds fresh views for every step, so
 /// it gives them up rather than have them copied (at 1,000 workers the copy of every view, models
 /// and labels included, was a step's largest allocation).
-pub fn place_views(queue: &[PendingJob], mut workers: Vec<WorkerView>) -> Vec<Placement> {
+pub fn place_views(queue: &[PendingJob], workers: Vec<WorkerView>) -> Vec<Placement> {
+    place_sharing(queue, workers, Classes::RECENT)
+}
+
+/// [`place_views`] asking of every job on its own: what sharing by class must decide alike.
+#[cfg(test)]
+fn place_unshared(queue: &[PendingJob], workers: &[WorkerView]) -> Vec<Placement> {
+    place_sharing(queue, workers.to_vec(), 0)
+}
+
+/// Placement, with each job compared with the last `recent` classes for sharing (see [`Classes`]).
+fn place_sharing(
+    queue: &[PendingJob],
+    mut workers: Vec<WorkerView>,
+    recent: usize,
+) -> Vec<Placement> {
     let mut run_order: Vec<&str> = Vec::new();
     let mut per_run: BTreeMap<&str, Vec<Slotted>> = BTreeMap::new();
     // A job is taken by id: each id gets one slot (its first position), so a job listed twice is
@@ -260,13 +276,15 @@ pub fn place_views(queue: &[PendingJob], mut workers: Vec<WorkerView>) -> Vec<Pl
     // pick (with run-prefixed ids, the comparisons were a quarter of the coordinator's CPU at
     // 100 workers; docs/benchmarks.md).
     let mut slot_of: HashMap<&str, usize> = HashMap::with_capacity(queue.len());
+    let mut classes = Classes::comparing(recent);
     for (position, job) in queue.iter().enumerate() {
         let slot = *slot_of.entry(job.job_id.as_str()).or_insert(position);
+        let class = classes.of(job);
         let entry = per_run.entry(job.run_id.as_str()).or_default();
         if entry.is_empty() {
             run_order.push(job.run_id.as_str());
         }
-        entry.push(Slotted { slot, job });
+        entry.push(Slotted { slot, class, job });
     }
     let mut taken = vec![false; queue.len()];
     // Remote requests started in this call, per model, against each one's `concurrency_left`.
@@ -296,6 +314,7 @@ pub fn place_views(queue: &[PendingJob], mut workers: Vec<WorkerView>) -> Vec<Pl
                 continue;
             }
             let pick = Picker {
+                classes: classes.count(),
                 run_order: &run_order,
                 per_run: &per_run,
                 taken: &taken,
@@ -303,7 +322,7 @@ pub fn place_views(queue: &[PendingJob], mut workers: Vec<WorkerView>) -> Vec<Pl
                 coverage: &coverage,
                 remote_started: &remote_started,
             };
-            let Some(Slotted { slot, job }) = pick.next(&workers[i], &mut next_run) else {
+            let Some(Slotted { slot, job, .. }) = pick.next(&workers[i], &mut next_run) else {
                 continue;
             };
             let worker = &mut workers[i];
@@ -362,15 +381,18 @@ pub fn place_views(queue: &[PendingJob], mut workers: Vec<WorkerView>) -> Vec<Pl
     }
 }
 
-/// A queued job and the slot that says whether it is taken.
+/// A queued job, the slot that says whether it is taken, and its [`Classes`] class.
 #[derive(Clone, Copy)]
 struct Slotted<'q> {
     slot: usize,
+    class: usize,
     job: &'q PendingJob,
 }
 
 /// The state one pick reads: `'q` is the queue's lifetime, `'a` this round's borrows.
 struct Picker<'q, 'a> {
+    /// How many [`Classes`] the queue has.
+    classes: usize,
     run_order: &'a [&'q str],
     per_run: &'a BTreeMap<&'q str, Vec<Slotted<'q>>>,
     taken: &'a [bool],
@@ -386,15 +408,24 @@ impl<'q> Picker<'q, '_> {
         for offset in 0..self.run_order.len() {
             let run_index = (*next_run + offset) % self.run_order.len();
             let jobs = self.per_run.get(self.run_order[run_index])?;
+            // Asked once per class of job for this worker (see `Classes`).
+            let mut may: Vec<Option<bool>> = vec![None; self.classes];
             let capable: Vec<Slotted<'q>> = jobs
                 .iter()
                 .copied()
-                .filter(|j| !self.taken[j.slot] && self.may_take(j.job, worker))
+                .filter(|j| {
+                    !self.taken[j.slot]
+                        && *may[j.class].get_or_insert_with(|| self.may_take(j.job, worker))
+                })
                 .collect();
+            let mut leave: Vec<Option<bool>> = vec![None; self.classes];
             let allowed: Vec<Slotted<'q>> = capable
                 .iter()
                 .copied()
-                .filter(|j| !self.leave_to_holders(j.job, worker, &capable))
+                .filter(|j| {
+                    !*leave[j.class]
+                        .get_or_insert_with(|| self.leave_to_holders(j.job, worker, &capable))
+                })
                 .collect();
             let same_model = worker
                 .loaded
@@ -546,5 +577,6 @@ impl<'q> Picker<'q, '_> {
     }
 }
 
+mod classes;
 #[cfg(test)]
 mod tests;

@@ -588,3 +588,38 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    /// Asking once per class of alike jobs decides exactly as asking of every job: the same
+    /// placements in the same order, over runs, models, pins, retried jobs' avoid lists,
+    /// fetchable models, and workers of different speeds, loads, caches and free slots.
+    #[test]
+    fn sharing_by_class_decides_as_asking_per_job(
+        jobs in proptest::collection::vec(
+            (0..2usize, 0..3usize, proptest::option::of(0..4usize), proptest::collection::vec(0..4usize, 0..2), 1..3u32),
+            0..60),
+        registered in proptest::collection::vec(any::<bool>(), 3),
+        workers in proptest::collection::vec(
+            (0..3u32, proptest::collection::vec(0..3usize, 0..3), 1..4u32, proptest::option::of(0..3usize), 0..4u64, 0..6u64),
+            1..5),
+    ) {
+        let queue: Vec<PendingJob> = jobs.iter().enumerate().map(|(i, (run, model, pin, avoid, tokens))| {
+            let mut j = job(&format!("j{i:03}"), &format!("r{run}"), &format!("m{model}"));
+            j.pin = pin.map(|w| Pin::Worker(format!("w{w}")));
+            j.avoid = avoid.iter().map(|w| format!("w{w}")).collect();
+            j.work_tokens = f64::from(*tokens) * 32.0;
+            j.fetch_bytes = registered[*model].then_some(100);
+            j
+        }).collect();
+        let views: Vec<WorkerView> = workers.iter().enumerate().map(|(i, (slots, models, speed, loaded, busy, room))| {
+            let names: Vec<String> = models.iter().map(|m| format!("m{m}")).collect();
+            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            let mut w = caching(&format!("w{i}"), *slots, &refs, room * 100, 50.0);
+            w.speed = f64::from(*speed) * 40.0;
+            w.loaded = loaded.map(|m| format!("m{m}"));
+            w.busy_for = *busy as f64;
+            w
+        }).collect();
+        prop_assert_eq!(place(&queue, &views), place_unshared(&queue, &views));
+    }
+}

@@ -121,10 +121,7 @@ impl JobIndex {
 
     /// The jobs `worker` holds, in id order.
     pub fn held_by(&self, worker: &str) -> Vec<(String, u32)> {
-        self.held
-            .get(worker)
-            .map(|h| h.iter().cloned().collect())
-            .unwrap_or_default()
+        self.held_iter(worker).cloned().collect()
     }
 
     /// The jobs `worker` holds, in id order, without copying their ids (the worker views read

@@ -315,11 +315,13 @@ impl Scheduler {
     /// commit: a worker forgets a result only once it is durable here, and gets a job only once
     /// its attempt is.
     fn commit(&mut self) -> Result<(), SchedulerError> {
-        for worker_id in std::mem::take(&mut self.dirty_workers) {
-            if let Some(w) = self.workers.get(&worker_id) {
+        // Cleared only once all are written: after a store error they are written again.
+        for worker_id in &self.dirty_workers {
+            if let Some(w) = self.workers.get(worker_id) {
                 self.store.put_worker(&w.record)?;
             }
         }
+        self.dirty_workers.clear();
         if self.acks.is_empty() && self.assignments.is_empty() {
             return Ok(());
         }
